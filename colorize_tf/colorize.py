@@ -1,0 +1,169 @@
+"""Colorization of one gray image (Algorithm 2 of the paper).
+
+descriptors for every pixel -> regressor (U, V) -> joint bilateral
+refinement guided by the gray image -> recombination with the input
+luminance. Large images are processed in tiles with enough overlap that
+the result equals the whole-image computation, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+from .color import recombine
+from .features import Descriptor
+from .refine import RefineParams, joint_bilateral
+
+#: Default tile side in pixels (descriptor rows per tile stay around 0.4 M).
+DEFAULT_TILE = 512
+
+
+def tiles(height, width, tile, margin) -> Iterator[Tuple[slice, slice, slice, slice]]:
+    """Cover an image with tiles plus context.
+
+    Yields
+    ------
+    (outer_rows, outer_cols, inner_rows, inner_cols)
+        `outer` is the tile grown by `margin` (clipped to the image);
+        `inner` selects the tile itself inside the outer crop.
+    """
+    for y0 in range(0, height, tile):
+        y1 = min(height, y0 + tile)
+        oy0, oy1 = max(0, y0 - margin), min(height, y1 + margin)
+        for x0 in range(0, width, tile):
+            x1 = min(width, x0 + tile)
+            ox0, ox1 = max(0, x0 - margin), min(width, x1 + margin)
+            yield (
+                slice(oy0, oy1),
+                slice(ox0, ox1),
+                slice(y0 - oy0, y1 - oy0),
+                slice(x0 - ox0, x1 - ox0),
+            )
+
+
+@dataclasses.dataclass
+class Timing:
+    """Seconds spent per stage of one colorization."""
+
+    features: float = 0.0
+    inference: float = 0.0
+    refinement: float = 0.0
+    recombine: float = 0.0
+
+    @property
+    def total(self):
+        return self.features + self.inference + self.refinement + self.recombine
+
+
+def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timing: Optional[Timing] = None):
+    """Raw (unrefined) chrominance for every pixel.
+
+    Parameters
+    ----------
+    gray : ndarray, shape (H, W)
+        Luminance in [0, 1].
+    regressor : object with ``predict(x) -> (N, 2)``
+    descriptor : Descriptor
+    tile : int
+        Tile side; 0 or a size >= the image computes in one piece.
+
+    Returns
+    -------
+    uv : ndarray of float32, shape (H, W, 2)
+    """
+    gray = np.asarray(gray, dtype=np.float32)
+    h, w = gray.shape
+    timing = timing if timing is not None else Timing()
+    if not tile or (h <= tile and w <= tile) or descriptor.margin < 0:
+        t0 = time.perf_counter()
+        x = descriptor.compute(gray)
+        t1 = time.perf_counter()
+        uv = regressor.predict(x).reshape(h, w, 2)
+        timing.features += t1 - t0
+        timing.inference += time.perf_counter() - t1
+        return uv
+    uv = np.empty((h, w, 2), dtype=np.float32)
+    for ory, orx, iry, irx in tiles(h, w, tile, descriptor.margin):
+        t0 = time.perf_counter()
+        crop = gray[ory, orx]
+        x = descriptor.compute(crop)
+        t1 = time.perf_counter()
+        pred = regressor.predict(x).reshape(crop.shape + (2,))
+        uv[ory, orx][iry, irx] = pred[iry, irx]
+        timing.features += t1 - t0
+        timing.inference += time.perf_counter() - t1
+    return uv
+
+
+def refine_uv(gray, uv, params: RefineParams, tile=DEFAULT_TILE):
+    """Joint bilateral refinement, tiled with `params.margin` overlap (exact)."""
+    if not params.enabled:
+        return uv
+    h, w = gray.shape
+    if not tile or (h <= tile and w <= tile):
+        return joint_bilateral(gray, uv, params)
+    out = np.empty_like(uv)
+    for ory, orx, iry, irx in tiles(h, w, tile, params.margin):
+        out[ory, orx][iry, irx] = joint_bilateral(gray[ory, orx], uv[ory, orx], params)[iry, irx]
+    return out
+
+
+def colorize_gray(gray, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE, timing=None):
+    """Colorize a luminance image.
+
+    Returns
+    -------
+    rgb : ndarray of float32, shape (H, W, 3)
+        In [0, 1]; its BT.601 luminance equals `gray`.
+    uv : ndarray of float32, shape (H, W, 2)
+        The refined chrominance.
+    """
+    timing = timing if timing is not None else Timing()
+    uv = predict_uv(gray, regressor, descriptor, tile=tile, timing=timing)
+    t0 = time.perf_counter()
+    uv = refine_uv(gray, uv, refine, tile=tile)
+    t1 = time.perf_counter()
+    rgb = recombine(gray, uv)
+    timing.refinement += t1 - t0
+    timing.recombine += time.perf_counter() - t1
+    return rgb, uv
+
+
+class Colorizer:
+    """A model directory loaded for colorization.
+
+    Parameters
+    ----------
+    regressor : colorize_tf.regressor.Regressor
+    descriptor : Descriptor
+    refine : RefineParams
+    tile : int
+    """
+
+    def __init__(self, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE):
+        if descriptor.dim != regressor.input_dim:
+            raise ValueError(
+                f"descriptor width {descriptor.dim} != model input {regressor.input_dim}"
+            )
+        self.regressor = regressor
+        self.descriptor = descriptor
+        self.refine = refine
+        self.tile = tile
+
+    @classmethod
+    def load(cls, model_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, **context):
+        """Load `model_dir`; refinement defaults to the parameters stored with the model."""
+        from .regressor import Regressor
+
+        reg = Regressor.load(model_dir)
+        desc = Descriptor.from_config(reg.meta["descriptor"], **context)
+        if refine is None:
+            refine = RefineParams(**reg.meta.get("refine", {}))
+        return cls(reg, desc, refine, tile)
+
+    def colorize(self, gray, timing=None):
+        """Colorize luminance (H, W) in [0, 1]; returns ``(rgb, uv)``, see `colorize_gray`."""
+        return colorize_gray(gray, self.regressor, self.descriptor, self.refine, self.tile, timing)

@@ -1,0 +1,62 @@
+"""Quality metrics: RGB PSNR (the paper's) and the L_UV error (Zhu, Zhao, Guo)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .color import UV_SCALE, rgb_to_yuv, to_uint
+
+
+def psnr(pred, truth, peak=255.0):
+    """PSNR in dB between two RGB images, computed on 8-bit values.
+
+    Parameters
+    ----------
+    pred, truth : ndarray, shape (H, W, 3)
+        uint8, or float in [0, 1] (quantised to 8 bits first, as saved files are).
+
+    Returns
+    -------
+    float
+        ``10 log10(peak^2 / MSE)``; ``inf`` for identical images.
+    """
+    a = _as_uint8(pred).astype(np.float64)
+    b = _as_uint8(truth).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    mse = np.mean((a - b) ** 2)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(peak * peak / mse))
+
+
+def l_uv(pred_uv, true_uv):
+    """UV loss of Zhu, Zhao and Guo: sum of squared U,V error / (2 W H).
+
+    U and V are first normalised to [-1, 1] (U / 0.436, V / 0.615).
+
+    Parameters
+    ----------
+    pred_uv, true_uv : ndarray, shape (H, W, 2)
+    """
+    d = (np.asarray(pred_uv, np.float64) - np.asarray(true_uv, np.float64)) / UV_SCALE
+    return float(np.sum(d * d) / d.size)
+
+
+def uv_of(rgb):
+    """Chrominance (H, W, 2) of an RGB image (uint8 or float in [0, 1])."""
+    rgb = _as_float(rgb)
+    return rgb_to_yuv(rgb)[..., 1:]
+
+
+def gray_baseline(truth):
+    """The gray prediction (U = V = 0) of a colour image, as RGB float in [0, 1]."""
+    y = rgb_to_yuv(_as_float(truth))[..., 0]
+    return np.repeat(np.clip(y, 0, 1)[..., None], 3, axis=-1)
+
+
+def _as_uint8(img):
+    img = np.asarray(img)
+    return img if img.dtype == np.uint8 else to_uint(img, 8)
+
+
+def _as_float(img):
+    img = np.asarray(img)
+    return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)

@@ -1,0 +1,256 @@
+"""The per-pixel chrominance regressor (Sec. III-A) and its model directory.
+
+Network: input (descriptor, standardised) -> 3 x Dense(input/2, ReLU) ->
+Dense(2, linear) = (U, V); least squares loss (eq. 1).
+
+A model directory holds ``regressor.keras`` (weights and architecture,
+standardisation baked in as a Normalization layer) and ``model.json``
+(descriptor blocks, standardisation statistics, training record, default
+refinement, versions, SHA-256 of the Keras file). Nothing is pickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from typing import Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "regressor.keras"
+META_FILE = "model.json"
+FORMAT = "colorize_tf.regressor"
+FORMAT_VERSION = 1
+#: Rows per inference call: large enough to amortise call overhead, small enough for bounded memory.
+CHUNK_ROWS = 65536
+
+
+def build_model(input_dim, mean, std, hidden_layers=3, hidden_units=None):
+    """Keras regressor: Normalization -> hidden_layers x Dense(ReLU) -> Dense(2).
+
+    Parameters
+    ----------
+    input_dim : int
+    mean, std : ndarray, shape (input_dim,)
+        Input standardisation statistics.
+    hidden_units : int, optional
+        Default ``input_dim // 2`` (the paper's choice).
+    """
+    import keras
+
+    units = hidden_units or max(2, input_dim // 2)
+    std = np.where(np.asarray(std) > 1e-6, std, 1.0)
+    layers = [
+        keras.Input(shape=(input_dim,), name="descriptor"),
+        keras.layers.Normalization(mean=np.asarray(mean), variance=np.square(std), name="standardise"),
+    ]
+    for i in range(hidden_layers):
+        layers.append(keras.layers.Dense(units, activation="relu", name=f"hidden{i + 1}"))
+    layers.append(keras.layers.Dense(2, name="uv"))
+    return keras.Sequential(layers, name="chroma_regressor")
+
+
+def standardisation(x):
+    """Per-column mean and standard deviation (float64 accumulation)."""
+    x = np.asarray(x)
+    mean = x.mean(axis=0, dtype=np.float64)
+    std = x.std(axis=0, dtype=np.float64)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def train_regressor(
+    x,
+    uv,
+    val=None,
+    epochs=10,
+    batch_size=1024,
+    learning_rate=1e-3,
+    hidden_layers=3,
+    seed=0,
+    patience=3,
+    log_dir=None,
+    verbose=0,
+):
+    """Fit a regressor on in-memory samples.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, dim)
+    uv : ndarray, shape (N, 2)
+    val : tuple (x_val, uv_val), optional
+        Held-out images' samples: early stopping restores the best epoch.
+    log_dir : str, optional
+        TensorBoard log directory.
+
+    Returns
+    -------
+    model : keras.Model
+    record : dict
+        Loss history and settings, for the model metadata.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    mean, std = standardisation(x)
+    model = build_model(x.shape[1], mean, std, hidden_layers=hidden_layers)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    callbacks = []
+    if val is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+        )
+    if log_dir and _has_tensorboard():
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
+    t0 = time.time()
+    hist = model.fit(
+        x,
+        uv,
+        validation_data=val,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    record = {
+        "samples": int(len(x)),
+        "val_samples": int(len(val[0])) if val is not None else 0,
+        "epochs_run": len(history.get("loss", [])),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "history": history,
+        "seconds": round(time.time() - t0, 2),
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+    }
+    for key in ("loss", "val_loss"):
+        if history.get(key):
+            record[f"best_{key}"] = min(history[key])
+    return model, record
+
+
+def _has_tensorboard():
+    try:
+        import tensorboard  # noqa: F401  (tensorflow-cpu does not ship it)
+    except ImportError:
+        return False
+    return True
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions():
+    """Library versions recorded in model metadata."""
+    out = {"python": platform.python_version()}
+    for mod in ("numpy", "keras", "tensorflow", "cv2", "skimage"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # pragma: no cover - optional module
+            pass
+    return out
+
+
+def save_model_dir(model_dir, model, descriptor_config, training, refine=None, extra=None):
+    """Write ``regressor.keras`` + ``model.json`` into `model_dir` (created if needed)."""
+    os.makedirs(model_dir, exist_ok=True)
+    kpath = os.path.join(model_dir, MODEL_FILE)
+    model.save(kpath)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "descriptor": descriptor_config,
+        "input_dim": int(model.input_shape[-1]),
+        "normalization": {"mean": training.pop("mean"), "std": training.pop("std")},
+        "training": training,
+        "refine": refine or {},
+        "versions": versions(),
+        "files": {MODEL_FILE: _sha256(kpath)},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if extra:
+        meta.update(extra)
+    tmp = os.path.join(model_dir, META_FILE + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(meta, fh, indent=1)
+    os.replace(tmp, os.path.join(model_dir, META_FILE))
+    return meta
+
+
+def read_metadata(model_dir):
+    path = os.path.join(model_dir, META_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{model_dir} is not a model directory: {META_FILE} missing")
+    with open(path) as fh:
+        meta = json.load(fh)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} metadata file")
+    return meta
+
+
+class Regressor:
+    """A trained regressor ready for inference.
+
+    Parameters
+    ----------
+    model : keras.Model
+    meta : dict
+        Contents of ``model.json``.
+    """
+
+    def __init__(self, model, meta):
+        import tensorflow as tf
+
+        self.model = model
+        self.meta = meta
+        self.input_dim = int(meta["input_dim"])
+        self._fn = tf.function(
+            lambda t: model(t, training=False),
+            input_signature=[tf.TensorSpec([None, self.input_dim], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    @classmethod
+    def load(cls, model_dir, verify=True):
+        """Load a model directory, checking the Keras file against its recorded checksum."""
+        import keras
+
+        meta = read_metadata(model_dir)
+        kpath = os.path.join(model_dir, MODEL_FILE)
+        if not os.path.exists(kpath):
+            raise FileNotFoundError(f"{kpath} missing")
+        if verify and meta.get("files", {}).get(MODEL_FILE) != _sha256(kpath):
+            raise ValueError(f"{kpath} does not match the checksum in {META_FILE}: altered or corrupt")
+        return cls(keras.saving.load_model(kpath, compile=False), meta)
+
+    def predict(self, x, chunk_rows=CHUNK_ROWS):
+        """U, V for descriptor rows.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, input_dim)
+
+        Returns
+        -------
+        uv : ndarray of float32, shape (N, 2)
+        """
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(f"expected (N, {self.input_dim}) descriptors, got {x.shape}")
+        out = np.empty((len(x), 2), dtype=np.float32)
+        for s in range(0, len(x), chunk_rows):
+            out[s : s + chunk_rows] = self._fn(x[s : s + chunk_rows]).numpy()
+        return out

@@ -1,0 +1,62 @@
+"""Choosing refinement parameters on held-out training images (never on test data)."""
+from __future__ import annotations
+
+import itertools
+from typing import Iterable, List, Sequence
+
+import numpy as np
+
+from .color import recombine
+from .colorize import predict_uv, refine_uv
+from .metrics import psnr
+from .refine import RefineParams
+
+#: Default search grid: no refinement, the classic 9-px filter, and wider filters.
+DEFAULT_GRID = tuple(
+    [RefineParams(0, 0.1, 1.0)]
+    + [
+        RefineParams(d, sc, ss)
+        for d, ss in ((9, 4.0), (21, 10.0), (41, 20.0), (61, 40.0))
+        for sc in (0.05, 0.1, 0.2)
+    ]
+)
+
+
+def tune_refinement(gray_images: Sequence[np.ndarray], rgb_images: Sequence[np.ndarray], regressor, descriptor,
+                    grid: Iterable[RefineParams] = DEFAULT_GRID, tile=0):
+    """Pick the joint bilateral parameters with the best mean RGB PSNR.
+
+    Parameters
+    ----------
+    gray_images : list of ndarray (H, W)
+        Luminance of held-out images.
+    rgb_images : list of ndarray (H, W, 3)
+        Their colour ground truth in [0, 1].
+    regressor, descriptor
+        As for `colorize_tf.colorize.predict_uv`.
+    grid : iterable of RefineParams
+
+    Returns
+    -------
+    best : RefineParams
+    table : list of dict
+        ``{"diameter", "sigma_color", "sigma_space", "mean_psnr"}`` per grid point.
+    """
+    grid = list(grid)
+    raw = [predict_uv(g, regressor, descriptor, tile=tile) for g in gray_images]
+    table: List[dict] = []
+    for params in grid:
+        scores = [
+            psnr(recombine(g, refine_uv(g, uv, params, tile=tile)), rgb)
+            for g, uv, rgb in zip(gray_images, raw, rgb_images)
+        ]
+        table.append(
+            {
+                "diameter": params.diameter,
+                "sigma_color": params.sigma_color,
+                "sigma_space": params.sigma_space,
+                "mean_psnr": float(np.mean(scores)),
+            }
+        )
+    best_i = int(np.argmax([row["mean_psnr"] for row in table]))
+    return grid[best_i], table

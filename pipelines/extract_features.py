@@ -1,0 +1,126 @@
+"""Feature job: images -> per-pixel training samples (TFRecords) + per-image table (Parquet).
+
+    python -m pipelines.extract_features --input IMAGES --output FEATURES_DIR
+
+Output layout (any Beam filesystem)::
+
+    FEATURES_DIR/config.json                    descriptor blocks and sampling settings
+    FEATURES_DIR/samples/samples-*.tfrecord.gz  one tf.train.Example per image (colorize_tf.records)
+    FEATURES_DIR/images/images-*.parquet        one row per image (id, path, size, ...)
+    FEATURES_DIR/dead_letters/dead-*.jsonl      one JSON line per input that yielded nothing, with the reason
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from colorize_tf.color import DEFAULT_MAX_PIXELS
+from colorize_tf.features import DEFAULT_BLOCKS, Descriptor
+from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
+from transforms.io import DEAD, ReadImages
+
+#: Pixels sampled per image; see README ("Sampling").
+DEFAULT_SAMPLES = 2048
+
+
+class FeatureOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--input", required=True, help="Folder, glob, list file or image (any Beam filesystem).")
+        parser.add_argument("--output", required=True, help="Output folder.")
+        parser.add_argument("--list_root", default=None, help="Base folder for relative list-file entries.")
+        parser.add_argument("--samples_per_image", type=int, default=DEFAULT_SAMPLES, help="N_s, pixels per image.")
+        parser.add_argument(
+            "--edge_fraction", type=float, default=0.0,
+            help="Share of samples drawn proportionally to gradient magnitude (rest uniform).",
+        )
+        parser.add_argument("--blocks", default=",".join(DEFAULT_BLOCKS), help="Descriptor blocks, in order.")
+        parser.add_argument("--patch_size", type=int, default=7)
+        parser.add_argument("--daisy_radius", type=int, default=15)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
+        parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
+
+
+def descriptor_from_options(opts):
+    return Descriptor.from_names(
+        opts.blocks, patch={"size": opts.patch_size}, daisy={"radius": opts.daisy_radius}
+    )
+
+
+def write_config(opts, descriptor):
+    config = {
+        "descriptor": descriptor.config(),
+        "dim": descriptor.dim,
+        "samples_per_image": opts.samples_per_image,
+        "edge_fraction": opts.edge_fraction,
+        "seed": opts.seed,
+        "input": opts.input,
+    }
+    FileSystems.mkdirs(opts.output) if not FileSystems.exists(opts.output) else None
+    with FileSystems.create(FileSystems.join(opts.output, "config.json")) as fh:
+        fh.write(json.dumps(config, indent=1).encode())
+    return config
+
+
+def build(pipeline, opts, descriptor):
+    """Compose the feature job on `pipeline`; returns the output PCollections."""
+    out = opts.output
+    read = pipeline | "ReadImages" >> ReadImages(opts.input, opts.list_root, max_bytes=None)
+    extracted = read["files"] | "ExtractFeatures" >> beam.ParDo(
+        ExtractFeaturesDoFn(
+            descriptor.config(), opts.samples_per_image, opts.edge_fraction, opts.seed, opts.max_pixels
+        )
+    ).with_outputs(IMAGES, DEAD, main="samples")
+    extracted.samples | "WriteSamples" >> beam.io.WriteToTFRecord(
+        FileSystems.join(out, "samples", "samples"),
+        file_name_suffix=".tfrecord.gz",
+        num_shards=opts.num_shards,
+    )
+    extracted[IMAGES] | "WriteImageTable" >> beam.io.WriteToParquet(
+        FileSystems.join(out, "images", "images"), IMAGE_SCHEMA, file_name_suffix=".parquet"
+    )
+    dead = (read[DEAD], extracted[DEAD]) | "AllDeadLetters" >> beam.Flatten()
+    dead | "DeadToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteDeadLetters" >> beam.io.WriteToText(
+        FileSystems.join(out, "dead_letters", "dead"), file_name_suffix=".jsonl"
+    )
+    return extracted, dead
+
+
+def run(argv=None):
+    """Run the feature job; returns the Beam PipelineResult."""
+    options = PipelineOptions(argv)
+    opts = options.view_as(FeatureOptions)
+    descriptor = descriptor_from_options(opts)
+    write_config(opts, descriptor)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, opts, descriptor)
+    result = pipeline.run()
+    result.wait_until_finish()
+    _log_counters(result)
+    return result
+
+
+def _log_counters(result):
+    try:
+        for c in result.metrics().query()["counters"]:
+            logging.info("counter %s/%s = %s", c.key.metric.namespace, c.key.metric.name, c.committed)
+    except Exception:  # some runners do not report metrics
+        pass
+
+
+def main():
+    logging.getLogger().setLevel(logging.INFO)
+    argv = sys.argv[1:]
+    if not any(a.startswith("--runner") for a in argv):
+        argv.append("--runner=FnApiRunner")
+    run(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Beam DoFns that turn image files into training samples and per-image rows."""
+from __future__ import annotations
+
+import hashlib
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from colorize_tf.color import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, rgb_to_yuv
+from colorize_tf.features import Descriptor, sample_pixels
+
+from .io import DEAD, dead_letter
+
+IMAGES = "images"
+
+#: One row per image in ``images/*.parquet``. ``gist`` and ``semantic_hist`` are
+#: filled by the global-descriptor and scene-parser stages when enabled.
+IMAGE_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("path", pa.string()),
+        ("height", pa.int64()),
+        ("width", pa.int64()),
+        ("n_samples", pa.int64()),
+        ("source_mode", pa.string()),
+        ("gist", pa.list_(pa.float32())),
+        ("semantic_hist", pa.list_(pa.float32())),
+    ]
+)
+
+
+def image_seed(image_id, seed):
+    """Per-image sampling seed: reruns draw the same pixels."""
+    digest = hashlib.sha256(f"{seed}:{image_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+class ExtractFeaturesDoFn(beam.DoFn):
+    """ImageFile -> serialised tf.train.Example (main), image row (``images``), dead letters (``dead``).
+
+    Parameters
+    ----------
+    descriptor_config : list of dict
+        `Descriptor.config()` of the blocks to compute.
+    n_samples : int
+        Pixels sampled per image.
+    edge_fraction : float
+        Share of samples drawn proportionally to gradient magnitude.
+    seed : int
+    max_pixels : int
+        Larger images go to the dead letters.
+    """
+
+    def __init__(self, descriptor_config, n_samples, edge_fraction=0.0, seed=0, max_pixels=DEFAULT_MAX_PIXELS):
+        self.descriptor_config = descriptor_config
+        self.n_samples = n_samples
+        self.edge_fraction = edge_fraction
+        self.seed = seed
+        self.max_pixels = max_pixels
+        self.ok = Metrics.counter("features", "images_ok")
+        self.bad = Metrics.counter("features", "images_failed")
+        self.no_colour = Metrics.counter("features", "images_without_colour")
+        self.samples = Metrics.counter("features", "samples_written")
+
+    def setup(self):
+        from colorize_tf import records  # TensorFlow loads here, once per worker
+
+        records.encode_example("warmup", [[0.0]], [[0.0, 0.0]], [[0, 0]], 1, 1)
+        self._encode = records.encode_example
+        self.descriptor = Descriptor.from_config(self.descriptor_config)
+
+    def process(self, item):
+        try:
+            pic = decode_image(item.data, max_pixels=self.max_pixels)
+        except ImageDecodeError as exc:
+            self.bad.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "decode", exc))
+            return
+        if pic.rgb is None:
+            self.no_colour.inc()
+            yield beam.pvalue.TaggedOutput(
+                DEAD, dead_letter(item.path, "features", f"no colour to learn from (mode {pic.mode})")
+            )
+            return
+        try:
+            coords = sample_pixels(
+                pic.gray, self.n_samples, self.edge_fraction, image_seed(item.image_id, self.seed)
+            )
+            x = self.descriptor.compute(pic.gray, coords)
+            uv = rgb_to_yuv(pic.rgb[coords[:, 0], coords[:, 1]])[:, 1:]
+            example = self._encode(item.image_id, x, uv, coords, *pic.shape)
+        except Exception as exc:  # a bug or odd image must not kill the job: record it
+            self.bad.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "features", f"{type(exc).__name__}: {exc}"))
+            return
+        self.ok.inc()
+        self.samples.inc(len(coords))
+        yield example
+        yield beam.pvalue.TaggedOutput(
+            IMAGES,
+            {
+                "image_id": item.image_id,
+                "path": item.path,
+                "height": int(pic.shape[0]),
+                "width": int(pic.shape[1]),
+                "n_samples": int(len(coords)),
+                "source_mode": pic.mode,
+                "gist": None,
+                "semantic_hist": None,
+            },
+        )

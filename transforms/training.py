@@ -1,0 +1,108 @@
+"""Beam DoFn training one chrominance regressor per element (a cluster of images)."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from colorize_tf.color import decode_image
+
+log = logging.getLogger(__name__)
+
+
+def _read_bytes(path):
+    with FileSystems.open(path, compression_type="uncompressed") as fh:
+        return fh.read()
+
+
+def copy_dir_to(local_dir, dest_dir):
+    """Copy a local folder's files to `dest_dir` on any Beam filesystem."""
+    if "://" not in dest_dir:
+        os.makedirs(dest_dir, exist_ok=True)
+    for name in sorted(os.listdir(local_dir)):
+        src = os.path.join(local_dir, name)
+        if os.path.isdir(src):
+            copy_dir_to(src, FileSystems.join(dest_dir, name))
+            continue
+        with open(src, "rb") as fin, FileSystems.create(FileSystems.join(dest_dir, name)) as fout:
+            shutil.copyfileobj(fin, fout)
+
+
+class TrainRegressorDoFn(beam.DoFn):
+    """Cluster spec -> trained model directory; yields a summary dict.
+
+    An element is ``{"cluster_id", "train_ids", "val_ids", "val_paths", "model_dir"}``.
+    Samples are read from the feature job's TFRecords with tf.data; the
+    refinement filter is tuned on the held-out images' PSNR.
+    """
+
+    def __init__(self, shards, descriptor_config, train_kwargs, tune_images=32, refine=None):
+        self.shards = shards
+        self.descriptor_config = descriptor_config
+        self.train_kwargs = train_kwargs
+        self.tune_images = tune_images
+        self.refine = refine
+        self.trained = Metrics.counter("training", "models_trained")
+        self.samples = Metrics.counter("training", "samples_seen")
+
+    def setup(self):
+        import tensorflow  # noqa: F401  (load once per worker)
+
+    def process(self, spec):
+        from colorize_tf import records, regressor, tuning
+        from colorize_tf.features import Descriptor
+        from colorize_tf.refine import RefineParams
+
+        cid = spec["cluster_id"]
+        x, uv, ids, _ = records.load_samples(self.shards, spec["train_ids"])
+        val = None
+        if spec.get("val_ids"):
+            vx, vuv, _, _ = records.load_samples(self.shards, spec["val_ids"])
+            val = (vx, vuv)
+        log.info("cluster %s: training on %d images / %d samples (%d val samples)",
+                 cid, len(ids), len(x), 0 if val is None else len(val[0]))
+        tmp = tempfile.mkdtemp(prefix=f"train-{cid}-")
+        try:
+            model, record = regressor.train_regressor(
+                x, uv, val=val, log_dir=os.path.join(tmp, "tensorboard"), **self.train_kwargs
+            )
+            record.update(images=int(len(ids)), cluster_id=cid)
+            log.info("cluster %s: %d epochs, best loss %.5f val %.5f", cid, record["epochs_run"],
+                     record.get("best_loss", float("nan")), record.get("best_val_loss", float("nan")))
+            refine = RefineParams(**self.refine) if self.refine else RefineParams()
+            paths = list(spec.get("val_paths") or [])[: self.tune_images]
+            if self.refine is None and paths:
+                pics = [decode_image(_read_bytes(p)) for p in paths]
+                reg = regressor.Regressor(model, {"input_dim": x.shape[1]})
+                desc = Descriptor.from_config(self.descriptor_config)
+                refine, table = tuning.tune_refinement(
+                    [p.gray for p in pics], [p.rgb for p in pics], reg, desc
+                )
+                record["refine_tuning"] = {"images": len(pics), "grid": table}
+                log.info("cluster %s: refinement tuned on %d held-out images: %s", cid, len(pics), refine)
+            meta = regressor.save_model_dir(
+                os.path.join(tmp, "model"), model, self.descriptor_config, record,
+                refine={"diameter": refine.diameter, "sigma_color": refine.sigma_color,
+                        "sigma_space": refine.sigma_space},
+            )
+            copy_dir_to(os.path.join(tmp, "model"), spec["model_dir"])
+            if os.path.isdir(os.path.join(tmp, "tensorboard")):
+                copy_dir_to(os.path.join(tmp, "tensorboard"), FileSystems.join(spec["model_dir"], "tensorboard"))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.trained.inc()
+        self.samples.inc(len(x))
+        yield {
+            "cluster_id": cid,
+            "model_dir": spec["model_dir"],
+            "images": int(len(ids)),
+            "samples": int(len(x)),
+            "best_loss": record.get("best_loss"),
+            "best_val_loss": record.get("best_val_loss"),
+            "refine": meta["refine"],
+        }
