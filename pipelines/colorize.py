@@ -19,6 +19,7 @@ import time
 from colorize_tf.color import decode_image, encode_image
 from colorize_tf.colorize import DEFAULT_TILE, Colorizer, Timing
 from colorize_tf.refine import RefineParams
+from pipelines.options import setup_logging
 
 log = logging.getLogger("colorize")
 
@@ -65,7 +66,7 @@ def colorize_file(colorizer, path, out_path, quality=95, timing=None):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     args = parse_args(argv)
     refine = None
     if args.refine is not None:

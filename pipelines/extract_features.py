@@ -24,15 +24,18 @@ from colorize_tf.features import DEFAULT_BLOCKS, Descriptor
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.io import DEAD, ReadImages
 
+from .options import JobOptions, job_args, require, setup_logging  # noqa: F401  (JobOptions registers shared flags)
+
 #: Pixels sampled per image; see README ("Sampling").
 DEFAULT_SAMPLES = 2048
+
+
+log = logging.getLogger(__name__)
 
 
 class FeatureOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--input", required=True, help="Folder, glob, list file or image (any Beam filesystem).")
-        parser.add_argument("--output", required=True, help="Output folder.")
         parser.add_argument("--list_root", default=None, help="Base folder for relative list-file entries.")
         parser.add_argument("--samples_per_image", type=int, default=DEFAULT_SAMPLES, help="N_s, pixels per image.")
         parser.add_argument(
@@ -42,7 +45,6 @@ class FeatureOptions(PipelineOptions):
         parser.add_argument("--blocks", default=",".join(DEFAULT_BLOCKS), help="Descriptor blocks, in order.")
         parser.add_argument("--patch_size", type=int, default=7)
         parser.add_argument("--daisy_radius", type=int, default=15)
-        parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
         parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
 
@@ -95,7 +97,8 @@ def build(pipeline, opts, descriptor):
 def run(argv=None):
     """Run the feature job; returns the Beam PipelineResult."""
     options = PipelineOptions(argv)
-    opts = options.view_as(FeatureOptions)
+    opts = job_args(options)
+    require(opts, "input", "output")
     descriptor = descriptor_from_options(opts)
     write_config(opts, descriptor)
     pipeline = beam.Pipeline(options=options)
@@ -109,13 +112,13 @@ def run(argv=None):
 def _log_counters(result):
     try:
         for c in result.metrics().query()["counters"]:
-            logging.info("counter %s/%s = %s", c.key.metric.namespace, c.key.metric.name, c.committed)
+            log.info("counter %s/%s = %s", c.key.metric.namespace, c.key.metric.name, c.committed)
     except Exception:  # some runners do not report metrics
         pass
 
 
 def main():
-    logging.getLogger().setLevel(logging.INFO)
+    setup_logging()
     argv = sys.argv[1:]
     if not any(a.startswith("--runner") for a in argv):
         argv.append("--runner=FnApiRunner")

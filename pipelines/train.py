@@ -24,12 +24,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from colorize_tf import records
 from transforms.training import TrainRegressorDoFn
 
+from .options import JobOptions, job_args, require, setup_logging  # noqa: F401  (JobOptions registers shared flags)
+
+
+log = logging.getLogger(__name__)
+
 
 class TrainOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--features", required=True, help="Output folder of pipelines.extract_features.")
-        parser.add_argument("--output", required=True, help="Model directory to write.")
+        parser.add_argument("--features", default=None, help="Output folder of pipelines.extract_features.")
         parser.add_argument("--epochs", type=int, default=20)
         parser.add_argument("--batch_size", type=int, default=1024)
         parser.add_argument("--learning_rate", type=float, default=1e-3)
@@ -41,7 +45,6 @@ class TrainOptions(PipelineOptions):
             help="Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE' instead of tuning (0,0,0 = off).",
         )
         parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
-        parser.add_argument("--seed", type=int, default=0)
 
 
 def read_config(features_dir):
@@ -121,7 +124,8 @@ def build(pipeline, opts):
 
 def run(argv=None):
     options = PipelineOptions(argv)
-    opts = options.view_as(TrainOptions)
+    opts = job_args(options)
+    require(opts, "features", "output")
     pipeline = beam.Pipeline(options=options)
     build(pipeline, opts)
     result = pipeline.run()
@@ -130,7 +134,7 @@ def run(argv=None):
 
 
 def main():
-    logging.getLogger().setLevel(logging.INFO)
+    setup_logging()
     argv = sys.argv[1:]
     if not any(a.startswith("--runner") for a in argv):
         argv.append("--runner=FnApiRunner")

@@ -1,0 +1,42 @@
+"""Options shared by every job.
+
+Beam parses all PipelineOptions subclasses loaded in a process together when
+it serialises a pipeline, so an option name may be defined only once and no
+option may be argparse-``required``: the shared ones live here, each job's
+own ones in its module, and `require` checks presence at run time.
+"""
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+class JobOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--input", default=None, help="Input: folder, glob, list file or file (any Beam filesystem).")
+        parser.add_argument("--output", default=None, help="Output folder (any Beam filesystem).")
+        parser.add_argument("--seed", type=int, default=0, help="Seed for sampling, splits and initialisation.")
+
+
+def require(opts, *names):
+    """Raise a clear error when a needed option is missing."""
+    missing = [n for n in names if getattr(opts, n, None) in (None, "")]
+    if missing:
+        raise SystemExit("missing required option(s): " + ", ".join("--" + n for n in missing))
+
+
+def job_args(options):
+    """All parsed options (shared and job-specific) as one attribute namespace."""
+    import types
+
+    return types.SimpleNamespace(**options.get_all_options(retain_unknown_options=False))
+
+
+def setup_logging(verbose=False):
+    """Our loggers at INFO with timestamps; Beam/TensorFlow at WARNING unless `verbose`."""
+    import logging
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in ("colorize_tf", "transforms", "pipelines", "colorize", "demo"):
+        logging.getLogger(name).setLevel(logging.INFO)
