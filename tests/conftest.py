@@ -1,0 +1,39 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+
+
+def synthetic_scene(h=64, w=80, seed=0):
+    """A colour test image with structure: blue sky gradient, green textured ground, red disc."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rgb = np.zeros((h, w, 3), np.float32)
+    horizon = h // 2 + int(rng.integers(-4, 5))
+    sky = yy < horizon
+    rgb[sky] = np.stack([0.35 + 0.2 * yy[sky] / h, 0.55 + 0.2 * yy[sky] / h, 0.95 * np.ones(sky.sum())], -1)
+    tex = 0.1 * np.sin(xx / 2.0 + rng.uniform(0, 6)) * np.cos(yy / 3.0)
+    ground = ~sky
+    rgb[ground] = np.stack([0.2 + tex[ground], 0.55 + tex[ground], 0.15 + 0.5 * tex[ground]], -1)
+    cy, cx, r = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w, min(h, w) / 6
+    disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+    rgb[disc] = [0.85, 0.15, 0.1]
+    return np.clip(rgb + rng.normal(0, 0.01, rgb.shape), 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def scene():
+    return synthetic_scene()
+
+
+def write_png(path, rgb):
+    from PIL import Image
+
+    Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)).save(path)

@@ -1,0 +1,100 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorize_tf import color
+
+
+def _bytes(img, fmt="PNG", **kw):
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_yuv_round_trip_and_known_values():
+    rng = np.random.default_rng(1)
+    rgb = rng.random((50, 3)).astype(np.float32)
+    assert np.allclose(color.yuv_to_rgb(color.rgb_to_yuv(rgb)), rgb, atol=1e-5)
+    # white: Y=1, no chroma; pure blue: U=0.436 - 0.114*0.492...
+    yuv = color.rgb_to_yuv(np.array([[1, 1, 1], [0, 0, 1], [1, 0, 0]], np.float32))
+    assert np.allclose(yuv[0], [1, 0, 0], atol=1e-4)
+    assert np.allclose(yuv[1], [0.114, 0.436, -0.10001], atol=1e-4)
+    assert np.allclose(yuv[2], [0.299, -0.14713, 0.615], atol=1e-4)
+
+
+def test_recombine_keeps_luminance_exactly_even_out_of_gamut():
+    rng = np.random.default_rng(2)
+    y = rng.random((40, 40)).astype(np.float32)
+    uv = rng.normal(0, 0.5, (40, 40, 2)).astype(np.float32)  # far outside the gamut
+    rgb = color.recombine(y, uv)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    assert np.abs(color.luminance(rgb) - y).max() < 1e-5
+    # after 8-bit quantisation the luminance moves by at most half a level
+    q = color.to_uint(rgb).astype(np.float32) / 255
+    assert np.abs(color.luminance(q) - y).max() <= 0.5 / 255 + 1e-6
+    # in-gamut chroma is reproduced unchanged
+    rgb0 = rng.random((10, 10, 3)).astype(np.float32)
+    yuv0 = color.rgb_to_yuv(rgb0)
+    assert np.allclose(color.recombine(yuv0[..., 0], yuv0[..., 1:]), rgb0, atol=5e-5)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "CMYK", "I;16", "1"])
+def test_decode_any_mode(mode):
+    rgb = (np.random.default_rng(3).random((20, 30, 3)) * 255).astype(np.uint8)
+    base = Image.fromarray(rgb)
+    if mode == "I;16":
+        img = Image.fromarray((np.arange(600).reshape(20, 30) * 100).astype(np.uint16))
+    else:
+        img = base.convert(mode)
+    fmt = "TIFF" if mode == "CMYK" else "PNG"
+    pic = color.decode_image(_bytes(img, fmt))
+    assert pic.gray.shape == (20, 30) and pic.gray.dtype == np.float32
+    assert 0 <= pic.gray.min() and pic.gray.max() <= 1
+    assert (pic.alpha is not None) == (mode in ("LA", "RGBA"))
+    assert (pic.rgb is not None) == (mode in ("RGB", "RGBA", "P", "CMYK"))
+    if mode == "I;16":
+        assert pic.bits == 16
+        assert np.isclose(pic.gray[0, 1], 100 / 65535, atol=1e-6)
+    if mode == "RGB":
+        assert np.allclose(pic.gray, color.luminance(rgb / 255.0), atol=1e-5)
+
+
+def test_exif_orientation_applied():
+    arr = np.zeros((10, 20, 3), np.uint8)
+    arr[:, :10] = 255  # left half white
+    img = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    pic = color.decode_image(_bytes(img, "JPEG", exif=exif.tobytes(), quality=100))
+    assert pic.gray.shape == (20, 10)  # rotated
+    assert pic.gray[:8].mean() > 0.9 and pic.gray[-8:].mean() < 0.1  # white half now on top
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [(b"", "empty"), (b"hello, not an image", "not an image")],
+)
+def test_decode_errors_have_reasons(data, reason):
+    with pytest.raises(color.ImageDecodeError, match=reason):
+        color.decode_image(data)
+
+
+def test_truncated_and_too_large():
+    good = _bytes(Image.fromarray(np.full((64, 64, 3), 128, np.uint8)), "PNG")
+    with pytest.raises(color.ImageDecodeError, match="truncated|corrupt"):
+        color.decode_image(good[: len(good) // 2])
+    with pytest.raises(color.ImageDecodeError, match="too large"):
+        color.decode_image(good, max_pixels=1000)
+
+
+def test_encode_keeps_alpha_and_16_bit():
+    rgb = np.random.default_rng(4).random((8, 9, 3)).astype(np.float32)
+    alpha = np.linspace(0, 1, 72, dtype=np.float32).reshape(8, 9)
+    pic = color.decode_image(color.encode_image(rgb, "PNG", alpha=alpha))
+    assert pic.alpha is not None and np.allclose(pic.alpha, alpha, atol=1 / 255)
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(color.encode_image(rgb, "PNG", bits=16), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert arr.dtype == np.uint16 and np.allclose(arr[..., ::-1] / 65535.0, rgb, atol=1e-4)

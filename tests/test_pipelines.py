@@ -1,0 +1,159 @@
+"""End-to-end: feature job -> training job -> colorization, on generated images."""
+import glob
+import json
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from conftest import synthetic_scene, write_png
+
+N_IMAGES = 10
+SAMPLES = 600
+
+
+@pytest.fixture(scope="module")
+def features_dir(tmp_path_factory):
+    from pipelines import extract_features
+
+    root = tmp_path_factory.mktemp("job")
+    imgs = root / "images"
+    (imgs / "sub").mkdir(parents=True)
+    for i in range(N_IMAGES):
+        write_png(str(imgs / ("sub" if i % 2 else "") / f"scene{i:02d}.png"), synthetic_scene(64, 80, seed=i))
+    (imgs / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    good = (imgs / "scene00.png").read_bytes()
+    (imgs / "truncated.png").write_bytes(good[: len(good) // 3])
+    Image.fromarray(np.full((32, 32), 100, np.uint8)).save(imgs / "gray.png")
+    (imgs / "notes.txt").write_text("not an image")
+    out = root / "features"
+    extract_features.run([f"--input={imgs}", f"--output={out}", f"--samples_per_image={SAMPLES}",
+                          "--edge_fraction=0.25", "--runner=FnApiRunner"])
+    return out
+
+
+def test_feature_job_outputs(features_dir):
+    import tensorflow as tf
+
+    from colorize_tf import records
+
+    shards = records.list_shards(str(features_dir))
+    exs = list(records.image_dataset(shards).as_numpy_iterator())
+    assert len(exs) == N_IMAGES
+    ex = exs[0]
+    assert ex["x"].shape == (SAMPLES, 81) and ex["uv"].shape == (SAMPLES, 2) and ex["yx"].shape == (SAMPLES, 2)
+    assert (ex["height"], ex["width"]) == (64, 80)
+    # the stored targets are the image's true chroma at the stored pixels
+    from colorize_tf.color import decode_image, rgb_to_yuv
+
+    iid = ex["image_id"].decode()
+    pic = decode_image((features_dir.parent / "images" / f"{iid}.png").read_bytes())
+    yx = ex["yx"]
+    assert np.allclose(ex["uv"], rgb_to_yuv(pic.rgb[yx[:, 0], yx[:, 1]])[:, 1:], atol=1e-6)
+    assert np.allclose(ex["x"][:, 24], pic.gray[yx[:, 0], yx[:, 1]], atol=1e-6)  # patch centre = luminance
+    # the same records read as plain TFRecords by tf.data
+    n = sum(1 for _ in tf.data.TFRecordDataset(shards, compression_type="GZIP"))
+    assert n == N_IMAGES
+
+    rows = pq.read_table(str(features_dir / "images")).to_pylist()
+    assert sorted(r["image_id"] for r in rows) == sorted(
+        [f"scene{i:02d}" if i % 2 == 0 else f"sub/scene{i:02d}" for i in range(N_IMAGES)]
+    )
+    assert all(r["n_samples"] == SAMPLES and r["height"] == 64 for r in rows)
+
+    dead = [json.loads(line) for f in glob.glob(str(features_dir / "dead_letters" / "*.jsonl"))
+            for line in open(f) if line.strip()]
+    by_name = {os.path.basename(d["path"]): d for d in dead}
+    assert set(by_name) == {"corrupt.jpg", "truncated.png", "gray.png", "notes.txt"}
+    assert any(w in by_name["corrupt.jpg"]["reason"] for w in ("not an image", "corrupt", "truncated"))
+    assert "truncated" in by_name["truncated.png"]["reason"]
+    assert "no colour" in by_name["gray.png"]["reason"]
+    # every input accounted for: images + dead letters = files in the folder
+    assert len(rows) + len(dead) == N_IMAGES + 4
+
+    cfg = json.loads((features_dir / "config.json").read_text())
+    assert cfg["dim"] == 81 and [b["name"] for b in cfg["descriptor"]] == ["patch", "daisy"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(features_dir):
+    from pipelines import train
+
+    out = features_dir.parent / "model"
+    train.run([f"--features={features_dir}", f"--output={out}", "--epochs=15", "--val_fraction=0.2",
+               "--tune_images=2", "--runner=FnApiRunner"])
+    return out
+
+
+def test_training_lowers_loss_and_writes_model(model_dir):
+    meta = json.loads((model_dir / "model.json").read_text())
+    hist = meta["training"]["history"]["loss"]
+    assert hist[-1] < 0.7 * hist[0]
+    assert meta["input_dim"] == 81 and len(meta["normalization"]["mean"]) == 81
+    assert meta["training"]["images"] + len(meta["training"].get("refine_tuning", {}).get("grid", [])) > 0
+    assert set(meta["refine"]) == {"diameter", "sigma_color", "sigma_space"}
+    assert "regressor.keras" in meta["files"]
+    summary = [json.loads(line) for line in open(model_dir / "training_summary.jsonl")]
+    assert summary[0]["cluster_id"] == "all" and summary[0]["samples"] > 0
+
+
+def test_model_beats_gray_on_training_like_scene(model_dir):
+    from colorize_tf.colorize import Colorizer
+    from colorize_tf.metrics import gray_baseline, psnr
+
+    col = Colorizer.load(str(model_dir))
+    truth = synthetic_scene(64, 80, seed=123)
+    from colorize_tf.color import luminance
+
+    rgb, uv = col.colorize(luminance(truth))
+    assert psnr(rgb, truth) > psnr(gray_baseline(truth), truth) + 1.0
+
+
+def test_tampered_model_is_refused(model_dir, tmp_path):
+    import shutil
+
+    from colorize_tf.regressor import Regressor
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    with open(copy / "regressor.keras", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(ValueError, match="checksum"):
+        Regressor.load(str(copy))
+
+
+def test_colorize_cli_keeps_size_and_luminance(model_dir, tmp_path):
+    from pipelines import colorize
+
+    src = tmp_path / "in"
+    src.mkdir()
+    gray = (synthetic_scene(150, 170, seed=5).mean(-1) * 255).astype(np.uint8)
+    Image.fromarray(gray).save(src / "old.png")
+    rgba = np.dstack([np.stack([gray] * 3, -1), np.full(gray.shape, 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(src / "alpha.png")
+    (src / "bad.jpg").write_bytes(b"nope")
+    out = tmp_path / "out"
+    rc = colorize.main([str(src / "old.png"), str(src / "alpha.png"), str(src / "bad.jpg"),
+                        "--model", str(model_dir), "--output", str(out), "--tile", "64"])
+    assert rc == 1  # one input failed, the others were written
+    res = np.asarray(Image.open(out / "old.png"))
+    assert res.shape == (150, 170, 3)
+    from colorize_tf.color import luminance
+
+    assert np.abs(luminance(res / 255.0) * 255 - gray).max() <= 0.51
+    assert np.abs(res[..., 0].astype(int) - res[..., 2]).mean() > 0.5  # it has colour
+    alpha = np.asarray(Image.open(out / "alpha.png"))
+    assert alpha.shape == (150, 170, 4) and (alpha[..., 3] == 200).all()
+    assert not list(out.glob("*.partial"))
+
+
+def test_tiled_equals_whole_image(model_dir):
+    from colorize_tf.colorize import Colorizer
+    from colorize_tf.color import luminance
+
+    gray = luminance(synthetic_scene(200, 230, seed=9))
+    whole = Colorizer.load(str(model_dir), tile=0).colorize(gray)[1]
+    tiled = Colorizer.load(str(model_dir), tile=64).colorize(gray)[1]
+    assert np.abs(whole - tiled).max() < 1e-4
