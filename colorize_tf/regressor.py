@@ -75,6 +75,7 @@ def train_regressor(
     patience=3,
     log_dir=None,
     verbose=0,
+    log_prefix="",
 ):
     """Fit a regressor on in-memory samples.
 
@@ -85,7 +86,9 @@ def train_regressor(
     val : tuple (x_val, uv_val), optional
         Held-out images' samples: early stopping restores the best epoch.
     log_dir : str, optional
-        TensorBoard log directory.
+        TensorBoard log directory (used when the tensorboard package is installed).
+    log_prefix : str
+        Prepended to the per-epoch log lines (e.g. the cluster id).
 
     Returns
     -------
@@ -99,7 +102,14 @@ def train_regressor(
     mean, std = standardisation(x)
     model = build_model(x.shape[1], mean, std, hidden_layers=hidden_layers)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-    callbacks = []
+    callbacks = [
+        keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: log.info(
+                "%sepoch %d/%d loss %.5f val_loss %s", log_prefix, epoch + 1, epochs, logs.get("loss", float("nan")),
+                "%.5f" % logs["val_loss"] if "val_loss" in logs else "-",
+            )
+        )
+    ]
     if val is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)

@@ -69,7 +69,8 @@ class TrainRegressorDoFn(beam.DoFn):
         tmp = tempfile.mkdtemp(prefix=f"train-{cid}-")
         try:
             model, record = regressor.train_regressor(
-                x, uv, val=val, log_dir=os.path.join(tmp, "tensorboard"), **self.train_kwargs
+                x, uv, val=val, log_dir=os.path.join(tmp, "tensorboard"), log_prefix=f"cluster {cid}: ",
+                **self.train_kwargs
             )
             record.update(images=int(len(ids)), cluster_id=cid)
             log.info("cluster %s: %d epochs, best loss %.5f val %.5f", cid, record["epochs_run"],
