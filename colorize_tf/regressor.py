@@ -16,7 +16,6 @@ import logging
 import os
 import platform
 import time
-from typing import Optional
 
 import numpy as np
 

@@ -1,7 +1,6 @@
 """Choosing refinement parameters on held-out training images (never on test data)."""
 from __future__ import annotations
 
-import itertools
 from typing import Iterable, List, Sequence
 
 import numpy as np

@@ -24,7 +24,7 @@ from colorize_tf.features import DEFAULT_BLOCKS, Descriptor
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.io import DEAD, ReadImages
 
-from .options import JobOptions, job_args, require, setup_logging  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
 
 #: Pixels sampled per image; see README ("Sampling").
 DEFAULT_SAMPLES = 2048
@@ -117,13 +117,9 @@ def _log_counters(result):
         pass
 
 
-def main():
-    setup_logging()
-    argv = sys.argv[1:]
-    if not any(a.startswith("--runner") for a in argv):
-        argv.append("--runner=FnApiRunner")
-    run(argv)
+def main(argv=None):
+    return main_entry(run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

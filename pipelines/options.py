@@ -40,3 +40,15 @@ def setup_logging(verbose=False):
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     for name in ("colorize_tf", "transforms", "pipelines", "colorize", "demo"):
         logging.getLogger(name).setLevel(logging.INFO)
+
+
+def main_entry(run, argv=None):
+    """Console-script body: logging, the local runner unless one is given, then `run(argv)`."""
+    import sys
+
+    setup_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(a.startswith("--runner") for a in argv):
+        argv.append("--runner=FnApiRunner")
+    run(argv)
+    return 0

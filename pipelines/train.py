@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from colorize_tf import records
 from transforms.training import TrainRegressorDoFn
 
-from .options import JobOptions, job_args, require, setup_logging  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
 
 
 log = logging.getLogger(__name__)
@@ -133,13 +133,9 @@ def run(argv=None):
     return result
 
 
-def main():
-    setup_logging()
-    argv = sys.argv[1:]
-    if not any(a.startswith("--runner") for a in argv):
-        argv.append("--runner=FnApiRunner")
-    run(argv)
+def main(argv=None):
+    return main_entry(run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
