@@ -77,9 +77,12 @@ def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timin
     gray = np.asarray(gray, dtype=np.float32)
     h, w = gray.shape
     timing = timing if timing is not None else Timing()
-    if not tile or (h <= tile and w <= tile) or descriptor.margin < 0:
+    t0 = time.perf_counter()
+    states = descriptor.prepare(gray)  # whole-image context (scene parser), computed once
+    timing.features += time.perf_counter() - t0
+    if not tile or (h <= tile and w <= tile):
         t0 = time.perf_counter()
-        x = descriptor.compute(gray)
+        x = descriptor.compute(gray, states=states, window=(0, 0, h, w))
         t1 = time.perf_counter()
         uv = regressor.predict(x).reshape(h, w, 2)
         timing.features += t1 - t0
@@ -89,7 +92,7 @@ def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timin
     for ory, orx, iry, irx in tiles(h, w, tile, descriptor.margin):
         t0 = time.perf_counter()
         crop = gray[ory, orx]
-        x = descriptor.compute(crop)
+        x = descriptor.compute(crop, states=states, window=(ory.start, orx.start, h, w))
         t1 = time.perf_counter()
         pred = regressor.predict(x).reshape(crop.shape + (2,))
         uv[ory, orx][iry, irx] = pred[iry, irx]
@@ -154,11 +157,21 @@ class Colorizer:
         self.tile = tile
 
     @classmethod
-    def load(cls, model_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, **context):
-        """Load `model_dir`; refinement defaults to the parameters stored with the model."""
+    def load(cls, model_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None):
+        """Load `model_dir`; refinement defaults to the parameters stored with the model.
+
+        A model with a semantic block uses the parser stored in ``model_dir/parser``
+        unless `parser_dir` is given.
+        """
+        import os
+
+        from .parser import SceneParser, needs_parser
         from .regressor import Regressor
 
         reg = Regressor.load(model_dir)
+        context = {}
+        if needs_parser(reg.meta["descriptor"]):
+            context["parser"] = SceneParser.load(parser_dir or os.path.join(model_dir, "parser"))
         desc = Descriptor.from_config(reg.meta["descriptor"], **context)
         if refine is None:
             refine = RefineParams(**reg.meta.get("refine", {}))

@@ -128,16 +128,24 @@ class Block:
     """One named part of the per-pixel descriptor.
 
     Subclasses define `name`, `dim`, `margin` (pixels of context a tile needs
-    around it for exact results; -1 = needs the whole image), `maps(gray)`
-    returning (H, W, dim), and `config()` (JSON-able, round-trips through
+    around it for exact results), `maps(gray, state, window)` returning
+    (H, W, dim), and `config()` (JSON-able, round-trips through
     `block_from_config`).
+
+    Blocks that need the whole image (the scene parser) compute a compact
+    per-image `state` in `prepare(full_gray)`; `maps` then receives a crop
+    of the image and its `window` = (row, col, full_height, full_width).
     """
 
     name = "block"
     dim = 0
     margin = 0
 
-    def maps(self, gray):  # pragma: no cover - interface
+    def prepare(self, gray):
+        """Per-image state computed once on the whole image (None for local blocks)."""
+        return None
+
+    def maps(self, gray, state=None, window=None):  # pragma: no cover - interface
         raise NotImplementedError
 
     def config(self):  # pragma: no cover - interface
@@ -154,7 +162,7 @@ class PatchBlock(Block):
         self.dim = self.size * self.size
         self.margin = self.size // 2
 
-    def maps(self, gray):
+    def maps(self, gray, state=None, window=None):
         return patch_maps(gray, self.size)
 
     def config(self):
@@ -174,7 +182,7 @@ class DaisyBlock(Block):
         # ring offset + Gaussian support + 1 for the forward difference
         self.margin = self.radius + int(4.0 * sigma + 0.5) + 1
 
-    def maps(self, gray):
+    def maps(self, gray, state=None, window=None):
         return daisy_maps(gray, self.radius, self.rings, self.histograms, self.orientations)
 
     def config(self):
@@ -244,9 +252,8 @@ class Descriptor:
 
     @property
     def margin(self):
-        """Context a tile needs for exact results; -1 when a block needs the whole image."""
-        margins = [b.margin for b in self.blocks]
-        return -1 if min(margins) < 0 else max(margins)
+        """Context a tile needs around it so its descriptors match the whole-image ones."""
+        return max(b.margin for b in self.blocks)
 
     def layout(self):
         """``{name: (start, stop)}`` column ranges of each block in the descriptor."""
@@ -256,26 +263,43 @@ class Descriptor:
             start += b.dim
         return out
 
-    def compute(self, gray, coords: Optional[np.ndarray] = None):
+    def prepare(self, gray):
+        """Per-image states of the blocks (see `Block.prepare`), computed on the whole image."""
+        return [b.prepare(gray) for b in self.blocks]
+
+    def block_maps(self, gray, states=None, window=None):
+        """Each block's (H, W, dim) map for `gray` (the whole image, or a crop at `window`)."""
+        gray = np.asarray(gray, dtype=np.float32)
+        if states is None:
+            states = self.prepare(gray)
+        return [b.maps(gray, s, window) for b, s in zip(self.blocks, states)]
+
+    def compute(self, gray, coords: Optional[np.ndarray] = None, states=None, window=None, maps=None):
         """Descriptors for the pixels at `coords`, or for every pixel.
 
         Parameters
         ----------
         gray : ndarray, shape (H, W)
-            Luminance in [0, 1].
+            Luminance in [0, 1]: the whole image, or a crop of it (then give
+            `states` from `prepare(whole)` and `window`).
         coords : ndarray of int, shape (n, 2), optional
             (row, col) of the wanted pixels; all pixels in row-major order if None.
+        states, window
+            See `Block.prepare` / `Block.maps`.
+        maps : list of ndarray, optional
+            Precomputed `block_maps` (reused, e.g. for the semantic histogram).
 
         Returns
         -------
         x : ndarray of float32, shape (n, dim) or (H * W, dim)
         """
         gray = np.asarray(gray, dtype=np.float32)
+        if maps is None:
+            maps = self.block_maps(gray, states, window)
         n = gray.size if coords is None else len(coords)
         out = np.empty((n, self.dim), dtype=np.float32)
         start = 0
-        for b in self.blocks:
-            m = b.maps(gray)
+        for b, m in zip(self.blocks, maps):
             if coords is None:
                 out[:, start : start + b.dim] = m.reshape(-1, b.dim)
             else:

@@ -230,6 +230,7 @@ class Regressor:
             lambda t: model(t, training=False),
             input_signature=[tf.TensorSpec([None, self.input_dim], tf.float32)],
             reduce_retracing=True,
+            autograph=False,
         )
 
     @classmethod

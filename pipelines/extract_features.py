@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf.color import DEFAULT_MAX_PIXELS
 from colorize_tf.features import DEFAULT_BLOCKS, Descriptor
+from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.io import DEAD, ReadImages
 
@@ -42,41 +43,58 @@ class FeatureOptions(PipelineOptions):
             "--edge_fraction", type=float, default=0.0,
             help="Share of samples drawn proportionally to gradient magnitude (rest uniform).",
         )
-        parser.add_argument("--blocks", default=",".join(DEFAULT_BLOCKS), help="Descriptor blocks, in order.")
+        parser.add_argument("--blocks", default=None,
+                            help="Descriptor blocks, in order (default patch,daisy, plus semantic with --parser).")
         parser.add_argument("--patch_size", type=int, default=7)
         parser.add_argument("--daisy_radius", type=int, default=15)
         parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
         parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
 
 
-def descriptor_from_options(opts):
-    return Descriptor.from_names(
-        opts.blocks, patch={"size": opts.patch_size}, daisy={"radius": opts.daisy_radius}
-    )
+def descriptor_config_from_options(opts):
+    """Descriptor block configs from the options (JSON-able; the parser itself loads on the workers)."""
+    names = opts.blocks or ",".join(DEFAULT_BLOCKS + (("semantic",) if opts.parser else ()))
+    configs = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        if name == "semantic":
+            if not opts.parser:
+                raise SystemExit("the semantic block needs --parser PARSER_DIR")
+            configs.append(semantic_block_config(opts.parser))
+        else:
+            kwargs = {"patch": {"size": opts.patch_size}, "daisy": {"radius": opts.daisy_radius}}.get(name, {})
+            configs.append(Descriptor.from_names([name], **{name: kwargs}).config()[0])
+    return configs
 
 
-def write_config(opts, descriptor):
+def write_config(opts, descriptor_config):
     config = {
-        "descriptor": descriptor.config(),
-        "dim": descriptor.dim,
+        "descriptor": descriptor_config,
+        "dim": descriptor_dim(descriptor_config),
+        "parser": opts.parser,
         "samples_per_image": opts.samples_per_image,
         "edge_fraction": opts.edge_fraction,
         "seed": opts.seed,
         "input": opts.input,
     }
-    FileSystems.mkdirs(opts.output) if not FileSystems.exists(opts.output) else None
+    if not FileSystems.exists(opts.output):
+        FileSystems.mkdirs(opts.output)
     with FileSystems.create(FileSystems.join(opts.output, "config.json")) as fh:
         fh.write(json.dumps(config, indent=1).encode())
     return config
 
 
-def build(pipeline, opts, descriptor):
+def descriptor_dim(configs):
+    return sum(len(c["classes"]) if c["name"] == "semantic" else Descriptor.from_config([c]).dim for c in configs)
+
+
+def build(pipeline, opts, descriptor_config):
     """Compose the feature job on `pipeline`; returns the output PCollections."""
     out = opts.output
     read = pipeline | "ReadImages" >> ReadImages(opts.input, opts.list_root, max_bytes=None)
     extracted = read["files"] | "ExtractFeatures" >> beam.ParDo(
         ExtractFeaturesDoFn(
-            descriptor.config(), opts.samples_per_image, opts.edge_fraction, opts.seed, opts.max_pixels
+            descriptor_config, opts.samples_per_image, opts.edge_fraction, opts.seed, opts.max_pixels,
+            parser_dir=opts.parser,
         )
     ).with_outputs(IMAGES, DEAD, main="samples")
     extracted.samples | "WriteSamples" >> beam.io.WriteToTFRecord(
@@ -99,10 +117,10 @@ def run(argv=None):
     options = PipelineOptions(argv)
     opts = job_args(options)
     require(opts, "input", "output")
-    descriptor = descriptor_from_options(opts)
-    write_config(opts, descriptor)
+    descriptor_config = descriptor_config_from_options(opts)
+    write_config(opts, descriptor_config)
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, opts, descriptor)
+    build(pipeline, opts, descriptor_config)
     result = pipeline.run()
     result.wait_until_finish()
     _log_counters(result)

@@ -113,7 +113,8 @@ def build(pipeline, opts):
         | "ClusterSpecs" >> beam.Create(specs)
         | "Spread" >> beam.Reshuffle()
         | "TrainRegressors" >> beam.ParDo(
-            TrainRegressorDoFn(shards, config["descriptor"], train_kwargs, opts.tune_images, parse_refine(opts.refine))
+            TrainRegressorDoFn(shards, config["descriptor"], train_kwargs, opts.tune_images, parse_refine(opts.refine),
+                               parser_dir=opts.parser or config.get("parser"))
         )
     )
     summaries | "SummaryToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteSummary" >> beam.io.WriteToText(

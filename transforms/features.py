@@ -9,6 +9,7 @@ from apache_beam.metrics import Metrics
 
 from colorize_tf.color import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, rgb_to_yuv
 from colorize_tf.features import Descriptor, sample_pixels
+from colorize_tf.parser import SceneParser, needs_parser, semantic_histogram
 
 from .io import DEAD, dead_letter
 
@@ -50,10 +51,14 @@ class ExtractFeaturesDoFn(beam.DoFn):
     seed : int
     max_pixels : int
         Larger images go to the dead letters.
+    parser_dir : str, optional
+        Scene parser for a ``semantic`` block; its histogram fills ``semantic_hist``.
     """
 
-    def __init__(self, descriptor_config, n_samples, edge_fraction=0.0, seed=0, max_pixels=DEFAULT_MAX_PIXELS):
+    def __init__(self, descriptor_config, n_samples, edge_fraction=0.0, seed=0, max_pixels=DEFAULT_MAX_PIXELS,
+                 parser_dir=None):
         self.descriptor_config = descriptor_config
+        self.parser_dir = parser_dir
         self.n_samples = n_samples
         self.edge_fraction = edge_fraction
         self.seed = seed
@@ -68,7 +73,11 @@ class ExtractFeaturesDoFn(beam.DoFn):
 
         records.encode_example("warmup", [[0.0]], [[0.0, 0.0]], [[0, 0]], 1, 1)
         self._encode = records.encode_example
-        self.descriptor = Descriptor.from_config(self.descriptor_config)
+        context = {}
+        if needs_parser(self.descriptor_config):
+            context["parser"] = SceneParser.load(self.parser_dir)
+        self.descriptor = Descriptor.from_config(self.descriptor_config, **context)
+        self.semantic_index = self.descriptor.names.index("semantic") if "semantic" in self.descriptor.names else None
 
     def process(self, item):
         try:
@@ -87,7 +96,11 @@ class ExtractFeaturesDoFn(beam.DoFn):
             coords = sample_pixels(
                 pic.gray, self.n_samples, self.edge_fraction, image_seed(item.image_id, self.seed)
             )
-            x = self.descriptor.compute(pic.gray, coords)
+            states = self.descriptor.prepare(pic.gray)
+            x = self.descriptor.compute(pic.gray, coords, states=states, window=(0, 0) + pic.shape)
+            hist = None
+            if self.semantic_index is not None:
+                hist = semantic_histogram(states[self.semantic_index]).tolist()
             uv = rgb_to_yuv(pic.rgb[coords[:, 0], coords[:, 1]])[:, 1:]
             example = self._encode(item.image_id, x, uv, coords, *pic.shape)
         except Exception as exc:  # a bug or odd image must not kill the job: record it
@@ -107,6 +120,6 @@ class ExtractFeaturesDoFn(beam.DoFn):
                 "n_samples": int(len(coords)),
                 "source_mode": pic.mode,
                 "gist": None,
-                "semantic_hist": None,
+                "semantic_hist": hist,
             },
         )

@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from colorize_tf.color import decode_image
+from colorize_tf.parser import PARSER_FILE, PARSER_META
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,15 @@ class TrainRegressorDoFn(beam.DoFn):
     """Cluster spec -> trained model directory; yields a summary dict.
 
     An element is ``{"cluster_id", "train_ids", "val_ids", "val_paths", "model_dir"}``.
+    A descriptor with a semantic block needs `parser_dir`; the parser is
+    stored inside the model directory (``parser/``) so the model is self-contained.
     Samples are read from the feature job's TFRecords with tf.data; the
     refinement filter is tuned on the held-out images' PSNR.
     """
 
-    def __init__(self, shards, descriptor_config, train_kwargs, tune_images=32, refine=None):
+    def __init__(self, shards, descriptor_config, train_kwargs, tune_images=32, refine=None, parser_dir=None):
         self.shards = shards
+        self.parser_dir = parser_dir
         self.descriptor_config = descriptor_config
         self.train_kwargs = train_kwargs
         self.tune_images = tune_images
@@ -51,7 +55,11 @@ class TrainRegressorDoFn(beam.DoFn):
         self.samples = Metrics.counter("training", "samples_seen")
 
     def setup(self):
-        import tensorflow  # noqa: F401  (load once per worker)
+        from colorize_tf.parser import SceneParser, needs_parser
+
+        self.context = {}
+        if needs_parser(self.descriptor_config):  # the descriptor's semantic block, for tuning
+            self.context["parser"] = SceneParser.load(self.parser_dir)
 
     def process(self, spec):
         from colorize_tf import records, regressor, tuning
@@ -80,7 +88,7 @@ class TrainRegressorDoFn(beam.DoFn):
             if self.refine is None and paths:
                 pics = [decode_image(_read_bytes(p)) for p in paths]
                 reg = regressor.Regressor(model, {"input_dim": x.shape[1]})
-                desc = Descriptor.from_config(self.descriptor_config)
+                desc = Descriptor.from_config(self.descriptor_config, **self.context)
                 refine, table = tuning.tune_refinement(
                     [p.gray for p in pics], [p.rgb for p in pics], reg, desc
                 )
@@ -91,6 +99,13 @@ class TrainRegressorDoFn(beam.DoFn):
                 refine={"diameter": refine.diameter, "sigma_color": refine.sigma_color,
                         "sigma_space": refine.sigma_space},
             )
+            if self.context.get("parser") is not None:  # the model carries its parser, byte for byte
+                os.makedirs(os.path.join(tmp, "model", "parser"))
+                for name in (PARSER_FILE, PARSER_META):
+                    with FileSystems.open(FileSystems.join(self.parser_dir, name),
+                                          compression_type="uncompressed") as fin, \
+                            open(os.path.join(tmp, "model", "parser", name), "wb") as fout:
+                        shutil.copyfileobj(fin, fout)
             copy_dir_to(os.path.join(tmp, "model"), spec["model_dir"])
             if os.path.isdir(os.path.join(tmp, "tensorboard")):
                 copy_dir_to(os.path.join(tmp, "tensorboard"), FileSystems.join(spec["model_dir"], "tensorboard"))

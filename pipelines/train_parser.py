@@ -1,0 +1,124 @@
+"""Scene-parser job: labelled scenes -> grayscale parser directory.
+
+    python -m pipelines.train_parser --data ../shared/data/siftflow --output runs/parser
+
+1. Beam validates and prepares every (image, mask) pair of the dataset's train
+   and test splits into TFRecords (gray + class indices at the working size);
+   bad pairs go to dead letters with the reason.
+2. Keras trains the fully convolutional parser on the training split with
+   tf.data (augmentation, class weighting, unlabeled pixels ignored).
+3. Pixel accuracy, mean class accuracy and mean IoU on the held-out split, with
+   and without the domain-transform smoothing, are written into ``parser.json``.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from colorize_tf import parser_train
+from colorize_tf.color import load_image
+from colorize_tf.datasets import open_dataset
+from transforms.io import DEAD
+from transforms.parser import PrepareParserExampleDoFn
+
+from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
+
+log = logging.getLogger(__name__)
+
+
+class ParserOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--data", default=None, help="Labelled dataset folder (SIFT Flow, Stanford, generic).")
+        parser.add_argument("--layout", default=None, choices=[None, "siftflow", "stanford", "generic"])
+        parser.add_argument("--parser_work_size", type=int, default=256, help="Longer side the parser sees.")
+        parser.add_argument("--parser_epochs", type=int, default=25)
+        parser.add_argument("--parser_batch_size", type=int, default=16)
+        parser.add_argument("--parser_crop", type=int, default=192, help="Training crop side.")
+        parser.add_argument("--parser_base", type=int, default=24, help="Channels of the first stage.")
+        parser.add_argument("--parser_learning_rate", type=float, default=2e-3)
+        parser.add_argument("--class_weight_power", type=float, default=0.5,
+                            help="Median-frequency weights ** power (0 = unweighted).")
+        parser.add_argument("--max_train_images", type=int, default=0, help="0 = all.")
+        parser.add_argument("--smooth_sigma_spatial", type=float, default=8.0)
+        parser.add_argument("--smooth_sigma_color", type=float, default=0.1)
+
+
+def build(pipeline, opts, dataset):
+    """Prepare examples: returns nothing; writes ``OUTPUT/data/{train,test}-*.tfrecord.gz`` and dead letters."""
+    items = []
+    for split in ("train", "test"):
+        pairs = dataset.splits.get(split, [])
+        if split == "train" and opts.max_train_images:
+            pairs = pairs[: opts.max_train_images]
+        items += [(split, name, img, mask) for name, img, mask in pairs]
+    prepared = (
+        pipeline
+        | "ListPairs" >> beam.Create(items)
+        | "Spread" >> beam.Reshuffle()
+        | "PrepareExamples" >> beam.ParDo(
+            PrepareParserExampleDoFn(dataset.lut, opts.parser_work_size)
+        ).with_outputs("train", "test", DEAD)
+    )
+    for split in ("train", "test"):
+        prepared[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
+            FileSystems.join(opts.output, "data", split), file_name_suffix=".tfrecord.gz"
+        )
+    prepared[DEAD] | "DeadToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteDeadLetters" >> beam.io.WriteToText(
+        FileSystems.join(opts.output, "data", "dead"), file_name_suffix=".jsonl"
+    )
+
+
+def test_items(dataset, split="test"):
+    """(gray float, label) pairs of a split at the original resolution."""
+    import cv2
+
+    for _, img, mask in dataset.splits.get(split, []):
+        raw = cv2.imread(mask, cv2.IMREAD_UNCHANGED)
+        yield load_image(img).gray, dataset.map_mask(raw)
+
+
+def run(argv=None):
+    options = PipelineOptions(argv)
+    opts = job_args(options)
+    require(opts, "data", "output")
+    dataset = open_dataset(opts.data, opts.layout)
+    log.info("%s dataset %s: %d classes, %s", dataset.layout, opts.data, len(dataset.classes),
+             {k: len(v) for k, v in dataset.splits.items()})
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, opts, dataset)
+    pipeline.run().wait_until_finish()
+    pairs = parser_train.load_pairs(sorted(glob.glob(os.path.join(opts.output, "data", "train-*.tfrecord.gz"))))
+    log.info("training the parser on %d prepared images", len(pairs))
+    parser, record = parser_train.fit_parser(
+        pairs, dataset.classes, epochs=opts.parser_epochs, batch_size=opts.parser_batch_size,
+        crop=opts.parser_crop, base=opts.parser_base, learning_rate=opts.parser_learning_rate,
+        weighting_power=opts.class_weight_power, seed=opts.seed, work_size=opts.parser_work_size,
+        smoothing={"sigma_spatial": opts.smooth_sigma_spatial, "sigma_color": opts.smooth_sigma_color},
+    )
+    metrics = {}
+    for smooth in (False, True):
+        m = parser_train.evaluate_parser(parser, test_items(dataset), smooth=smooth)
+        metrics["smoothed" if smooth else "raw"] = m
+        log.info("held-out %s: pixel acc %.4f, mean class acc %.4f, mean IoU %.4f, %.1f ms/image",
+                 "smoothed" if smooth else "raw", m["pixel_accuracy"], m["mean_class_accuracy"], m["mean_iou"],
+                 m["ms_per_image"] or float("nan"))
+    parser.save(opts.output, extra={"dataset": {"root": os.path.abspath(opts.data), "layout": dataset.layout},
+                                    "training": record, "metrics": metrics})
+    log.info("parser written to %s", opts.output)
+    return metrics
+
+
+def main(argv=None):
+    return main_entry(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
