@@ -48,6 +48,8 @@ class FeatureOptions(PipelineOptions):
         parser.add_argument("--patch_size", type=int, default=7)
         parser.add_argument("--daisy_radius", type=int, default=15)
         parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
+        parser.add_argument("--gist_size", type=int, default=128,
+                            help="GIST (global descriptor) computed on the gray image resized to this side; 0 = off.")
         parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
 
 
@@ -73,6 +75,7 @@ def write_config(opts, descriptor_config):
         "parser": opts.parser,
         "samples_per_image": opts.samples_per_image,
         "edge_fraction": opts.edge_fraction,
+        "gist_size": opts.gist_size,
         "seed": opts.seed,
         "input": opts.input,
     }
@@ -94,7 +97,7 @@ def build(pipeline, opts, descriptor_config):
     extracted = read["files"] | "ExtractFeatures" >> beam.ParDo(
         ExtractFeaturesDoFn(
             descriptor_config, opts.samples_per_image, opts.edge_fraction, opts.seed, opts.max_pixels,
-            parser_dir=opts.parser,
+            parser_dir=opts.parser, gist_size=opts.gist_size,
         )
     ).with_outputs(IMAGES, DEAD, main="samples")
     extracted.samples | "WriteSamples" >> beam.io.WriteToTFRecord(

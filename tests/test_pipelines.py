@@ -62,6 +62,7 @@ def test_feature_job_outputs(features_dir):
         [f"scene{i:02d}" if i % 2 == 0 else f"sub/scene{i:02d}" for i in range(N_IMAGES)]
     )
     assert all(r["n_samples"] == SAMPLES and r["height"] == 64 for r in rows)
+    assert all(len(r["gist"]) == 512 and r["semantic_hist"] is None for r in rows)
 
     dead = [json.loads(line) for f in glob.glob(str(features_dir / "dead_letters" / "*.jsonl"))
             for line in open(f) if line.strip()]

@@ -9,14 +9,15 @@ from apache_beam.metrics import Metrics
 
 from colorize_tf.color import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, rgb_to_yuv
 from colorize_tf.features import Descriptor, sample_pixels
+from colorize_tf.gist import gist
 from colorize_tf.parser import SceneParser, needs_parser, semantic_histogram
 
 from .io import DEAD, dead_letter
 
 IMAGES = "images"
 
-#: One row per image in ``images/*.parquet``. ``gist`` and ``semantic_hist`` are
-#: filled by the global-descriptor and scene-parser stages when enabled.
+#: One row per image in ``images/*.parquet``: ``gist`` is the 512-d global descriptor
+#: (colorize_tf.gist), ``semantic_hist`` the parser's class histogram (null without a parser).
 IMAGE_SCHEMA = pa.schema(
     [
         ("image_id", pa.string()),
@@ -53,11 +54,14 @@ class ExtractFeaturesDoFn(beam.DoFn):
         Larger images go to the dead letters.
     parser_dir : str, optional
         Scene parser for a ``semantic`` block; its histogram fills ``semantic_hist``.
+    gist_size : int
+        Side the gray image is resized to for GIST (0 = skip GIST).
     """
 
     def __init__(self, descriptor_config, n_samples, edge_fraction=0.0, seed=0, max_pixels=DEFAULT_MAX_PIXELS,
-                 parser_dir=None):
+                 parser_dir=None, gist_size=128):
         self.descriptor_config = descriptor_config
+        self.gist_size = gist_size
         self.parser_dir = parser_dir
         self.n_samples = n_samples
         self.edge_fraction = edge_fraction
@@ -98,6 +102,7 @@ class ExtractFeaturesDoFn(beam.DoFn):
             )
             states = self.descriptor.prepare(pic.gray)
             x = self.descriptor.compute(pic.gray, coords, states=states, window=(0, 0) + pic.shape)
+            global_desc = gist(pic.gray, size=self.gist_size).tolist() if self.gist_size else None
             hist = None
             if self.semantic_index is not None:
                 hist = semantic_histogram(states[self.semantic_index]).tolist()
@@ -119,7 +124,7 @@ class ExtractFeaturesDoFn(beam.DoFn):
                 "width": int(pic.shape[1]),
                 "n_samples": int(len(coords)),
                 "source_mode": pic.mode,
-                "gist": None,
+                "gist": global_desc,
                 "semantic_hist": hist,
             },
         )
