@@ -13,7 +13,6 @@ working size, smoothing, metrics, SHA-256 of the Keras file).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import List, Optional, Sequence
@@ -21,6 +20,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
+from .checksums import sha256_file
 from .features import Block, register_block
 
 PARSER_FILE = "parser.keras"
@@ -164,14 +164,6 @@ def semantic_histogram(probs):
 # --------------------------------------------------------------------------
 # Loaded parser
 # --------------------------------------------------------------------------
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class SceneParser:
     """A trained grayscale scene parser.
 
@@ -213,7 +205,7 @@ class SceneParser:
         kpath = os.path.join(directory, PARSER_FILE)
         if not os.path.exists(kpath):
             raise FileNotFoundError(f"{kpath} missing")
-        if verify and meta.get("files", {}).get(PARSER_FILE) != _sha256(kpath):
+        if verify and meta.get("files", {}).get(PARSER_FILE) != sha256_file(kpath):
             raise ValueError(f"{kpath} does not match the checksum in {PARSER_META}: altered or corrupt")
         return cls(keras.saving.load_model(kpath, compile=False), meta, directory)
 
@@ -224,7 +216,7 @@ class SceneParser:
         meta = dict(self.meta)
         meta.update(extra or {})
         meta["format"] = PARSER_FORMAT
-        meta["files"] = {PARSER_FILE: _sha256(kpath)}
+        meta["files"] = {PARSER_FILE: sha256_file(kpath)}
         tmp = os.path.join(directory, PARSER_META + ".tmp")
         with open(tmp, "w") as fh:
             json.dump(meta, fh, indent=1)

@@ -10,7 +10,6 @@ refinement, versions, SHA-256 of the Keras file). Nothing is pickled.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,8 @@ import platform
 import time
 
 import numpy as np
+
+from .checksums import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -154,14 +155,6 @@ def _has_tensorboard():
     return True
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def versions():
     """Library versions recorded in model metadata."""
     out = {"python": platform.python_version()}
@@ -187,7 +180,7 @@ def save_model_dir(model_dir, model, descriptor_config, training, refine=None, e
         "training": training,
         "refine": refine or {},
         "versions": versions(),
-        "files": {MODEL_FILE: _sha256(kpath)},
+        "files": {MODEL_FILE: sha256_file(kpath)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if extra:
@@ -242,7 +235,7 @@ class Regressor:
         kpath = os.path.join(model_dir, MODEL_FILE)
         if not os.path.exists(kpath):
             raise FileNotFoundError(f"{kpath} missing")
-        if verify and meta.get("files", {}).get(MODEL_FILE) != _sha256(kpath):
+        if verify and meta.get("files", {}).get(MODEL_FILE) != sha256_file(kpath):
             raise ValueError(f"{kpath} does not match the checksum in {META_FILE}: altered or corrupt")
         return cls(keras.saving.load_model(kpath, compile=False), meta)
 

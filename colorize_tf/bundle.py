@@ -1,0 +1,81 @@
+"""Model bundles: the clustered regressor ensemble on disk.
+
+::
+
+    BUNDLE/bundle.json          hierarchy, parameters, layer reports, per-file SHA-256
+    BUNDLE/root/                regressor trained on all reference images (fallback, baseline)
+    BUNDLE/clusters/L0C00/ ...  one regressor directory per cluster (colorize_tf.regressor layout)
+    BUNDLE/parser/              the scene parser, when the descriptor has a semantic block
+
+Loading verifies every listed file against its checksum and fails with a
+clear message on a missing or altered file. Nothing is pickled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import List
+
+from .checksums import sha256_file
+from .clustering import Cluster
+
+BUNDLE_FILE = "bundle.json"
+BUNDLE_FORMAT = "colorize_tf.bundle"
+
+
+def _files_under(root):
+    out = []
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            rel = os.path.relpath(p, root).replace(os.sep, "/")
+            if rel != BUNDLE_FILE and not rel.endswith(".tmp") and "/tensorboard/" not in "/" + rel:
+                out.append(rel)
+    return sorted(out)
+
+
+def write_bundle(bundle_dir, clusters: List[Cluster], reports, params, extra=None):
+    """Write ``bundle.json`` for model directories already in place under `bundle_dir`."""
+    files = {rel: sha256_file(os.path.join(bundle_dir, rel)) for rel in _files_under(bundle_dir)}
+    for c in clusters:
+        if f"clusters/{c.cluster_id}/regressor.keras" not in files:
+            raise FileNotFoundError(f"cluster {c.cluster_id} has no model under {bundle_dir}/clusters/")
+    meta = {
+        "format": BUNDLE_FORMAT,
+        "format_version": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "params": params,
+        "layers": [r if isinstance(r, dict) else r.__dict__ for r in reports],
+        "clusters": [c.to_json() for c in clusters],
+        "files": files,
+    }
+    meta.update(extra or {})
+    tmp = os.path.join(bundle_dir, BUNDLE_FILE + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(meta, fh, indent=1)
+    os.replace(tmp, os.path.join(bundle_dir, BUNDLE_FILE))
+    return meta
+
+
+def is_bundle(path):
+    return os.path.exists(os.path.join(path, BUNDLE_FILE))
+
+
+def read_bundle(bundle_dir, verify=True):
+    """Read and verify ``bundle.json``; returns (meta, clusters)."""
+    path = os.path.join(bundle_dir, BUNDLE_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{bundle_dir} is not a model bundle: {BUNDLE_FILE} missing")
+    with open(path) as fh:
+        meta = json.load(fh)
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"{path}: not a {BUNDLE_FORMAT} file")
+    if verify:
+        for rel, digest in meta["files"].items():
+            p = os.path.join(bundle_dir, rel)
+            if not os.path.exists(p):
+                raise FileNotFoundError(f"bundle file missing: {p}")
+            if sha256_file(p) != digest:
+                raise ValueError(f"bundle file altered or corrupt (checksum differs): {p}")
+    return meta, [Cluster.from_json(c) for c in meta["clusters"]]
