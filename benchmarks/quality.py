@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colorize_tf.color import load_image  # noqa: E402
-from colorize_tf.colorize import Colorizer, Timing, predict_uv, refine_uv  # noqa: E402
+from colorize_tf.colorize import Timing, load_colorizer, refine_uv  # noqa: E402
 from colorize_tf.color import recombine  # noqa: E402
 from colorize_tf.metrics import gray_baseline, l_uv, psnr, uv_of  # noqa: E402
 from colorize_tf.refine import RefineParams  # noqa: E402
@@ -43,24 +43,28 @@ def main(argv=None):
     p.add_argument("--refine", action="append", default=None,
                    help="Extra refinement settings 'D,SC,SS' to score besides the model's own (repeatable).")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--selection_k", type=int, default=None, help="Bundles: top-k for cluster selection.")
+    p.add_argument("--json", default=None, help="Also write per-image scores here.")
     args = p.parse_args(argv)
     paths = list_images(args.list, args.root)
     if args.limit:
         paths = paths[: args.limit]
-    col = Colorizer.load(args.model, tile=0)
+    col = load_colorizer(args.model, tile=0, k=args.selection_k)
     settings = [("model", col.refine), ("raw", RefineParams(0, 0.1, 1.0))]
     for text in args.refine or []:
         d, sc, ss = (float(v) for v in text.split(","))
         settings.append((text, RefineParams(int(d), sc, ss)))
     scores = {name: {"psnr": [], "l_uv": []} for name, _ in settings}
-    gray_psnr, gray_luv = [], []
+    gray_psnr, gray_luv, clusters = [], [], []
     timing = Timing()
     t0 = time.perf_counter()
     for path in paths:
         pic = load_image(path)
         truth = pic.rgb
         true_uv = uv_of(truth)
-        raw = predict_uv(pic.gray, col.regressor, col.descriptor, tile=0, timing=timing)
+        info = {}
+        raw = col.raw_uv(pic.gray, timing=timing, info=info)
+        clusters.append(info.get("cluster"))
         for name, params in settings:
             uv = refine_uv(pic.gray, raw, params, tile=0)
             scores[name]["psnr"].append(psnr(recombine(pic.gray, uv), truth))
@@ -81,6 +85,11 @@ def main(argv=None):
         summary[name] = s
         print(f"{name + ' ' + str(s['refine']):<22} {s['mean_psnr']:>10.2f} {s['mean_l_uv']:>10.5f}")
     print(json.dumps(summary))
+    if args.json:
+        per_image = [{"path": p, "cluster": c, "psnr_gray": g, **{n: scores[n]["psnr"][i] for n, _ in settings}}
+                     for i, (p, c, g) in enumerate(zip(paths, clusters, gray_psnr))]
+        with open(args.json, "w") as fh:
+            json.dump({"summary": summary, "images": per_image}, fh, indent=1)
     return 0
 
 

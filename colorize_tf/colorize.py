@@ -58,7 +58,8 @@ class Timing:
         return self.features + self.inference + self.refinement + self.recombine
 
 
-def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timing: Optional[Timing] = None):
+def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timing: Optional[Timing] = None,
+               states=None):
     """Raw (unrefined) chrominance for every pixel.
 
     Parameters
@@ -69,6 +70,8 @@ def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timin
     descriptor : Descriptor
     tile : int
         Tile side; 0 or a size >= the image computes in one piece.
+    states : list, optional
+        ``descriptor.prepare(gray)`` when already computed (e.g. for cluster selection).
 
     Returns
     -------
@@ -77,9 +80,10 @@ def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timin
     gray = np.asarray(gray, dtype=np.float32)
     h, w = gray.shape
     timing = timing if timing is not None else Timing()
-    t0 = time.perf_counter()
-    states = descriptor.prepare(gray)  # whole-image context (scene parser), computed once
-    timing.features += time.perf_counter() - t0
+    if states is None:
+        t0 = time.perf_counter()
+        states = descriptor.prepare(gray)  # whole-image context (scene parser), computed once
+        timing.features += time.perf_counter() - t0
     if not tile or (h <= tile and w <= tile):
         t0 = time.perf_counter()
         x = descriptor.compute(gray, states=states, window=(0, 0, h, w))
@@ -114,8 +118,8 @@ def refine_uv(gray, uv, params: RefineParams, tile=DEFAULT_TILE):
     return out
 
 
-def colorize_gray(gray, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE, timing=None):
-    """Colorize a luminance image.
+def finish(gray, uv, refine=RefineParams(), tile=DEFAULT_TILE, timing=None):
+    """Refine raw chrominance and recombine it with the luminance.
 
     Returns
     -------
@@ -125,7 +129,6 @@ def colorize_gray(gray, regressor, descriptor, refine=RefineParams(), tile=DEFAU
         The refined chrominance.
     """
     timing = timing if timing is not None else Timing()
-    uv = predict_uv(gray, regressor, descriptor, tile=tile, timing=timing)
     t0 = time.perf_counter()
     uv = refine_uv(gray, uv, refine, tile=tile)
     t1 = time.perf_counter()
@@ -133,6 +136,16 @@ def colorize_gray(gray, regressor, descriptor, refine=RefineParams(), tile=DEFAU
     timing.refinement += t1 - t0
     timing.recombine += time.perf_counter() - t1
     return rgb, uv
+
+
+def colorize_gray(gray, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE, timing=None):
+    """Colorize a luminance image with one regressor: descriptors -> U, V -> refinement -> RGB.
+
+    Returns ``(rgb, uv)`` as `finish`.
+    """
+    timing = timing if timing is not None else Timing()
+    uv = predict_uv(gray, regressor, descriptor, tile=tile, timing=timing)
+    return finish(gray, uv, refine, tile, timing)
 
 
 class Colorizer:
@@ -177,6 +190,110 @@ class Colorizer:
             refine = RefineParams(**reg.meta.get("refine", {}))
         return cls(reg, desc, refine, tile)
 
-    def colorize(self, gray, timing=None):
+    def raw_uv(self, gray, timing=None, info=None):
+        """Unrefined chrominance (H, W, 2) for luminance (H, W)."""
+        if info is not None:
+            info["cluster"] = None
+        return predict_uv(gray, self.regressor, self.descriptor, self.tile, timing)
+
+    def colorize(self, gray, timing=None, info=None):
         """Colorize luminance (H, W) in [0, 1]; returns ``(rgb, uv)``, see `colorize_gray`."""
-        return colorize_gray(gray, self.regressor, self.descriptor, self.refine, self.tile, timing)
+        return finish(gray, self.raw_uv(gray, timing, info), self.refine, self.tile, timing)
+
+
+class Ensemble:
+    """A clustered bundle (colorize_tf.bundle): per image, select a cluster, use its regressor.
+
+    Parameters
+    ----------
+    bundle_dir : str
+    descriptor : Descriptor
+        Shared by every cluster's regressor.
+    clusters : list of colorize_tf.clustering.Cluster
+        Candidates for selection (all layers).
+    refine : RefineParams
+    tile : int
+    k : int
+        Top-k clusters by GIST distance, then the best semantic-histogram cosine
+        (1 = GIST only).
+    gist_size : int
+    """
+
+    def __init__(self, bundle_dir, descriptor, clusters, refine, tile=DEFAULT_TILE, k=3, gist_size=128):
+        self.bundle_dir = bundle_dir
+        self.descriptor = descriptor
+        self.clusters = clusters
+        self.refine = refine
+        self.tile = tile
+        self.k = k
+        self.gist_size = gist_size
+        self._regressors = {}
+        names = descriptor.names
+        self._semantic = names.index("semantic") if "semantic" in names else None
+
+    @classmethod
+    def load(cls, bundle_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None):
+        import os
+
+        from .bundle import read_bundle
+        from .parser import SceneParser, needs_parser
+        from .regressor import read_metadata
+
+        meta, clusters = read_bundle(bundle_dir)
+        root = read_metadata(os.path.join(bundle_dir, "root"))
+        context = {}
+        if needs_parser(root["descriptor"]):
+            context["parser"] = SceneParser.load(parser_dir or os.path.join(bundle_dir, "parser"))
+        desc = Descriptor.from_config(root["descriptor"], **context)
+        if refine is None:
+            refine = RefineParams(**root.get("refine", {}))
+        params = meta.get("params", {})
+        return cls(bundle_dir, desc, clusters, refine, tile,
+                   k=params.get("selection_k", 3) if k is None else k, gist_size=params.get("gist_size", 128))
+
+    def regressor(self, cluster_id):
+        """The (cached) regressor of a cluster; ``"root"`` is the all-images model."""
+        import os
+
+        from .regressor import Regressor
+
+        if cluster_id not in self._regressors:
+            sub = "root" if cluster_id == "root" else os.path.join("clusters", cluster_id)
+            self._regressors[cluster_id] = Regressor.load(os.path.join(self.bundle_dir, sub), verify=False)
+        return self._regressors[cluster_id]
+
+    def select(self, gray, states):
+        """Cluster id for an image, from its GIST and semantic histogram."""
+        from .clustering import select_cluster
+        from .gist import gist
+        from .parser import semantic_histogram
+
+        if not self.clusters:
+            return "root"
+        hist = semantic_histogram(states[self._semantic]) if self._semantic is not None else None
+        return self.clusters[select_cluster(gist(gray, self.gist_size), hist, self.clusters, self.k)].cluster_id
+
+    def raw_uv(self, gray, timing=None, info=None):
+        """Unrefined chrominance (H, W, 2); `info` receives the chosen cluster."""
+        gray = np.asarray(gray, dtype=np.float32)
+        timing = timing if timing is not None else Timing()
+        t0 = time.perf_counter()
+        states = self.descriptor.prepare(gray)
+        cid = self.select(gray, states)
+        timing.features += time.perf_counter() - t0
+        if info is not None:
+            info["cluster"] = cid
+        return predict_uv(gray, self.regressor(cid), self.descriptor, self.tile, timing, states)
+
+    def colorize(self, gray, timing=None, info=None):
+        """Colorize luminance (H, W) in [0, 1]; returns ``(rgb, uv)``; `info` receives the chosen cluster."""
+        return finish(gray, self.raw_uv(gray, timing, info), self.refine, self.tile, timing)
+
+
+def load_colorizer(path, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None):
+    """A `Colorizer` for a model directory or an `Ensemble` for a bundle directory."""
+    from .bundle import is_bundle
+
+    if is_bundle(path):
+        return Ensemble.load(path, refine=refine, tile=tile, parser_dir=parser_dir, k=k)
+    return Colorizer.load(path, refine=refine, tile=tile, parser_dir=parser_dir)

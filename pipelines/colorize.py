@@ -17,7 +17,7 @@ import sys
 import time
 
 from colorize_tf.color import decode_image, encode_image
-from colorize_tf.colorize import DEFAULT_TILE, Colorizer, Timing
+from colorize_tf.colorize import DEFAULT_TILE, Timing, load_colorizer
 from colorize_tf.refine import RefineParams
 from pipelines.options import setup_logging
 
@@ -30,7 +30,10 @@ FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tif
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="colorize", description=__doc__.split("\n\n")[0])
     p.add_argument("inputs", nargs="+", help="Image files.")
-    p.add_argument("--model", required=True, help="Model directory (pipelines.train output).")
+    p.add_argument("--model", required=True, help="Model directory or clustered bundle (pipelines.train output).")
+    p.add_argument("--parser", default=None, help="Scene parser directory (default: the one stored with the model).")
+    p.add_argument("--selection_k", type=int, default=None,
+                   help="Bundles: top-k clusters by GIST, then semantic histogram (default: the bundle's).")
     p.add_argument("--output", required=True, help="Output folder.")
     p.add_argument("--format", default=None, help="Output format (png, jpeg, tiff, webp); default: input's.")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WEBP quality.")
@@ -51,11 +54,11 @@ def output_name(path, fmt=None):
     return stem + ext
 
 
-def colorize_file(colorizer, path, out_path, quality=95, timing=None):
+def colorize_file(colorizer, path, out_path, quality=95, timing=None, info=None):
     """Colorize one file to `out_path` (written atomically); returns the decoded input's size."""
     with open(path, "rb") as fh:
         pic = decode_image(fh.read())
-    rgb, _ = colorizer.colorize(pic.gray, timing=timing)
+    rgb, _ = colorizer.colorize(pic.gray, timing=timing, info=info)
     fmt = FORMATS.get(os.path.splitext(out_path)[1].lower(), "PNG")
     data = encode_image(rgb, fmt, alpha=pic.alpha, bits=pic.bits, info=pic.info, quality=quality)
     tmp = out_path + ".partial"
@@ -72,7 +75,7 @@ def main(argv=None):
     if args.refine is not None:
         d, sc, ss = (float(v) for v in args.refine.split(","))
         refine = RefineParams(int(d), sc, ss)
-    colorizer = Colorizer.load(args.model, refine=refine, tile=args.tile)
+    colorizer = load_colorizer(args.model, refine=refine, tile=args.tile, parser_dir=args.parser, k=args.selection_k)
     log.info("model %s (%s), refinement %s", args.model, "+".join(colorizer.descriptor.names), colorizer.refine)
     os.makedirs(args.output, exist_ok=True)
     failures = 0
@@ -81,16 +84,17 @@ def main(argv=None):
         if os.path.exists(out) and not args.overwrite:
             log.info("skip %s: %s exists (use --overwrite)", path, out)
             continue
-        timing = Timing()
+        timing, info = Timing(), {}
         t0 = time.perf_counter()
         try:
-            h, w = colorize_file(colorizer, path, out, args.quality, timing)
+            h, w = colorize_file(colorizer, path, out, args.quality, timing, info)
         except Exception as exc:  # report and go on with the other inputs
             failures += 1
             log.error("FAILED %s: %s", path, exc)
             continue
-        log.info("%s -> %s  %dx%d  %.3f s (features %.3f, inference %.3f, refine %.3f)", path, out, w, h,
-                 time.perf_counter() - t0, timing.features, timing.inference, timing.refinement)
+        log.info("%s -> %s  %dx%d  cluster %s  %.3f s (features %.3f, inference %.3f, refine %.3f)", path, out,
+                 w, h, info.get("cluster") or "-", time.perf_counter() - t0, timing.features, timing.inference,
+                 timing.refinement)
     if failures:
         log.error("%d of %d inputs failed", failures, len(args.inputs))
     return 1 if failures else 0
