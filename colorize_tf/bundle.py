@@ -5,7 +5,8 @@
     BUNDLE/bundle.json          hierarchy, parameters, layer reports, per-file SHA-256
     BUNDLE/root/                regressor trained on all reference images (fallback, baseline)
     BUNDLE/clusters/L0C00/ ...  one regressor directory per cluster (colorize_tf.regressor layout)
-    BUNDLE/parser/              the scene parser, when the descriptor has a semantic block
+    BUNDLE/root/parser/         the scene parser, when the descriptor has a semantic block
+    BUNDLE/layers/              per-layer training summaries and reference-image PSNRs
 
 Loading verifies every listed file against its checksum and fails with a
 clear message on a missing or altered file. Nothing is pickled.

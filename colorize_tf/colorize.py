@@ -243,7 +243,7 @@ class Ensemble:
         root = read_metadata(os.path.join(bundle_dir, "root"))
         context = {}
         if needs_parser(root["descriptor"]):
-            context["parser"] = SceneParser.load(parser_dir or os.path.join(bundle_dir, "parser"))
+            context["parser"] = SceneParser.load(parser_dir or os.path.join(bundle_dir, "root", "parser"))
         desc = Descriptor.from_config(root["descriptor"], **context)
         if refine is None:
             refine = RefineParams(**root.get("refine", {}))

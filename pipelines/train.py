@@ -1,13 +1,20 @@
-"""Training job: feature-job output -> trained model directory.
+"""Training job: feature-job output -> trained model directory or clustered bundle.
 
     python -m pipelines.train --features FEATURES_DIR --output MODEL_DIR
+    python -m pipelines.train --features FEATURES_DIR --output BUNDLE_DIR --adaptive_clustering
 
 Images are split (deterministically, by id) into training and held-out
 validation sets; the regressor trains with early stopping on the held-out
 samples, and the joint bilateral refinement is tuned on the held-out images'
-PSNR. Training runs as a Beam ParDo over clusters (one cluster, "all", until
-adaptive clustering is enabled), so clusters train in parallel on a
-multi-worker runner.
+PSNR. Training runs as a Beam ParDo over clusters, so clusters train in
+parallel on a multi-worker runner.
+
+With ``--adaptive_clustering`` (Algorithm 3), the output is a bundle
+(colorize_tf.bundle): ``root/`` (the all-images regressor, whose tuned
+refinement every cluster shares), then layer after layer a Beam job trains
+one regressor per cluster (``clusters/L<l>C<i>/``) and measures every
+member's PSNR with its cluster's model (a second ParDo, spread over
+workers); images reaching the threshold leave, the rest are re-clustered.
 """
 from __future__ import annotations
 
@@ -17,12 +24,13 @@ import logging
 import sys
 
 import apache_beam as beam
+import numpy as np
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf import records
-from transforms.training import TrainRegressorDoFn
+from transforms.training import MeasurePSNRDoFn, TrainRegressorDoFn
 
 from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
 
@@ -45,6 +53,17 @@ class TrainOptions(PipelineOptions):
             help="Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE' instead of tuning (0,0,0 = off).",
         )
         parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
+        parser.add_argument("--adaptive_clustering", action="store_true",
+                            help="Train a clustered bundle (Algorithm 3) instead of one regressor.")
+        parser.add_argument("--n0", type=int, default=24, help="Clusters on layer 0 (paper: 24).")
+        parser.add_argument("--mu", type=int, default=0,
+                            help="Minimal images per cluster; 0 = eq. 3, alpha * N_w / N_s (paper: 80).")
+        parser.add_argument("--alpha", type=float, default=12.5,
+                            help="Eq. 3 scale; 12.5 gives mu = 80 for the paper's 114-d descriptor and N_s = 2048.")
+        parser.add_argument("--epsilon", type=float, default=-26.0, help="Error threshold on -PSNR (dB).")
+        parser.add_argument("--max_layers", type=int, default=4)
+        parser.add_argument("--selection_k", type=int, default=3,
+                            help="At colorization: top-k clusters by GIST, then semantic histogram.")
 
 
 def read_config(features_dir):
@@ -71,23 +90,43 @@ def is_held_out(image_id, fraction, seed=0):
     return (h / 2.0**64) < fraction
 
 
-def cluster_specs(rows, opts):
-    """The clusters to train: a single one holding every image (clustering extends this)."""
+def split_rows(rows, opts):
+    """(train rows, held-out rows), deterministic by image id."""
     if opts.max_images:
         rows = rows[: opts.max_images]
     val = [r for r in rows if is_held_out(r["image_id"], opts.val_fraction, opts.seed)]
     train = [r for r in rows if not is_held_out(r["image_id"], opts.val_fraction, opts.seed)]
     if not train:
         raise ValueError("no training images left after the validation split")
-    return [
-        {
-            "cluster_id": "all",
-            "train_ids": [r["image_id"] for r in train],
-            "val_ids": [r["image_id"] for r in val],
-            "val_paths": [r["path"] for r in val],
-            "model_dir": opts.output,
-        }
-    ]
+    return train, val
+
+
+def root_spec(rows, opts, model_dir):
+    """The all-images regressor: its held-out images stop training early and tune the refinement."""
+    train, val = split_rows(rows, opts)
+    return {
+        "cluster_id": "all",
+        "train_ids": [r["image_id"] for r in train],
+        "val_ids": [r["image_id"] for r in val],
+        "val_paths": [r["path"] for r in val],
+        "model_dir": model_dir,
+        "with_parser": True,
+    }
+
+
+def cluster_spec(cluster, by_id, opts, model_dir):
+    """One cluster's training element: members split into training and early-stopping images."""
+    val = [m for m in cluster.members if is_held_out(m, opts.val_fraction, opts.seed)]
+    train = [m for m in cluster.members if m not in set(val)] or list(cluster.members)
+    return {
+        "cluster_id": cluster.cluster_id,
+        "train_ids": train,
+        "val_ids": [m for m in val if m not in set(train)],
+        "val_paths": [],
+        "model_dir": model_dir,
+        "with_parser": False,
+        "members": [(m, by_id[m]["path"]) for m in cluster.members],
+    }
 
 
 def parse_refine(text):
@@ -97,41 +136,125 @@ def parse_refine(text):
     return {"diameter": int(d), "sigma_color": sc, "sigma_space": ss}
 
 
-def build(pipeline, opts):
-    config = read_config(opts.features)
-    shards = records.list_shards(opts.features)
-    specs = cluster_specs(read_image_table(opts.features), opts)
-    train_kwargs = {
+def train_kwargs(opts):
+    return {
         "epochs": opts.epochs,
         "batch_size": opts.batch_size,
         "learning_rate": opts.learning_rate,
         "patience": opts.patience,
         "seed": opts.seed,
     }
+
+
+def build(pipeline, opts, specs, refine=None, tune_images=None, measure=False, label="", out=None):
+    """Train one regressor per spec; with `measure`, also the members' PSNR with their cluster's model.
+
+    Returns the PCollection of training summaries (and writes them to ``out``/training_summary*.jsonl).
+    """
+    config = read_config(opts.features)
+    shards = records.list_shards(opts.features)
+    parser_dir = opts.parser or config.get("parser")
     summaries = (
         pipeline
-        | "ClusterSpecs" >> beam.Create(specs)
-        | "Spread" >> beam.Reshuffle()
-        | "TrainRegressors" >> beam.ParDo(
-            TrainRegressorDoFn(shards, config["descriptor"], train_kwargs, opts.tune_images, parse_refine(opts.refine),
-                               parser_dir=opts.parser or config.get("parser"))
+        | f"ClusterSpecs{label}" >> beam.Create(specs)
+        | f"Spread{label}" >> beam.Reshuffle()
+        | f"TrainRegressors{label}" >> beam.ParDo(
+            TrainRegressorDoFn(shards, config["descriptor"], train_kwargs(opts),
+                               opts.tune_images if tune_images is None else tune_images,
+                               refine, parser_dir=parser_dir)
         )
     )
-    summaries | "SummaryToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteSummary" >> beam.io.WriteToText(
-        FileSystems.join(opts.output, "training_summary"), file_name_suffix=".jsonl", shard_name_template=""
+    out = out or opts.output
+    summaries | f"SummaryToJson{label}" >> beam.Map(json.dumps, sort_keys=True) | f"WriteSummary{label}" >> (
+        beam.io.WriteToText(FileSystems.join(out, f"training_summary{label}"), file_name_suffix=".jsonl",
+                            shard_name_template="")
     )
+    if measure:
+        members = {s["cluster_id"]: s["members"] for s in specs}
+        psnrs = (
+            summaries
+            | f"ReferenceImages{label}" >> beam.FlatMap(
+                lambda s: [(s["cluster_id"], s["model_dir"], i, p) for i, p in members[s["cluster_id"]]])
+            | f"SpreadImages{label}" >> beam.Reshuffle()
+            | f"MeasurePSNR{label}" >> beam.ParDo(MeasurePSNRDoFn(parser_dir))
+        )
+        psnrs | f"PsnrToJson{label}" >> beam.Map(json.dumps, sort_keys=True) | f"WritePsnr{label}" >> (
+            beam.io.WriteToText(FileSystems.join(out, f"psnr{label}"), file_name_suffix=".jsonl")
+        )
     return summaries
+
+
+def _run(options, build_fn):
+    pipeline = beam.Pipeline(options=options)
+    build_fn(pipeline)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def _read_jsonl(pattern):
+    out = []
+    for m in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(m.path, compression_type="uncompressed") as fh:
+            out += [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
+    return out
 
 
 def run(argv=None):
     options = PipelineOptions(argv)
     opts = job_args(options)
     require(opts, "features", "output")
-    pipeline = beam.Pipeline(options=options)
-    build(pipeline, opts)
-    result = pipeline.run()
-    result.wait_until_finish()
-    return result
+    rows = read_image_table(opts.features)
+    if not opts.adaptive_clustering:
+        return _run(options, lambda p: build(p, opts, [root_spec(rows, opts, opts.output)], parse_refine(opts.refine)))
+    return run_clustered(options, opts, rows)
+
+
+def run_clustered(options, opts, rows):
+    """Algorithm 3 with one Beam job per layer; writes the bundle."""
+    from colorize_tf.bundle import write_bundle
+    from colorize_tf.clustering import adaptive_clustering, minimal_cluster_size
+    from colorize_tf.regressor import read_metadata
+
+    out = opts.output
+    root_dir = FileSystems.join(out, "root")
+    log.info("root regressor on all %d images", len(rows))
+    _run(options, lambda p: build(p, opts, [root_spec(rows, opts, root_dir)], parse_refine(opts.refine),
+                                  label="Root", out=out))
+    root = read_metadata(root_dir)
+    refine = root["refine"]
+    if opts.max_images:
+        rows = rows[: opts.max_images]
+    missing = [r["image_id"] for r in rows if not r.get("gist")]
+    if missing:
+        raise SystemExit(f"{len(missing)} images have no GIST in the image table (rerun the feature job): "
+                         f"{missing[:3]}")
+    by_id = {r["image_id"]: r for r in rows}
+    ids = sorted(by_id)
+    gist = np.array([by_id[i]["gist"] for i in ids], np.float32)
+    hists = None
+    if all(by_id[i].get("semantic_hist") for i in ids):
+        hists = np.array([by_id[i]["semantic_hist"] for i in ids], np.float32)
+    config = read_config(opts.features)
+    mu = opts.mu or minimal_cluster_size(config["dim"], config["samples_per_image"], opts.alpha)
+    log.info("adaptive clustering: %d images, N0=%d, mu=%d, epsilon=%.1f dB", len(ids), opts.n0, mu, opts.epsilon)
+
+    def train_layer(clusters):
+        layer = clusters[0].layer
+        specs = [cluster_spec(c, by_id, opts, FileSystems.join(out, "clusters", c.cluster_id)) for c in clusters]
+        _run(options, lambda p: build(p, opts, specs, refine, tune_images=0, measure=True, label=f"L{layer}",
+                                      out=FileSystems.join(out, "layers")))
+        measured = _read_jsonl(FileSystems.join(out, "layers", f"psnrL{layer}-*.jsonl"))
+        return {m["image_id"]: m["psnr"] for m in measured if m["psnr"] == m["psnr"]}  # drop NaN (failed)
+
+    clusters, reports = adaptive_clustering(ids, gist, hists, train_layer, n0=opts.n0, mu=mu,
+                                            epsilon_db=opts.epsilon, max_layers=opts.max_layers, seed=opts.seed)
+    params = {"n0": opts.n0, "mu": mu, "alpha": opts.alpha, "epsilon_db": opts.epsilon, "max_layers": opts.max_layers,
+              "selection_k": opts.selection_k, "gist_size": config.get("gist_size", 128),
+              "samples_per_image": config["samples_per_image"], "descriptor_dim": config["dim"]}
+    meta = write_bundle(out, clusters, reports, params)
+    log.info("bundle written to %s: %d clusters on %d layers", out, len(clusters), len(reports))
+    return meta
 
 
 def main(argv=None):

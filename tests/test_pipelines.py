@@ -158,3 +158,58 @@ def test_tiled_equals_whole_image(model_dir):
     whole = Colorizer.load(str(model_dir), tile=0).colorize(gray)[1]
     tiled = Colorizer.load(str(model_dir), tile=64).colorize(gray)[1]
     assert np.abs(whole - tiled).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(features_dir):
+    from pipelines import train
+
+    out = features_dir.parent / "bundle"
+    train.run([f"--features={features_dir}", f"--output={out}", "--adaptive_clustering", "--n0=2", "--mu=3",
+               "--epsilon=-60", "--max_layers=3", "--epochs=4", "--val_fraction=0.2", "--refine=9,0.1,4",
+               "--runner=FnApiRunner"])
+    return out
+
+
+def test_clustered_training_writes_verified_bundle(bundle_dir):
+    from colorize_tf.bundle import read_bundle
+
+    meta, clusters = read_bundle(str(bundle_dir))
+    layers = meta["layers"]
+    # epsilon -60 dB: no image reaches 60 dB, so layer 0 prunes nothing and the loop stops
+    assert len(layers) == 1 and layers[0]["images"] == N_IMAGES and layers[0]["removed"] == 0
+    assert 1 <= len(clusters) <= 2 and sum(len(c.members) for c in clusters) == N_IMAGES
+    for c in clusters:
+        assert (bundle_dir / "clusters" / c.cluster_id / "regressor.keras").exists()
+        assert c.centre.shape == (512,)
+    assert meta["params"]["mu"] == 3 and meta["params"]["selection_k"] == 3
+    psnr_rows = [json.loads(line) for f in glob.glob(str(bundle_dir / "layers" / "psnrL0-*.jsonl"))
+                 for line in open(f)]
+    assert len(psnr_rows) == N_IMAGES and all(r["psnr"] > 10 for r in psnr_rows)
+
+
+def test_bundle_colorizes_and_detects_tampering(bundle_dir, tmp_path):
+    import shutil
+
+    from colorize_tf.bundle import read_bundle
+    from colorize_tf.color import luminance
+    from colorize_tf.colorize import Ensemble, load_colorizer
+
+    col = load_colorizer(str(bundle_dir))
+    assert isinstance(col, Ensemble)
+    info = {}
+    rgb, uv = col.colorize(luminance(synthetic_scene(70, 90, seed=77)), info=info)
+    assert rgb.shape == (70, 90, 3)
+    assert info["cluster"] in {c.cluster_id for c in col.clusters}
+    copy = tmp_path / "b"
+    shutil.copytree(bundle_dir, copy)
+    victim = next((copy / "clusters").iterdir()) / "model.json"
+    original = victim.read_text()
+    victim.write_text(original.replace('"format_version": 1', '"format_version": 1 '))
+    with pytest.raises(ValueError, match="altered"):
+        read_bundle(str(copy))
+    victim.write_text(original)
+    read_bundle(str(copy))  # restored: verifies again
+    (copy / "root" / "regressor.keras").unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        read_bundle(str(copy))

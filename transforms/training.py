@@ -99,7 +99,8 @@ class TrainRegressorDoFn(beam.DoFn):
                 refine={"diameter": refine.diameter, "sigma_color": refine.sigma_color,
                         "sigma_space": refine.sigma_space},
             )
-            if self.context.get("parser") is not None:  # the model carries its parser, byte for byte
+            if spec.get("with_parser", True) and self.context.get("parser") is not None:
+                # the model carries its parser, byte for byte
                 os.makedirs(os.path.join(tmp, "model", "parser"))
                 for name in (PARSER_FILE, PARSER_META):
                     with FileSystems.open(FileSystems.join(self.parser_dir, name),
@@ -122,3 +123,55 @@ class TrainRegressorDoFn(beam.DoFn):
             "best_val_loss": record.get("best_val_loss"),
             "refine": meta["refine"],
         }
+
+
+class MeasurePSNRDoFn(beam.DoFn):
+    """(cluster_id, model_dir, image_id, path) -> {"cluster_id", "image_id", "psnr"}.
+
+    Colorizes a reference image with its cluster's model (training error
+    E(I) = -PSNR of Algorithm 3). Models are cached per worker; the scene
+    parser, if the descriptor needs one, is loaded once in `setup()`.
+    """
+
+    def __init__(self, parser_dir=None, cache_size=4):
+        self.parser_dir = parser_dir
+        self.cache_size = cache_size
+        self.measured = Metrics.counter("training", "psnr_measured")
+        self.failed = Metrics.counter("training", "psnr_failed")
+
+    def setup(self):
+        self._cache = {}
+        self._parser = None
+        if self.parser_dir:
+            from colorize_tf.parser import SceneParser
+
+            self._parser = SceneParser.load(self.parser_dir)
+
+    def _colorizer(self, model_dir):
+        from colorize_tf.colorize import Colorizer
+        from colorize_tf.features import Descriptor
+        from colorize_tf.refine import RefineParams
+        from colorize_tf.regressor import Regressor
+
+        if model_dir not in self._cache:
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            reg = Regressor.load(model_dir)
+            desc = Descriptor.from_config(reg.meta["descriptor"], parser=self._parser)
+            self._cache[model_dir] = Colorizer(reg, desc, RefineParams(**reg.meta.get("refine", {})), tile=0)
+        return self._cache[model_dir]
+
+    def process(self, item):
+        from colorize_tf.metrics import psnr
+
+        cluster_id, model_dir, image_id, path = item
+        try:
+            pic = decode_image(_read_bytes(path))
+            rgb, _ = self._colorizer(model_dir).colorize(pic.gray)
+            value = psnr(rgb, pic.rgb)
+        except Exception as exc:  # an unreadable reference image must not stop the layer
+            self.failed.inc()
+            log.warning("PSNR of %s failed: %s", path, exc)
+            value = float("nan")
+        self.measured.inc()
+        yield {"cluster_id": cluster_id, "image_id": image_id, "psnr": value}
