@@ -23,3 +23,15 @@ def test_gray_baseline_has_no_chroma():
     rgb = np.random.default_rng(0).random((5, 5, 3)).astype(np.float32)
     g = metrics.gray_baseline(rgb)
     assert np.allclose(metrics.uv_of(g), 0, atol=1e-5)
+
+
+def test_histogram_png(tmp_path):
+    from PIL import Image
+
+    from colorize_tf.plots import histogram_png
+
+    rng = np.random.default_rng(0)
+    path = histogram_png({"a": rng.normal(22, 2, 50), "b": rng.normal(25, 2, 50)}, str(tmp_path / "h.png"))
+    img = Image.open(path)
+    assert img.format == "PNG" and img.size == (720, 420)
+    assert len(np.unique(np.asarray(img).reshape(-1, 3), axis=0)) > 3  # something was drawn
