@@ -30,6 +30,8 @@ UV_SCALE = np.array([U_MAX, V_MAX], dtype=np.float32)
 
 #: Default limit on decoded pixels (width * height); larger images are refused.
 DEFAULT_MAX_PIXELS = 250_000_000
+# The pixel limit is enforced explicitly (`decode_image(max_pixels=...)`), before decoding.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageDecodeError(ValueError):

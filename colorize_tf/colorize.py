@@ -297,3 +297,28 @@ def load_colorizer(path, refine: Optional[RefineParams] = None, tile=DEFAULT_TIL
     if is_bundle(path):
         return Ensemble.load(path, refine=refine, tile=tile, parser_dir=parser_dir, k=k)
     return Colorizer.load(path, refine=refine, tile=tile, parser_dir=parser_dir)
+
+
+def colorize_reduced(colorizer, gray, chroma_max_side=0, timing=None, info=None):
+    """Colorize, predicting chroma at a reduced resolution for large images.
+
+    When the longer side exceeds `chroma_max_side` (> 0), descriptors, the
+    regressor and the refinement run on the image downscaled to that side;
+    the chroma is upsampled bilinearly and recombined with the full-resolution
+    luminance (chroma varies slowly; the detail is in Y, which is kept exactly).
+
+    Returns
+    -------
+    rgb : ndarray of float32, shape (H, W, 3)
+    """
+    import cv2
+
+    gray = np.asarray(gray, dtype=np.float32)
+    h, w = gray.shape
+    if not chroma_max_side or max(h, w) <= chroma_max_side:
+        return colorizer.colorize(gray, timing=timing, info=info)[0]
+    s = chroma_max_side / float(max(h, w))
+    small = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    _, uv = colorizer.colorize(small, timing=timing, info=info)
+    uv = cv2.resize(uv, (w, h), interpolation=cv2.INTER_LINEAR)
+    return recombine(gray, uv)

@@ -40,7 +40,7 @@ def setup_logging(verbose=False):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
-    for name in ("colorize_tf", "transforms", "pipelines", "colorize", "demo"):
+    for name in ("__main__", "colorize_tf", "transforms", "pipelines", "colorize", "demo"):
         logging.getLogger(name).setLevel(logging.INFO)
 
 

@@ -2,6 +2,7 @@ import os
 import sys
 
 import numpy as np
+from PIL import Image
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -9,6 +10,8 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED = os.path.join(ROOT, "..", "shared", "data")
+N_IMAGES = 10
+SAMPLES = 600
 
 
 def synthetic_scene(h=64, w=80, seed=0):
@@ -37,3 +40,35 @@ def write_png(path, rgb):
     from PIL import Image
 
     Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="session")
+def features_dir(tmp_path_factory):
+    from pipelines import extract_features
+
+    root = tmp_path_factory.mktemp("job")
+    imgs = root / "images"
+    (imgs / "sub").mkdir(parents=True)
+    for i in range(N_IMAGES):
+        write_png(str(imgs / ("sub" if i % 2 else "") / f"scene{i:02d}.png"), synthetic_scene(64, 80, seed=i))
+    (imgs / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    good = (imgs / "scene00.png").read_bytes()
+    (imgs / "truncated.png").write_bytes(good[: len(good) // 3])
+    Image.fromarray(np.full((32, 32), 100, np.uint8)).save(imgs / "gray.png")
+    (imgs / "notes.txt").write_text("not an image")
+    out = root / "features"
+    extract_features.run([f"--input={imgs}", f"--output={out}", f"--samples_per_image={SAMPLES}",
+                          "--edge_fraction=0.25", "--runner=FnApiRunner"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_dir(features_dir):
+    from pipelines import train
+
+    out = features_dir.parent / "model"
+    train.run([f"--features={features_dir}", f"--output={out}", "--epochs=15", "--val_fraction=0.2",
+               "--tune_images=2", "--runner=FnApiRunner"])
+    return out
+
+

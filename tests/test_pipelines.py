@@ -8,30 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from conftest import synthetic_scene, write_png
-
-N_IMAGES = 10
-SAMPLES = 600
-
-
-@pytest.fixture(scope="module")
-def features_dir(tmp_path_factory):
-    from pipelines import extract_features
-
-    root = tmp_path_factory.mktemp("job")
-    imgs = root / "images"
-    (imgs / "sub").mkdir(parents=True)
-    for i in range(N_IMAGES):
-        write_png(str(imgs / ("sub" if i % 2 else "") / f"scene{i:02d}.png"), synthetic_scene(64, 80, seed=i))
-    (imgs / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    good = (imgs / "scene00.png").read_bytes()
-    (imgs / "truncated.png").write_bytes(good[: len(good) // 3])
-    Image.fromarray(np.full((32, 32), 100, np.uint8)).save(imgs / "gray.png")
-    (imgs / "notes.txt").write_text("not an image")
-    out = root / "features"
-    extract_features.run([f"--input={imgs}", f"--output={out}", f"--samples_per_image={SAMPLES}",
-                          "--edge_fraction=0.25", "--runner=FnApiRunner"])
-    return out
+from conftest import N_IMAGES, SAMPLES, synthetic_scene
 
 
 def test_feature_job_outputs(features_dir):
@@ -76,16 +53,6 @@ def test_feature_job_outputs(features_dir):
 
     cfg = json.loads((features_dir / "config.json").read_text())
     assert cfg["dim"] == 81 and [b["name"] for b in cfg["descriptor"]] == ["patch", "daisy"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(features_dir):
-    from pipelines import train
-
-    out = features_dir.parent / "model"
-    train.run([f"--features={features_dir}", f"--output={out}", "--epochs=15", "--val_fraction=0.2",
-               "--tune_images=2", "--runner=FnApiRunner"])
-    return out
 
 
 def test_training_lowers_loss_and_writes_model(model_dir):

@@ -7,7 +7,10 @@ An input SPEC is one of:
 * a list file (``.txt`` / ``.lst`` / ``.list``): one path or glob per line,
   relative to the list's folder or to ``list_root``; entries without an
   extension match ``ENTRY.*`` (SIFT Flow's ``train.txt`` style),
-* a single image file.
+* a single image file,
+* a ``.tar`` / ``.tar.gz`` / ``.tgz`` / ``.zip`` archive (also when found inside
+  a folder, glob or list): its members are read as if they were files under
+  ``ARCHIVE_STEM/``.
 
 Every candidate ends either as an `ImageFile` on the main output or as a
 dead letter (``{"path", "stage", "reason"}``) on the ``dead`` output.
@@ -23,6 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".jfif", ".pgm", ".ppm")
+ARCHIVE_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 DEAD = "dead"
 GLOB_CHARS = "*?["
@@ -70,6 +74,31 @@ def _is_image_name(path):
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def is_archive_name(path):
+    return path.lower().endswith(ARCHIVE_EXTENSIONS)
+
+
+def archive_stem(rel):
+    """``scans/box1.tar.gz`` -> ``scans/box1`` (members are mirrored under it)."""
+    low = rel.lower()
+    for ext in sorted(ARCHIVE_EXTENSIONS, key=len, reverse=True):
+        if low.endswith(ext):
+            return rel[: -len(ext)]
+    return rel
+
+
+def unsafe_member_reason(name):
+    """Why an archive member name may not be written anywhere, or None if it is safe."""
+    if not name or "\x00" in name:
+        return "empty or NUL in member name"
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return f"absolute path {name!r} refused"
+    if ".." in norm.split("/"):
+        return f"path with '..' {name!r} refused"
+    return None
+
+
 def expand_spec(spec: str, list_root: Optional[str] = None) -> Tuple[List[Tuple[str, str]], List[dict]]:
     """Resolve an input SPEC into files.
 
@@ -111,7 +140,7 @@ def expand_spec(spec: str, list_root: Optional[str] = None) -> Tuple[List[Tuple[
     inside = _match(spec + "/**")
     if inside:  # a directory
         for p in sorted(inside):
-            if _is_image_name(p):
+            if _is_image_name(p) or is_archive_name(p):
                 files.append((p, _rel(p, spec)))
             else:
                 dead.append(dead_letter(p, "list", "skipped: not an image file name"))
@@ -121,7 +150,13 @@ def expand_spec(spec: str, list_root: Optional[str] = None) -> Tuple[List[Tuple[
     raise FileNotFoundError(f"input {spec!r} is not a file, directory, glob or list file")
 
 
-class _ReadFile(beam.DoFn):
+class ReadFileDoFn(beam.DoFn):
+    """(path, rel) -> `ImageFile`; archives (.tar*, .zip) -> one `ImageFile` per safe member.
+
+    Unsafe archive members (absolute paths, '..', links, devices, over the
+    size limit) and unreadable files go to the ``dead`` output with the reason.
+    """
+
     def __init__(self, max_bytes):
         self.max_bytes = max_bytes
         self.read_ok = Metrics.counter("io", "files_read")
@@ -129,6 +164,9 @@ class _ReadFile(beam.DoFn):
 
     def process(self, item):
         path, rel = item
+        if is_archive_name(path):
+            yield from self._archive(path, rel)
+            return
         try:
             with FileSystems.open(path, compression_type="uncompressed") as fh:
                 data = fh.read(self.max_bytes + 1) if self.max_bytes else fh.read()
@@ -140,6 +178,49 @@ class _ReadFile(beam.DoFn):
             return
         self.read_ok.inc()
         yield ImageFile(path=path, rel=rel, data=data)
+
+    def _member(self, archive, rel, name, kind, size, read):
+        """Check one archive member; returns an ImageFile or a dead letter."""
+        where = f"{archive}!{name}"
+        reason = unsafe_member_reason(name)
+        if reason is None and kind != "file":
+            reason = f"{kind} entry refused"
+        if reason is None and self.max_bytes and size > self.max_bytes:
+            reason = f"member larger than the {self.max_bytes}-byte limit"
+        if reason is not None:
+            self.read_failed.inc()
+            return beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", reason))
+        self.read_ok.inc()
+        return ImageFile(path=where, rel=f"{archive_stem(rel)}/{name.lstrip('./')}", data=read())
+
+    def _archive(self, path, rel):
+        import stat
+        import tarfile
+        import zipfile
+
+        try:
+            with FileSystems.open(path, compression_type="uncompressed") as fh:
+                if path.lower().endswith(".zip"):
+                    with zipfile.ZipFile(fh) as zf:
+                        for info in zf.infolist():
+                            if info.is_dir():
+                                continue
+                            mode = info.external_attr >> 16
+                            kind = "symbolic link" if stat.S_ISLNK(mode) else "file"
+                            yield self._member(path, rel, info.filename, kind, info.file_size,
+                                               lambda info=info: zf.read(info))
+                else:
+                    with tarfile.open(fileobj=fh, mode="r|*") as tf:
+                        for m in tf:
+                            if m.isdir():
+                                continue
+                            kind = ("file" if m.isfile() else "link" if (m.issym() or m.islnk())
+                                    else "device" if (m.isdev()) else "special")
+                            yield self._member(path, rel, m.name, kind, m.size,
+                                               lambda m=m: tf.extractfile(m).read())
+        except Exception as exc:  # corrupt / truncated archive: what was read stays, the rest is reported
+            self.read_failed.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(path, "archive", f"{type(exc).__name__}: {exc}"))
 
 
 class ReadImages(beam.PTransform):
@@ -159,7 +240,7 @@ class ReadImages(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(files)
             | "Spread" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(_ReadFile(self.max_bytes)).with_outputs(DEAD, main="files")
+            | "ReadFiles" >> beam.ParDo(ReadFileDoFn(self.max_bytes)).with_outputs(DEAD, main="files")
         )
         unlisted = pbegin | "ListingDeadLetters" >> beam.Create(dead)
         all_dead = (listed[DEAD], unlisted) | "MergeDead" >> beam.Flatten()
