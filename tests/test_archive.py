@@ -10,7 +10,6 @@ import time
 import zlib
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from conftest import ROOT, synthetic_scene
