@@ -86,8 +86,15 @@ def recombine(y, uv):
     rgb : ndarray of float32, shape (H, W, 3)
         In [0, 1], with ``luminance(rgb) == y`` up to float rounding.
     """
-    y = np.clip(np.asarray(y, dtype=np.float32), 0.0, 1.0)
+    y = np.asarray(y, dtype=np.float32)
     uv = np.asarray(uv, dtype=np.float32)
+    rows = max(1, (1 << 21) // max(1, y.shape[-1])) if y.ndim == 2 else 0
+    if rows and y.shape[0] > rows:  # bound the temporaries for large images: ~2 M pixels at a time
+        out = np.empty(y.shape + (3,), dtype=np.float32)
+        for r in range(0, y.shape[0], rows):
+            out[r : r + rows] = recombine(y[r : r + rows], uv[r : r + rows])
+        return out
+    y = np.clip(y, 0.0, 1.0)
     # Chroma contribution to each RGB channel: it has zero luminance.
     delta = uv @ YUV_TO_RGB[:, 1:].T.astype(np.float32)  # (H, W, 3)
     yy = y[..., None]
@@ -224,6 +231,8 @@ def decode_image(data, max_pixels=DEFAULT_MAX_PIXELS):
                     f"image too large: {w}x{h} = {w * h} pixels > limit {max_pixels}"
                 )
             fmt = img.format
+            if _is_16bit_colour(data, img):
+                return _decode_16bit_colour(data, img, fmt)
             img.load()
             return picture_from_pil(img, fmt)
     except ImageDecodeError:
@@ -236,6 +245,33 @@ def decode_image(data, max_pixels=DEFAULT_MAX_PIXELS):
         text = str(exc)
         reason = "truncated image" if "truncated" in text.lower() else "corrupt image"
         raise ImageDecodeError(f"{reason}: {text}") from None
+
+
+def _is_16bit_colour(data, img):
+    """16-bit-per-channel colour PNG / TIFF, which PIL would reduce to 8 bits."""
+    if img.format == "PNG" and len(data) > 26 and data[12:16] == b"IHDR":
+        return data[24] == 16 and data[25] in (2, 6)  # bit depth 16, colour type RGB / RGBA
+    if img.format == "TIFF" and img.mode in ("RGB", "RGBA", "RGBX"):
+        bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None
+        return bool(bits) and max(bits) == 16
+    return False
+
+
+def _decode_16bit_colour(data, img, fmt):
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        raise ImageDecodeError("corrupt 16-bit colour image")
+    rgb = _to_float(arr[..., 2::-1], 16)
+    alpha = _to_float(arr[..., 3], 16) if arr.shape[2] == 4 else None
+    pic = picture_from_pil(img, fmt)  # metadata and orientation of the source
+    if pic.gray.shape != rgb.shape[:2]:  # EXIF rotation: apply the same transpose to the 16-bit pixels
+        k = {6: 3, 8: 1, 3: 2}.get(img.getexif().get(0x0112), 0)
+        rgb = np.rot90(rgb, k)
+        alpha = None if alpha is None else np.rot90(alpha, k)
+    return Picture(gray=np.ascontiguousarray(luminance(rgb)), rgb=np.ascontiguousarray(rgb), alpha=alpha, bits=16,
+                   mode=img.mode + ";16", format=fmt, info=pic.info)
 
 
 def load_image(path, max_pixels=DEFAULT_MAX_PIXELS):

@@ -98,3 +98,24 @@ def test_encode_keeps_alpha_and_16_bit():
 
     arr = cv2.imdecode(np.frombuffer(color.encode_image(rgb, "PNG", bits=16), np.uint8), cv2.IMREAD_UNCHANGED)
     assert arr.dtype == np.uint16 and np.allclose(arr[..., ::-1] / 65535.0, rgb, atol=1e-4)
+
+
+def test_16_bit_colour_png_keeps_precision():
+    import cv2
+
+    rgb = np.random.default_rng(5).random((12, 10, 3))
+    arr16 = (rgb * 65535).round().astype(np.uint16)
+    ok, buf = cv2.imencode(".png", arr16[..., ::-1])
+    pic = color.decode_image(buf.tobytes())
+    assert pic.bits == 16 and pic.rgb is not None
+    assert np.abs(pic.rgb - arr16 / 65535.0).max() < 1e-6  # not reduced to 8 bits
+    assert np.allclose(pic.gray, color.luminance(arr16 / 65535.0), atol=1e-5)
+
+
+def test_recombine_in_row_blocks_matches():
+    rng = np.random.default_rng(6)
+    y = rng.random((3000, 800)).astype(np.float32)  # 2.4 M pixels: processed in blocks
+    uv = rng.normal(0, 0.2, (3000, 800, 2)).astype(np.float32)
+    out = color.recombine(y, uv)
+    assert np.allclose(out[:5], color.recombine(y[:5], uv[:5]))
+    assert np.abs(color.luminance(out) - y).max() < 1e-5
