@@ -38,7 +38,6 @@ MANIFEST_DIR = "_manifest"
 class ArchiveOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--model", default=None, help="Model directory or clustered bundle.")
         parser.add_argument("--format", default=None, help="Output format (jpg, png, tif, webp); default: input's.")
         parser.add_argument("--jpeg_quality", type=int, default=95)
         parser.add_argument("--force", action="store_true", help="Redo inputs whose output exists.")
@@ -50,7 +49,6 @@ class ArchiveOptions(PipelineOptions):
         parser.add_argument("--chroma_max_side", type=int, default=0,
                             help="Predict chroma with the longer side reduced to this (0 = full resolution).")
         parser.add_argument("--archive_selection_k", type=int, default=None)
-        parser.add_argument("--archive_list_root", default=None, help="Base folder for list-file entries.")
 
 
 def clean_partials(output_dir):
@@ -63,7 +61,7 @@ def clean_partials(output_dir):
 
 
 def build(pipeline, opts):
-    files, listing_dead = expand_spec(opts.input, opts.archive_list_root)
+    files, listing_dead = expand_spec(opts.input, opts.list_root)
     log.info("%d files listed (%d listing notes) from %s", len(files), len(listing_dead), opts.input)
     listed = (
         pipeline

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 class FeatureOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--list_root", default=None, help="Base folder for relative list-file entries.")
         parser.add_argument("--samples_per_image", type=int, default=DEFAULT_SAMPLES, help="N_s, pixels per image.")
         parser.add_argument(
             "--edge_fraction", type=float, default=0.0,

@@ -14,6 +14,8 @@ class JobOptions(PipelineOptions):
         parser.add_argument("--input", default=None, help="Input: folder, glob, list file or file (any Beam filesystem).")
         parser.add_argument("--output", default=None, help="Output folder (any Beam filesystem).")
         parser.add_argument("--seed", type=int, default=0, help="Seed for sampling, splits and initialisation.")
+        parser.add_argument("--model", default=None, help="Model directory or clustered bundle (jobs that colorize).")
+        parser.add_argument("--list_root", default=None, help="Base folder for relative list-file entries.")
         parser.add_argument("--parser", default=None,
                             help="Scene-parser directory (pipelines.train_parser): adds the semantic block.")
 

@@ -1,0 +1,44 @@
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from conftest import synthetic_scene, write_png
+
+
+def test_all_job_options_coexist():
+    """Beam parses every loaded PipelineOptions subclass together: names must not clash."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines import colorize_archive, evaluate, extract_features, train, train_parser  # noqa: F401
+
+    opts = PipelineOptions(["--input=x", "--model=m", "--epochs=3", "--parser_epochs=2"]).get_all_options()
+    assert opts["input"] == "x" and opts["model"] == "m" and opts["epochs"] == 3 and opts["parser_epochs"] == 2
+
+
+def test_evaluate_report(model_dir, tmp_path):
+    from colorize_tf.metrics import gray_baseline, psnr
+    from pipelines import evaluate
+
+    src = tmp_path / "eval"
+    src.mkdir()
+    for i in range(4):
+        write_png(str(src / f"im{i}.png"), synthetic_scene(60, 70, seed=200 + i))
+    Image.fromarray(np.full((20, 20), 9, np.uint8)).save(src / "gray_only.png")
+    out = tmp_path / "report"
+    report = evaluate.run([f"--input={src}", f"--model={model_dir}", f"--output={out}", "--runner=FnApiRunner"])
+    data = json.loads((out / "report.json").read_text())
+    for key in ("mean_psnr", "mean_psnr_gray", "mean_l_uv", "mean_l_uv_gray"):
+        assert key in data and data[key] == report[key]
+    assert data["images"] == 4 and len(data["per_image"]) == 4
+    rec = data["per_image"][0]
+    assert {"psnr", "psnr_gray", "l_uv", "l_uv_gray", "cluster", "seconds"} <= set(rec)
+    truth = np.asarray(Image.open(src / f"{rec['image_id']}.png"))
+    assert np.isclose(rec["psnr_gray"], psnr(gray_baseline(truth), truth))
+    assert np.isclose(data["mean_psnr"], np.mean([r["psnr"] for r in data["per_image"]]))
+    html = (out / "index.html").read_text()
+    assert html.count("<tr>") == 5 and os.path.exists(out / rec["ours_image"])
+    assert (out / "psnr_histogram.png").exists()
+    dead = [json.loads(line) for f in (out / "records").glob("dead*.jsonl") for line in open(f) if line.strip()]
+    assert [os.path.basename(d["path"]) for d in dead] == ["gray_only.png"]
