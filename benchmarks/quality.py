@@ -52,8 +52,7 @@ def main(argv=None):
     col = load_colorizer(args.model, tile=0, k=args.selection_k)
     settings = [("model", col.refine), ("raw", RefineParams(0, 0.1, 1.0))]
     for text in args.refine or []:
-        d, sc, ss = (float(v) for v in text.split(","))
-        settings.append((text, RefineParams(int(d), sc, ss)))
+        settings.append((text, RefineParams.parse(text)))
     scores = {name: {"psnr": [], "l_uv": []} for name, _ in settings}
     gray_psnr, gray_luv, clusters = [], [], []
     timing = Timing()
@@ -81,7 +80,7 @@ def main(argv=None):
     print(f"{'gray (U=V=0)':<22} {summary['gray']['mean_psnr']:>10.2f} {summary['gray']['mean_l_uv']:>10.5f}")
     for name, params in settings:
         s = {"mean_psnr": float(np.mean(scores[name]["psnr"])), "mean_l_uv": float(np.mean(scores[name]["l_uv"])),
-             "refine": [params.diameter, params.sigma_color, params.sigma_space]}
+             "refine": [params.diameter, params.sigma_color, params.sigma_space, params.scale]}
         summary[name] = s
         print(f"{name + ' ' + str(s['refine']):<22} {s['mean_psnr']:>10.2f} {s['mean_l_uv']:>10.5f}")
     print(json.dumps(summary))

@@ -110,7 +110,8 @@ def refine_uv(gray, uv, params: RefineParams, tile=DEFAULT_TILE):
     if not params.enabled:
         return uv
     h, w = gray.shape
-    if not tile or (h <= tile and w <= tile):
+    if not tile or (h <= tile and w <= tile) or params.scale < 1:
+        # (a reduced-resolution filter works on a small copy of the whole image: no tiles needed)
         return joint_bilateral(gray, uv, params)
     out = np.empty_like(uv)
     for ory, orx, iry, irx in tiles(h, w, tile, params.margin):

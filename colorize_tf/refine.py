@@ -19,11 +19,34 @@ class RefineParams:
         Range sigma on the guide, in luminance units ([0, 1]).
     sigma_space : float
         Spatial sigma in pixels.
+    scale : float
+        Resolution the filter runs at (1 = full). A wide filter on chroma (which
+        varies slowly) loses little at half resolution and costs 1/16: the guide
+        and chroma are downscaled, filtered with ``diameter * scale`` and
+        ``sigma_space * scale``, and the result is upsampled bilinearly.
     """
 
     diameter: int = 9
     sigma_color: float = 0.1
     sigma_space: float = 4.0
+    scale: float = 1.0
+
+    @classmethod
+    def parse(cls, text):
+        """From ``'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]'`` (``'0,0,0'`` = off); None stays None."""
+        if text is None:
+            return None
+        vals = [float(v) for v in str(text).split(",")]
+        if not 3 <= len(vals) <= 4:
+            raise ValueError(f"refinement {text!r}: expected 'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]'")
+        return cls(int(vals[0]), *vals[1:])
+
+    @property
+    def cost(self):
+        """Relative cost (filter taps per full-resolution pixel)."""
+        if not self.enabled:
+            return 0.0
+        return (self.diameter * self.scale) ** 2 * self.scale**2
 
     @property
     def enabled(self):
@@ -53,6 +76,14 @@ def joint_bilateral(gray, uv, params=RefineParams()):
     uv = np.asarray(uv, dtype=np.float32)
     if not params.enabled:
         return uv
+    if params.scale < 1.0:
+        h, w = uv.shape[:2]
+        sw, sh = max(1, round(w * params.scale)), max(1, round(h * params.scale))
+        small = RefineParams(max(1, int(round(params.diameter * params.scale)) | 1), params.sigma_color,
+                             params.sigma_space * params.scale)
+        out = joint_bilateral(cv2.resize(np.asarray(gray, np.float32), (sw, sh), interpolation=cv2.INTER_AREA),
+                              cv2.resize(uv, (sw, sh), interpolation=cv2.INTER_AREA), small)
+        return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
     guide = np.ascontiguousarray(gray, dtype=np.float32)
     # OpenCV accepts 1 or 3 channel sources only: pad U,V with a zero channel.
     src = np.zeros(uv.shape[:2] + (3,), dtype=np.float32)

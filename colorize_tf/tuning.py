@@ -10,20 +10,26 @@ from .colorize import predict_uv, refine_uv
 from .metrics import psnr
 from .refine import RefineParams
 
-#: Default search grid: no refinement, the classic 9-px filter, and wider filters.
+#: Default search grid: no refinement, the classic 9-px filter, wider filters, and the wide
+#: filters at half / quarter resolution (16x / 256x cheaper).
 DEFAULT_GRID = tuple(
     [RefineParams(0, 0.1, 1.0)]
     + [
-        RefineParams(d, sc, ss)
-        for d, ss in ((9, 4.0), (21, 10.0), (41, 20.0), (61, 40.0))
+        RefineParams(d, sc, ss, scale)
+        for d, ss, scale in ((9, 4.0, 1.0), (21, 10.0, 1.0), (41, 20.0, 1.0), (61, 40.0, 1.0), (61, 40.0, 0.5),
+                             (61, 40.0, 0.25), (121, 80.0, 0.25))
         for sc in (0.05, 0.1, 0.2)
     ]
 )
+#: Settings within this many dB of the best count as equal; the cheapest of them is chosen.
+TOLERANCE_DB = 0.02
 
 
 def tune_refinement(gray_images: Sequence[np.ndarray], rgb_images: Sequence[np.ndarray], regressor, descriptor,
-                    grid: Iterable[RefineParams] = DEFAULT_GRID, tile=0):
+                    grid: Iterable[RefineParams] = DEFAULT_GRID, tile=0, tolerance_db=TOLERANCE_DB):
     """Pick the joint bilateral parameters with the best mean RGB PSNR.
+
+    Among settings within `tolerance_db` of the best, the cheapest wins.
 
     Parameters
     ----------
@@ -54,8 +60,11 @@ def tune_refinement(gray_images: Sequence[np.ndarray], rgb_images: Sequence[np.n
                 "diameter": params.diameter,
                 "sigma_color": params.sigma_color,
                 "sigma_space": params.sigma_space,
+                "scale": params.scale,
                 "mean_psnr": float(np.mean(scores)),
             }
         )
-    best_i = int(np.argmax([row["mean_psnr"] for row in table]))
+    best = max(row["mean_psnr"] for row in table)
+    near = [i for i, row in enumerate(table) if row["mean_psnr"] >= best - tolerance_db]
+    best_i = min(near, key=lambda i: (grid[i].cost, -table[i]["mean_psnr"]))
     return grid[best_i], table

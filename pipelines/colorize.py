@@ -38,7 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--format", default=None, help="Output format (png, jpeg, tiff, webp); default: input's.")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WEBP quality.")
     p.add_argument("--refine", default=None,
-                   help="Joint bilateral 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE'; default: the model's tuned values; "
+                   help="Joint bilateral 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]'; default: the model's tuned values; "
                         "'0,0,0' disables refinement.")
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="Tile side for large images (0 = whole image).")
     p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
@@ -71,10 +71,7 @@ def colorize_file(colorizer, path, out_path, quality=95, timing=None, info=None)
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
-    refine = None
-    if args.refine is not None:
-        d, sc, ss = (float(v) for v in args.refine.split(","))
-        refine = RefineParams(int(d), sc, ss)
+    refine = RefineParams.parse(args.refine)
     colorizer = load_colorizer(args.model, refine=refine, tile=args.tile, parser_dir=args.parser, k=args.selection_k)
     log.info("model %s (%s), refinement %s", args.model, "+".join(colorizer.descriptor.names), colorizer.refine)
     os.makedirs(args.output, exist_ok=True)

@@ -44,7 +44,7 @@ class ArchiveOptions(PipelineOptions):
         parser.add_argument("--archive_max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                             help="Decompression-bomb limit: larger images fail with the reason.")
         parser.add_argument("--max_file_bytes", type=int, default=1 << 30, help="Larger files / members are refused.")
-        parser.add_argument("--refine_params", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE' (default: model's).")
+        parser.add_argument("--refine_params", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
         parser.add_argument("--tile", type=int, default=512)
         parser.add_argument("--chroma_max_side", type=int, default=0,
                             help="Predict chroma with the longer side reduced to this (0 = full resolution).")
@@ -74,9 +74,7 @@ def build(pipeline, opts):
         | "Spread" >> beam.Reshuffle()
         | "ReadFiles" >> beam.ParDo(ReadFileDoFn(opts.max_file_bytes)).with_outputs(DEAD, main="files")
     )
-    refine = tuple(float(v) for v in opts.refine_params.split(",")) if opts.refine_params else None
-    if refine:
-        refine = (int(refine[0]), refine[1], refine[2])
+    refine = opts.refine_params
     done = (
         read.files
         | "SpreadImages" >> beam.Reshuffle()

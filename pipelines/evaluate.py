@@ -33,17 +33,14 @@ log = logging.getLogger(__name__)
 class EvaluateOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--eval_refine", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE' (default: model's).")
+        parser.add_argument("--eval_refine", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
         parser.add_argument("--eval_selection_k", type=int, default=None)
         parser.add_argument("--no_pictures", action="store_true", help="Skip the per-image JPEGs and HTML images.")
 
 
 def build(pipeline, opts, model):
     read = pipeline | "ReadImages" >> ReadImages(opts.input, opts.list_root, max_bytes=None)
-    refine = None
-    if opts.eval_refine:
-        d, sc, ss = (float(v) for v in opts.eval_refine.split(","))
-        refine = (int(d), sc, ss)
+    refine = opts.eval_refine
     scored = read["files"] | "Evaluate" >> beam.ParDo(
         EvaluateDoFn(model, opts.output, refine=refine, parser_dir=opts.parser, selection_k=opts.eval_selection_k,
                      pictures=not opts.no_pictures)

@@ -50,7 +50,7 @@ class TrainOptions(PipelineOptions):
         parser.add_argument("--tune_images", type=int, default=32, help="Held-out images used to tune refinement.")
         parser.add_argument(
             "--refine", default=None,
-            help="Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE' instead of tuning (0,0,0 = off).",
+            help="Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).",
         )
         parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
         parser.add_argument("--adaptive_clustering", action="store_true",
@@ -130,10 +130,13 @@ def cluster_spec(cluster, by_id, opts, model_dir):
 
 
 def parse_refine(text):
-    if text is None:
-        return None
-    d, sc, ss = (float(v) for v in text.split(","))
-    return {"diameter": int(d), "sigma_color": sc, "sigma_space": ss}
+    """'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' -> RefineParams fields as a dict (None = tune)."""
+    import dataclasses
+
+    from colorize_tf.refine import RefineParams
+
+    params = RefineParams.parse(text)
+    return None if params is None else dataclasses.asdict(params)
 
 
 def train_kwargs(opts):

@@ -35,3 +35,24 @@ def test_histogram_png(tmp_path):
     img = Image.open(path)
     assert img.format == "PNG" and img.size == (720, 420)
     assert len(np.unique(np.asarray(img).reshape(-1, 3), axis=0)) > 3  # something was drawn
+
+
+def test_refinement_scale_and_parse():
+    from colorize_tf.refine import RefineParams, joint_bilateral
+
+    rng = np.random.default_rng(1)
+    gray = np.zeros((96, 128), np.float32)
+    gray[:, 64:] = 1.0
+    smooth = np.zeros((96, 128, 2), np.float32)
+    smooth[:, :64] = [0.1, -0.1]
+    smooth[:, 64:] = [-0.1, 0.2]
+    noisy = smooth + rng.normal(0, 0.05, smooth.shape).astype(np.float32)
+    full = joint_bilateral(gray, noisy, RefineParams(21, 0.1, 10.0))
+    half = joint_bilateral(gray, noisy, RefineParams(21, 0.1, 10.0, 0.5))
+    assert half.shape == noisy.shape
+    # both remove most of the noise; the half-resolution filter is close to the full one away from the edge
+    assert np.abs(full - smooth).mean() < 0.3 * np.abs(noisy - smooth).mean()
+    assert np.abs(half[:, :56] - full[:, :56]).mean() < 0.01
+    p = RefineParams.parse("61,0.05,40,0.5")
+    assert p == RefineParams(61, 0.05, 40.0, 0.5) and p.cost < RefineParams(61, 0.05, 40.0).cost / 10
+    assert RefineParams.parse(None) is None and not RefineParams.parse("0,0,0").enabled

@@ -61,7 +61,7 @@ def test_training_lowers_loss_and_writes_model(model_dir):
     assert hist[-1] < 0.7 * hist[0]
     assert meta["input_dim"] == 81 and len(meta["normalization"]["mean"]) == 81
     assert meta["training"]["images"] + len(meta["training"].get("refine_tuning", {}).get("grid", [])) > 0
-    assert set(meta["refine"]) == {"diameter", "sigma_color", "sigma_space"}
+    assert set(meta["refine"]) == {"diameter", "sigma_color", "sigma_space", "scale"}
     assert "regressor.keras" in meta["files"]
     summary = [json.loads(line) for line in open(model_dir / "training_summary.jsonl")]
     assert summary[0]["cluster_id"] == "all" and summary[0]["samples"] > 0

@@ -34,7 +34,7 @@ class EvaluateDoFn(beam.DoFn):
         from colorize_tf.colorize import load_colorizer
         from colorize_tf.refine import RefineParams
 
-        refine = RefineParams(*self.refine) if self.refine else None
+        refine = RefineParams.parse(self.refine)
         self.colorizer = load_colorizer(self.model_dir, refine=refine, tile=self.tile, parser_dir=self.parser_dir,
                                         k=self.selection_k)
 

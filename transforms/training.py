@@ -1,6 +1,7 @@
 """Beam DoFn training one chrominance regressor per element (a cluster of images)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -96,8 +97,7 @@ class TrainRegressorDoFn(beam.DoFn):
                 log.info("cluster %s: refinement tuned on %d held-out images: %s", cid, len(pics), refine)
             meta = regressor.save_model_dir(
                 os.path.join(tmp, "model"), model, self.descriptor_config, record,
-                refine={"diameter": refine.diameter, "sigma_color": refine.sigma_color,
-                        "sigma_space": refine.sigma_space},
+                refine=dataclasses.asdict(refine),
             )
             if spec.get("with_parser", True) and self.context.get("parser") is not None:
                 # the model carries its parser, byte for byte
