@@ -179,10 +179,10 @@ class Colorizer:
         """
         import os
 
+        from .baselines import load_predictor
         from .parser import SceneParser, needs_parser
-        from .regressor import Regressor
 
-        reg = Regressor.load(model_dir)
+        reg = load_predictor(model_dir)
         context = {}
         if needs_parser(reg.meta["descriptor"]):
             context["parser"] = SceneParser.load(parser_dir or os.path.join(model_dir, "parser"))

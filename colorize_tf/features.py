@@ -205,13 +205,27 @@ def register_block(cls):
     return cls
 
 
+#: Modules defining further blocks, imported on first use.
+BLOCK_MODULES = {"semantic": "colorize_tf.parser", "hog": "colorize_tf.baselines.hog",
+                 "luma": "colorize_tf.baselines.hog"}
+
+
+def block_type(name):
+    """The Block class registered under `name` (importing its module if needed)."""
+    if name not in BLOCK_TYPES and name in BLOCK_MODULES:
+        import importlib
+
+        importlib.import_module(BLOCK_MODULES[name])
+    if name not in BLOCK_TYPES:
+        raise ValueError(f"unknown descriptor block {name!r}; known: {sorted(set(BLOCK_TYPES) | set(BLOCK_MODULES))}")
+    return BLOCK_TYPES[name]
+
+
 def block_from_config(cfg, **context):
     """Build a block from its `config()` dict; `context` feeds blocks needing resources (a parser)."""
     cfg = dict(cfg)
     name = cfg.pop("name")
-    if name not in BLOCK_TYPES:
-        raise ValueError(f"unknown descriptor block {name!r}; known: {sorted(BLOCK_TYPES)}")
-    cls = BLOCK_TYPES[name]
+    cls = block_type(name)
     if context and hasattr(cls, "from_config"):
         return cls.from_config(cfg, **context)
     return cls(**cfg)
@@ -233,7 +247,7 @@ class Descriptor:
         """Build from block names, e.g. ``("patch", "daisy")``; kwargs keyed by block name."""
         if isinstance(names, str):
             names = [n for n in names.split(",") if n]
-        return cls([BLOCK_TYPES[n](**block_kwargs.get(n, {})) for n in names])
+        return cls([block_type(n)(**block_kwargs.get(n, {})) for n in names])
 
     @classmethod
     def from_config(cls, configs, **context):

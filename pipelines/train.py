@@ -53,6 +53,9 @@ class TrainOptions(PipelineOptions):
             help="Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).",
         )
         parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
+        parser.add_argument("--family", default="regressor",
+                            choices=["regressor", "mean_chroma", "hog_svr", "richart"],
+                            help="Model family: the paper's regressor or a comparator baseline (colorize_tf.baselines).")
         parser.add_argument("--adaptive_clustering", action="store_true",
                             help="Train a clustered bundle (Algorithm 3) instead of one regressor.")
         parser.add_argument("--n0", type=int, default=24, help="Clusters on layer 0 (paper: 24).")
@@ -164,7 +167,7 @@ def build(pipeline, opts, specs, refine=None, tune_images=None, measure=False, l
         | f"TrainRegressors{label}" >> beam.ParDo(
             TrainRegressorDoFn(shards, config["descriptor"], train_kwargs(opts),
                                opts.tune_images if tune_images is None else tune_images,
-                               refine, parser_dir=parser_dir)
+                               refine, parser_dir=parser_dir, family=opts.family)
         )
     )
     out = out or opts.output

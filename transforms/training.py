@@ -45,8 +45,10 @@ class TrainRegressorDoFn(beam.DoFn):
     refinement filter is tuned on the held-out images' PSNR.
     """
 
-    def __init__(self, shards, descriptor_config, train_kwargs, tune_images=32, refine=None, parser_dir=None):
+    def __init__(self, shards, descriptor_config, train_kwargs, tune_images=32, refine=None, parser_dir=None,
+                 family="regressor"):
         self.shards = shards
+        self.family = family
         self.parser_dir = parser_dir
         self.descriptor_config = descriptor_config
         self.train_kwargs = train_kwargs
@@ -77,28 +79,40 @@ class TrainRegressorDoFn(beam.DoFn):
                  cid, len(ids), len(x), 0 if val is None else len(val[0]))
         tmp = tempfile.mkdtemp(prefix=f"train-{cid}-")
         try:
-            model, record = regressor.train_regressor(
-                x, uv, val=val, log_dir=os.path.join(tmp, "tensorboard"), log_prefix=f"cluster {cid}: ",
-                **self.train_kwargs
-            )
+            if self.family == "regressor":
+                model, record = regressor.train_regressor(
+                    x, uv, val=val, log_dir=os.path.join(tmp, "tensorboard"), log_prefix=f"cluster {cid}: ",
+                    **self.train_kwargs
+                )
+                predictor = regressor.Regressor(model, {"input_dim": x.shape[1]})
+            else:
+                from colorize_tf.baselines import train_baseline
+
+                kwargs = {"epochs": self.train_kwargs.get("epochs", 10)} if self.family == "richart" else {}
+                predictor, record = train_baseline(self.family, x, uv, val=val, seed=self.train_kwargs.get("seed", 0),
+                                                   **kwargs)
+                record.setdefault("epochs_run", record.get("epochs", 0))
             record.update(images=int(len(ids)), cluster_id=cid)
-            log.info("cluster %s: %d epochs, best loss %.5f val %.5f", cid, record["epochs_run"],
+            log.info("cluster %s (%s): %s epochs, best loss %.5f val %.5f", cid, self.family, record.get("epochs_run"),
                      record.get("best_loss", float("nan")), record.get("best_val_loss", float("nan")))
             refine = RefineParams(**self.refine) if self.refine else RefineParams()
             paths = list(spec.get("val_paths") or [])[: self.tune_images]
             if self.refine is None and paths:
                 pics = [decode_image(_read_bytes(p)) for p in paths]
-                reg = regressor.Regressor(model, {"input_dim": x.shape[1]})
                 desc = Descriptor.from_config(self.descriptor_config, **self.context)
                 refine, table = tuning.tune_refinement(
-                    [p.gray for p in pics], [p.rgb for p in pics], reg, desc
+                    [p.gray for p in pics], [p.rgb for p in pics], predictor, desc
                 )
                 record["refine_tuning"] = {"images": len(pics), "grid": table}
                 log.info("cluster %s: refinement tuned on %d held-out images: %s", cid, len(pics), refine)
-            meta = regressor.save_model_dir(
-                os.path.join(tmp, "model"), model, self.descriptor_config, record,
-                refine=dataclasses.asdict(refine),
-            )
+            if self.family == "regressor":
+                meta = regressor.save_model_dir(os.path.join(tmp, "model"), model, self.descriptor_config, record,
+                                                refine=dataclasses.asdict(refine))
+            else:
+                from colorize_tf.baselines import save_baseline
+
+                meta = save_baseline(os.path.join(tmp, "model"), self.family, predictor, self.descriptor_config,
+                                     record, refine=dataclasses.asdict(refine))
             if spec.get("with_parser", True) and self.context.get("parser") is not None:
                 # the model carries its parser, byte for byte
                 os.makedirs(os.path.join(tmp, "model", "parser"))
@@ -151,12 +165,12 @@ class MeasurePSNRDoFn(beam.DoFn):
         from colorize_tf.colorize import Colorizer
         from colorize_tf.features import Descriptor
         from colorize_tf.refine import RefineParams
-        from colorize_tf.regressor import Regressor
+        from colorize_tf.baselines import load_predictor
 
         if model_dir not in self._cache:
             if len(self._cache) >= self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
-            reg = Regressor.load(model_dir)
+            reg = load_predictor(model_dir)
             desc = Descriptor.from_config(reg.meta["descriptor"], parser=self._parser)
             self._cache[model_dir] = Colorizer(reg, desc, RefineParams(**reg.meta.get("refine", {})), tile=0)
         return self._cache[model_dir]
