@@ -36,6 +36,9 @@ class EvaluateOptions(PipelineOptions):
         parser.add_argument("--eval_refine", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
         parser.add_argument("--eval_selection_k", type=int, default=None)
         parser.add_argument("--no_pictures", action="store_true", help="Skip the per-image JPEGs and HTML images.")
+        parser.add_argument("--baselines", default=None,
+                            help="Comparators scored in the same pass: 'NAME=MODEL_DIR,NAME=MODEL_DIR' "
+                                 "(see pipelines.train --family).")
 
 
 def build(pipeline, opts, model):
@@ -43,7 +46,7 @@ def build(pipeline, opts, model):
     refine = opts.eval_refine
     scored = read["files"] | "Evaluate" >> beam.ParDo(
         EvaluateDoFn(model, opts.output, refine=refine, parser_dir=opts.parser, selection_k=opts.eval_selection_k,
-                     pictures=not opts.no_pictures)
+                     pictures=not opts.no_pictures, baselines=parse_baselines(opts.baselines))
     ).with_outputs(DEAD, main="records")
     scored.records | "RecordsToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteRecords" >> beam.io.WriteToText(
         FileSystems.join(opts.output, "records", "records"), file_name_suffix=".jsonl")
@@ -52,11 +55,26 @@ def build(pipeline, opts, model):
         FileSystems.join(opts.output, "records", "dead"), file_name_suffix=".jsonl")
 
 
+def parse_baselines(text):
+    """'NAME=DIR,NAME=DIR' -> {NAME: DIR}."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        name, _, path = part.partition("=")
+        if not name or not path:
+            raise SystemExit(f"--baselines entry {part!r}: expected NAME=MODEL_DIR")
+        out[name.strip()] = path.strip()
+    return out
+
+
 def summarise(records):
     """report.json content: per-image records and their means."""
     records = sorted(records, key=lambda r: r["image_id"])
     out = {"images": len(records)}
-    for key in ("psnr", "psnr_gray", "l_uv", "l_uv_gray", "seconds"):
+    keys = ["psnr", "psnr_gray", "l_uv", "l_uv_gray", "seconds"]
+    keys += sorted({k for r in records for k in r if k.startswith(("psnr_", "l_uv_")) and k not in keys})
+    for key in keys:
         vals = [r[key] for r in records if r.get(key) is not None and np.isfinite(r[key])]
         out[f"mean_{key}"] = float(np.mean(vals)) if vals else None
     clusters = [r["cluster"] for r in records if r.get("cluster")]

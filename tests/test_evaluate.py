@@ -27,11 +27,13 @@ def test_evaluate_report(model_dir, tmp_path):
         write_png(str(src / f"im{i}.png"), synthetic_scene(60, 70, seed=200 + i))
     Image.fromarray(np.full((20, 20), 9, np.uint8)).save(src / "gray_only.png")
     out = tmp_path / "report"
-    report = evaluate.run([f"--input={src}", f"--model={model_dir}", f"--output={out}", "--runner=FnApiRunner"])
+    report = evaluate.run([f"--input={src}", f"--model={model_dir}", f"--output={out}", "--runner=FnApiRunner",
+                           f"--baselines=same={model_dir}"])
     data = json.loads((out / "report.json").read_text())
     for key in ("mean_psnr", "mean_psnr_gray", "mean_l_uv", "mean_l_uv_gray"):
         assert key in data and data[key] == report[key]
     assert data["images"] == 4 and len(data["per_image"]) == 4
+    assert np.isclose(data["mean_psnr_same"], data["mean_psnr"])  # a baseline scored in the same pass
     rec = data["per_image"][0]
     assert {"psnr", "psnr_gray", "l_uv", "l_uv_gray", "cluster", "seconds"} <= set(rec)
     truth = np.asarray(Image.open(src / f"{rec['image_id']}.png"))

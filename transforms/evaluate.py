@@ -23,10 +23,11 @@ class EvaluateDoFn(beam.DoFn):
     """
 
     def __init__(self, model_dir, report_dir, refine=None, tile=512, parser_dir=None, selection_k=None,
-                 pictures=True, picture_side=320):
+                 pictures=True, picture_side=320, baselines=None):
         self.model_dir, self.report_dir, self.refine, self.tile = model_dir, report_dir, refine, tile
         self.parser_dir, self.selection_k, self.pictures, self.picture_side = parser_dir, selection_k, pictures, \
             picture_side
+        self.baselines = dict(baselines or {})  # name -> model directory, scored in the same pass
         self.scored = Metrics.counter("evaluate", "images_scored")
         self.bad = Metrics.counter("evaluate", "images_failed")
 
@@ -37,6 +38,8 @@ class EvaluateDoFn(beam.DoFn):
         refine = RefineParams.parse(self.refine)
         self.colorizer = load_colorizer(self.model_dir, refine=refine, tile=self.tile, parser_dir=self.parser_dir,
                                         k=self.selection_k)
+        self.others = {name: load_colorizer(d, tile=self.tile, parser_dir=self.parser_dir)
+                       for name, d in self.baselines.items()}
 
     def _picture(self, name, rgb):
         import cv2
@@ -79,6 +82,10 @@ class EvaluateDoFn(beam.DoFn):
             "l_uv_gray": l_uv(np.zeros_like(truth_uv), truth_uv),
             "seconds": seconds,
         }
+        for name, col in self.others.items():
+            b_rgb, b_uv = col.colorize(pic.gray)
+            rec[f"psnr_{name}"] = psnr(b_rgb, pic.rgb)
+            rec[f"l_uv_{name}"] = l_uv(b_uv, truth_uv)
         if self.pictures:
             safe = posixpath.normpath(item.image_id).replace("/", "__").replace("..", "_")
             rec["gray_image"] = self._picture(f"{safe}_gray", gray_rgb)
