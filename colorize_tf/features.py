@@ -221,6 +221,37 @@ def block_type(name):
     return BLOCK_TYPES[name]
 
 
+def config_dim(cfg):
+    """Width of a block from its config alone (no parser needed for the semantic block)."""
+    if "classes" in cfg:
+        return len(cfg["classes"])
+    params = {k: v for k, v in cfg.items() if k != "name"}
+    return block_type(cfg["name"])(**params).dim
+
+
+def select_blocks(configs, names):
+    """Keep the named blocks of a descriptor config (in stored order).
+
+    Returns
+    -------
+    configs : list of dict
+    columns : ndarray of int
+        Columns of the full descriptor that the kept blocks occupy.
+    """
+    names = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    unknown = set(names) - {c["name"] for c in configs}
+    if unknown:
+        raise ValueError(f"blocks {sorted(unknown)} are not in the stored descriptor {[c['name'] for c in configs]}")
+    kept, cols, start = [], [], 0
+    for c in configs:
+        d = config_dim(c)
+        if c["name"] in names:
+            kept.append(c)
+            cols.extend(range(start, start + d))
+        start += d
+    return kept, np.asarray(cols, dtype=np.int64)
+
+
 def block_from_config(cfg, **context):
     """Build a block from its `config()` dict; `context` feeds blocks needing resources (a parser)."""
     cfg = dict(cfg)

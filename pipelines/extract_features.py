@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf.color import DEFAULT_MAX_PIXELS
-from colorize_tf.features import DEFAULT_BLOCKS, Descriptor
+from colorize_tf.features import DEFAULT_BLOCKS, Descriptor, config_dim
 from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.io import DEAD, ReadImages
@@ -86,7 +86,7 @@ def write_config(opts, descriptor_config):
 
 
 def descriptor_dim(configs):
-    return sum(len(c["classes"]) if c["name"] == "semantic" else Descriptor.from_config([c]).dim for c in configs)
+    return sum(config_dim(c) for c in configs)
 
 
 def build(pipeline, opts, descriptor_config):

@@ -30,6 +30,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf import records
+from colorize_tf.features import select_blocks
+from colorize_tf.parser import needs_parser
 from transforms.training import MeasurePSNRDoFn, TrainRegressorDoFn
 
 from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
@@ -56,6 +58,8 @@ class TrainOptions(PipelineOptions):
         parser.add_argument("--family", default="regressor",
                             choices=["regressor", "mean_chroma", "hog_svr", "richart"],
                             help="Model family: the paper's regressor or a comparator baseline (colorize_tf.baselines).")
+        parser.add_argument("--use_blocks", default=None,
+                            help="Train on these stored descriptor blocks only, e.g. 'patch,daisy' (ablations).")
         parser.add_argument("--adaptive_clustering", action="store_true",
                             help="Train a clustered bundle (Algorithm 3) instead of one regressor.")
         parser.add_argument("--n0", type=int, default=24, help="Clusters on layer 0 (paper: 24).")
@@ -160,14 +164,20 @@ def build(pipeline, opts, specs, refine=None, tune_images=None, measure=False, l
     config = read_config(opts.features)
     shards = records.list_shards(opts.features)
     parser_dir = opts.parser or config.get("parser")
+    descriptor, columns = config["descriptor"], None
+    if opts.use_blocks:
+        descriptor, columns = select_blocks(descriptor, opts.use_blocks)
+        columns = columns.tolist()
+        if not needs_parser(descriptor):
+            parser_dir = None
     summaries = (
         pipeline
         | f"ClusterSpecs{label}" >> beam.Create(specs)
         | f"Spread{label}" >> beam.Reshuffle()
         | f"TrainRegressors{label}" >> beam.ParDo(
-            TrainRegressorDoFn(shards, config["descriptor"], train_kwargs(opts),
+            TrainRegressorDoFn(shards, descriptor, train_kwargs(opts),
                                opts.tune_images if tune_images is None else tune_images,
-                               refine, parser_dir=parser_dir, family=opts.family)
+                               refine, parser_dir=parser_dir, family=opts.family, columns=columns)
         )
     )
     out = out or opts.output
@@ -242,7 +252,8 @@ def run_clustered(options, opts, rows):
     if all(by_id[i].get("semantic_hist") for i in ids):
         hists = np.array([by_id[i]["semantic_hist"] for i in ids], np.float32)
     config = read_config(opts.features)
-    mu = opts.mu or minimal_cluster_size(config["dim"], config["samples_per_image"], opts.alpha)
+    dim = len(select_blocks(config["descriptor"], opts.use_blocks)[1]) if opts.use_blocks else config["dim"]
+    mu = opts.mu or minimal_cluster_size(dim, config["samples_per_image"], opts.alpha)
     log.info("adaptive clustering: %d images, N0=%d, mu=%d, epsilon=%.1f dB", len(ids), opts.n0, mu, opts.epsilon)
 
     def train_layer(clusters):
@@ -257,7 +268,7 @@ def run_clustered(options, opts, rows):
                                             epsilon_db=opts.epsilon, max_layers=opts.max_layers, seed=opts.seed)
     params = {"n0": opts.n0, "mu": mu, "alpha": opts.alpha, "epsilon_db": opts.epsilon, "max_layers": opts.max_layers,
               "selection_k": opts.selection_k, "gist_size": config.get("gist_size", 128),
-              "samples_per_image": config["samples_per_image"], "descriptor_dim": config["dim"]}
+              "samples_per_image": config["samples_per_image"], "descriptor_dim": dim}
     meta = write_bundle(out, clusters, reports, params)
     log.info("bundle written to %s: %d clusters on %d layers", out, len(clusters), len(reports))
     return meta

@@ -180,3 +180,18 @@ def test_bundle_colorizes_and_detects_tampering(bundle_dir, tmp_path):
     (copy / "root" / "regressor.keras").unlink()
     with pytest.raises(FileNotFoundError, match="missing"):
         read_bundle(str(copy))
+
+
+def test_block_ablation_by_configuration(features_dir, tmp_path):
+    from colorize_tf.color import luminance
+    from colorize_tf.colorize import Colorizer
+    from pipelines import train
+
+    out = tmp_path / "daisy_only"
+    train.run([f"--features={features_dir}", f"--output={out}", "--use_blocks=daisy", "--epochs=2",
+               "--refine=0,0,0", "--runner=FnApiRunner"])
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["input_dim"] == 32 and [b["name"] for b in meta["descriptor"]] == ["daisy"]
+    col = Colorizer.load(str(out))
+    assert col.descriptor.names == ["daisy"]
+    assert col.colorize(luminance(synthetic_scene(40, 50, seed=1)))[0].shape == (40, 50, 3)

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -46,9 +47,10 @@ class TrainRegressorDoFn(beam.DoFn):
     """
 
     def __init__(self, shards, descriptor_config, train_kwargs, tune_images=32, refine=None, parser_dir=None,
-                 family="regressor"):
+                 family="regressor", columns=None):
         self.shards = shards
         self.family = family
+        self.columns = None if columns is None else list(columns)  # block ablation: descriptor columns kept
         self.parser_dir = parser_dir
         self.descriptor_config = descriptor_config
         self.train_kwargs = train_kwargs
@@ -71,10 +73,12 @@ class TrainRegressorDoFn(beam.DoFn):
 
         cid = spec["cluster_id"]
         x, uv, ids, _ = records.load_samples(self.shards, spec["train_ids"])
+        if self.columns is not None:
+            x = np.ascontiguousarray(x[:, self.columns])
         val = None
         if spec.get("val_ids"):
             vx, vuv, _, _ = records.load_samples(self.shards, spec["val_ids"])
-            val = (vx, vuv)
+            val = (vx if self.columns is None else np.ascontiguousarray(vx[:, self.columns]), vuv)
         log.info("cluster %s: training on %d images / %d samples (%d val samples)",
                  cid, len(ids), len(x), 0 if val is None else len(val[0]))
         tmp = tempfile.mkdtemp(prefix=f"train-{cid}-")
