@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colorize_tf.color import luminance  # noqa: E402
-from colorize_tf.colorize import Colorizer, Timing  # noqa: E402
+from colorize_tf.colorize import Timing, load_colorizer  # noqa: E402
 from colorize_tf.features import sample_pixels  # noqa: E402
 
 
@@ -28,13 +28,17 @@ def main(argv=None):
     p.add_argument("--sizes", default="256,512,1024")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--refine", default=None, help="Override the model's refinement 'D,SC,SS[,SCALE]'.")
     args = p.parse_args(argv)
     from skimage import data
 
     photo = data.astronaut()
-    col = Colorizer.load(args.model, tile=args.tile)
+    from colorize_tf.refine import RefineParams
+
+    col = load_colorizer(args.model, tile=args.tile, refine=RefineParams.parse(args.refine))
     print(f"model {args.model}: blocks {'+'.join(col.descriptor.names)}, refine {col.refine}")
-    print(f"{'size':>10} {'total':>8} {'features':>9} {'inference':>10} {'refine':>8} {'recombine':>10}")
+    print(f"{'size':>10} {'total':>8} {'parser+sel':>10} {'features':>9} {'inference':>10} {'refine':>8} "
+          f"{'recombine':>10}")
     for size in (int(s) for s in args.sizes.split(",")):
         gray = luminance(cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA) / 255.0)
         col.colorize(gray)  # warm-up (graph tracing, caches)
@@ -44,9 +48,9 @@ def main(argv=None):
             col.colorize(gray, timing=t)
             runs.append(t)
         med = {k: float(np.median([getattr(r, k) for r in runs]))
-               for k in ("total", "features", "inference", "refinement", "recombine")}
-        print(f"{size}x{size:<5} {med['total']:>8.3f} {med['features']:>9.3f} {med['inference']:>10.3f} "
-              f"{med['refinement']:>8.3f} {med['recombine']:>10.3f}")
+               for k in ("total", "parser", "features", "inference", "refinement", "recombine")}
+        print(f"{size}x{size:<5} {med['total']:>8.3f} {med['parser']:>10.3f} {med['features']:>9.3f} "
+              f"{med['inference']:>10.3f} {med['refinement']:>8.3f} {med['recombine']:>10.3f}")
     # training-side descriptor throughput (library level, one core)
     gray = luminance(cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA) / 255.0)
     t0 = time.perf_counter()

@@ -48,6 +48,7 @@ def tiles(height, width, tile, margin) -> Iterator[Tuple[slice, slice, slice, sl
 class Timing:
     """Seconds spent per stage of one colorization."""
 
+    parser: float = 0.0  # whole-image context (scene parser) and cluster selection (GIST)
     features: float = 0.0
     inference: float = 0.0
     refinement: float = 0.0
@@ -55,7 +56,7 @@ class Timing:
 
     @property
     def total(self):
-        return self.features + self.inference + self.refinement + self.recombine
+        return self.parser + self.features + self.inference + self.refinement + self.recombine
 
 
 def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timing: Optional[Timing] = None,
@@ -83,7 +84,7 @@ def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timin
     if states is None:
         t0 = time.perf_counter()
         states = descriptor.prepare(gray)  # whole-image context (scene parser), computed once
-        timing.features += time.perf_counter() - t0
+        timing.parser += time.perf_counter() - t0
     if not tile or (h <= tile and w <= tile):
         t0 = time.perf_counter()
         x = descriptor.compute(gray, states=states, window=(0, 0, h, w))
@@ -281,7 +282,7 @@ class Ensemble:
         t0 = time.perf_counter()
         states = self.descriptor.prepare(gray)
         cid = self.select(gray, states)
-        timing.features += time.perf_counter() - t0
+        timing.parser += time.perf_counter() - t0
         if info is not None:
             info["cluster"] = cid
         return predict_uv(gray, self.regressor(cid), self.descriptor, self.tile, timing, states)
