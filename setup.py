@@ -33,6 +33,9 @@ setuptools.setup(
             "colorize-features=pipelines.extract_features:main",
             "colorize-train=pipelines.train:main",
             "colorize-demo=pipelines.demo:main",
+            "colorize-parser=pipelines.train_parser:main",
+            "colorize-archive=pipelines.colorize_archive:main",
+            "colorize-eval=pipelines.evaluate:main",
         ]
     },
 )
