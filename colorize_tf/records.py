@@ -111,6 +111,45 @@ def image_dataset(paths, image_ids=None):
     return ds.map(parse_example, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def example_image_id(serialized):
+    """The ``image_id`` of a serialised Example (protobuf parse, no tensors)."""
+    import tensorflow as tf
+
+    ex = tf.train.Example.FromString(serialized)
+    return ex.features.feature["image_id"].bytes_list.value[0].decode()
+
+
+def samples_from_serialized(serialized, image_ids=None):
+    """Like `load_samples`, from serialised Examples already in memory (e.g. grouped by cluster in Beam)."""
+    import tensorflow as tf
+
+    keep = None if image_ids is None else set(image_ids)
+    xs, uvs, ids, rows = [], [], [], []
+    for s in serialized:
+        ex = parse_example(tf.constant(s))
+        iid = ex["image_id"].numpy().decode()
+        if keep is not None and iid not in keep:
+            continue
+        xs.append(ex["x"].numpy())
+        uvs.append(ex["uv"].numpy())
+        ids.append(iid)
+        rows.append(len(xs[-1]))
+    return _stack(xs, uvs, ids, rows)
+
+
+def _stack(xs, uvs, ids, rows):
+    if not xs:
+        raise ValueError("no samples found")
+    order = np.argsort(ids, kind="stable")  # deterministic whatever order the records arrived in
+    xs, uvs = [xs[i] for i in order], [uvs[i] for i in order]
+    return (
+        np.concatenate(xs).astype(np.float32),
+        np.concatenate(uvs).astype(np.float32),
+        np.array(ids)[order],
+        np.array(rows, dtype=np.int64)[order],
+    )
+
+
 def load_samples(paths, image_ids=None):
     """Read every sample into memory.
 
@@ -128,11 +167,4 @@ def load_samples(paths, image_ids=None):
         uvs.append(ex["uv"])
         ids.append(ex["image_id"].decode())
         rows.append(len(ex["x"]))
-    if not xs:
-        raise ValueError("no samples found")
-    return (
-        np.concatenate(xs).astype(np.float32),
-        np.concatenate(uvs).astype(np.float32),
-        np.array(ids),
-        np.array(rows, dtype=np.int64),
-    )
+    return _stack(xs, uvs, ids, rows)

@@ -32,7 +32,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from colorize_tf import records
 from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
-from transforms.training import MeasurePSNRDoFn, TrainRegressorDoFn
+from transforms.training import KeyByClusterDoFn, MeasurePSNRDoFn, TrainRegressorDoFn
 
 from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
 
@@ -170,16 +170,25 @@ def build(pipeline, opts, specs, refine=None, tune_images=None, measure=False, l
         columns = columns.tolist()
         if not needs_parser(descriptor):
             parser_dir = None
-    summaries = (
-        pipeline
-        | f"ClusterSpecs{label}" >> beam.Create(specs)
-        | f"Spread{label}" >> beam.Reshuffle()
-        | f"TrainRegressors{label}" >> beam.ParDo(
-            TrainRegressorDoFn(shards, descriptor, train_kwargs(opts),
-                               opts.tune_images if tune_images is None else tune_images,
-                               refine, parser_dir=parser_dir, family=opts.family, columns=columns)
+    trainer = TrainRegressorDoFn(shards, descriptor, train_kwargs(opts),
+                                 opts.tune_images if tune_images is None else tune_images,
+                                 refine, parser_dir=parser_dir, family=opts.family, columns=columns)
+    if len(specs) == 1:  # one model: it reads the shards itself
+        summaries = (
+            pipeline
+            | f"ClusterSpecs{label}" >> beam.Create(specs)
+            | f"TrainRegressors{label}" >> beam.ParDo(trainer)
         )
-    )
+    else:  # many clusters: read the samples once and group them by cluster (a shuffle), train in parallel
+        cluster_of = {m: s["cluster_id"] for s in specs for m in s["train_ids"] + s["val_ids"]}
+        summaries = (
+            pipeline
+            | f"ReadSamples{label}" >> beam.io.ReadFromTFRecord(
+                FileSystems.join(opts.features, "samples", "samples-*.tfrecord.gz"))
+            | f"KeyByCluster{label}" >> beam.ParDo(KeyByClusterDoFn(cluster_of))
+            | f"GroupByCluster{label}" >> beam.GroupByKey()
+            | f"TrainRegressors{label}" >> beam.ParDo(trainer, specs={s["cluster_id"]: s for s in specs})
+        )
     out = out or opts.output
     summaries | f"SummaryToJson{label}" >> beam.Map(json.dumps, sort_keys=True) | f"WriteSummary{label}" >> (
         beam.io.WriteToText(FileSystems.join(out, f"training_summary{label}"), file_name_suffix=".jsonl",

@@ -66,18 +66,33 @@ class TrainRegressorDoFn(beam.DoFn):
         if needs_parser(self.descriptor_config):  # the descriptor's semantic block, for tuning
             self.context["parser"] = SceneParser.load(self.parser_dir)
 
-    def process(self, spec):
+    def process(self, element, specs=None):
+        """`element` is a spec (samples read from the shards) or ``(cluster_id, serialised examples)``
+        grouped by cluster upstream, with the specs by id in `specs`."""
         from colorize_tf import records, regressor, tuning
         from colorize_tf.features import Descriptor
         from colorize_tf.refine import RefineParams
 
+        if isinstance(element, dict):
+            spec = element
+
+            def load(ids):
+                return records.load_samples(self.shards, ids)
+        else:
+            cid, serialized = element
+            spec = specs[cid]
+            serialized = list(serialized)
+
+            def load(ids):
+                return records.samples_from_serialized(serialized, ids)
+
         cid = spec["cluster_id"]
-        x, uv, ids, _ = records.load_samples(self.shards, spec["train_ids"])
+        x, uv, ids, _ = load(spec["train_ids"])
         if self.columns is not None:
             x = np.ascontiguousarray(x[:, self.columns])
         val = None
         if spec.get("val_ids"):
-            vx, vuv, _, _ = records.load_samples(self.shards, spec["val_ids"])
+            vx, vuv, _, _ = load(spec["val_ids"])
             val = (vx if self.columns is None else np.ascontiguousarray(vx[:, self.columns]), vuv)
         log.info("cluster %s: training on %d images / %d samples (%d val samples)",
                  cid, len(ids), len(x), 0 if val is None else len(val[0]))
@@ -193,3 +208,17 @@ class MeasurePSNRDoFn(beam.DoFn):
             value = float("nan")
         self.measured.inc()
         yield {"cluster_id": cluster_id, "image_id": image_id, "psnr": value}
+
+
+class KeyByClusterDoFn(beam.DoFn):
+    """Serialised Example -> (cluster_id, example) for images in a cluster of this layer; others dropped."""
+
+    def __init__(self, cluster_of):
+        self.cluster_of = cluster_of  # image_id -> cluster_id
+
+    def process(self, serialized):
+        from colorize_tf.records import example_image_id
+
+        cid = self.cluster_of.get(example_image_id(serialized))
+        if cid is not None:
+            yield cid, serialized
