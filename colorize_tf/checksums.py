@@ -9,3 +9,16 @@ def sha256_file(path):
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def load_verified_keras(path, expected_sha256, meta_name, verify=True):
+    """Load a ``.keras`` file after checking it exists and matches the checksum recorded in `meta_name`."""
+    import os
+
+    import keras
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} missing")
+    if verify and expected_sha256 != sha256_file(path):
+        raise ValueError(f"{path} does not match the checksum in {meta_name}: altered or corrupt")
+    return keras.saving.load_model(path, compile=False)

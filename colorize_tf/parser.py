@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from .checksums import sha256_file
+from .checksums import load_verified_keras, sha256_file
 from .features import Block, register_block
 
 PARSER_FILE = "parser.keras"
@@ -199,15 +199,10 @@ class SceneParser:
 
     @classmethod
     def load(cls, directory, verify=True):
-        import keras
-
         meta = read_parser_meta(directory)
-        kpath = os.path.join(directory, PARSER_FILE)
-        if not os.path.exists(kpath):
-            raise FileNotFoundError(f"{kpath} missing")
-        if verify and meta.get("files", {}).get(PARSER_FILE) != sha256_file(kpath):
-            raise ValueError(f"{kpath} does not match the checksum in {PARSER_META}: altered or corrupt")
-        return cls(keras.saving.load_model(kpath, compile=False), meta, directory)
+        model = load_verified_keras(os.path.join(directory, PARSER_FILE), meta.get("files", {}).get(PARSER_FILE),
+                                    PARSER_META, verify)
+        return cls(model, meta, directory)
 
     def save(self, directory, extra=None):
         os.makedirs(directory, exist_ok=True)

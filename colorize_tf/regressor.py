@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .checksums import sha256_file
+from .checksums import load_verified_keras, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -229,15 +229,10 @@ class Regressor:
     @classmethod
     def load(cls, model_dir, verify=True):
         """Load a model directory, checking the Keras file against its recorded checksum."""
-        import keras
-
         meta = read_metadata(model_dir)
-        kpath = os.path.join(model_dir, MODEL_FILE)
-        if not os.path.exists(kpath):
-            raise FileNotFoundError(f"{kpath} missing")
-        if verify and meta.get("files", {}).get(MODEL_FILE) != sha256_file(kpath):
-            raise ValueError(f"{kpath} does not match the checksum in {META_FILE}: altered or corrupt")
-        return cls(keras.saving.load_model(kpath, compile=False), meta)
+        model = load_verified_keras(os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE),
+                                    META_FILE, verify)
+        return cls(model, meta)
 
     def predict(self, x, chunk_rows=CHUNK_ROWS):
         """U, V for descriptor rows.

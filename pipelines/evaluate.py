@@ -23,7 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.evaluate import EvaluateDoFn
-from transforms.io import DEAD, ReadImages
+from transforms.io import DEAD, ReadImages, read_jsonl
 
 from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
 
@@ -108,12 +108,7 @@ def write_report(report_dir, records, model, seconds=None):
 
 
 def read_records(report_dir):
-    pattern = FileSystems.join(report_dir, "records", "records-*.jsonl")
-    recs = []
-    for m in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(m.path, compression_type="uncompressed") as fh:
-            recs += [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
-    return recs
+    return read_jsonl(FileSystems.join(report_dir, "records", "records-*.jsonl"))
 
 
 def run(argv=None):

@@ -32,6 +32,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from colorize_tf import records
 from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
+from transforms.io import read_jsonl
 from transforms.training import KeyByClusterDoFn, MeasurePSNRDoFn, TrainRegressorDoFn
 
 from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
@@ -217,14 +218,6 @@ def _run(options, build_fn):
     return result
 
 
-def _read_jsonl(pattern):
-    out = []
-    for m in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(m.path, compression_type="uncompressed") as fh:
-            out += [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
-    return out
-
-
 def run(argv=None):
     options = PipelineOptions(argv)
     opts = job_args(options)
@@ -270,7 +263,7 @@ def run_clustered(options, opts, rows):
         specs = [cluster_spec(c, by_id, opts, FileSystems.join(out, "clusters", c.cluster_id)) for c in clusters]
         _run(options, lambda p: build(p, opts, specs, refine, tune_images=0, measure=True, label=f"L{layer}",
                                       out=FileSystems.join(out, "layers")))
-        measured = _read_jsonl(FileSystems.join(out, "layers", f"psnrL{layer}-*.jsonl"))
+        measured = read_jsonl(FileSystems.join(out, "layers", f"psnrL{layer}-*.jsonl"))
         return {m["image_id"]: m["psnr"] for m in measured if m["psnr"] == m["psnr"]}  # drop NaN (failed)
 
     clusters, reports = adaptive_clustering(ids, gist, hists, train_layer, n0=opts.n0, mu=mu,

@@ -245,3 +245,14 @@ class ReadImages(beam.PTransform):
         unlisted = pbegin | "ListingDeadLetters" >> beam.Create(dead)
         all_dead = (listed[DEAD], unlisted) | "MergeDead" >> beam.Flatten()
         return {"files": listed.files, DEAD: all_dead}
+
+
+def read_jsonl(pattern):
+    """All JSON lines of the files matching `pattern` (any Beam filesystem)."""
+    import json
+
+    rows = []
+    for m in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(m.path, compression_type="uncompressed") as fh:
+            rows += [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
+    return rows

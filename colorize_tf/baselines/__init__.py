@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from ..checksums import sha256_file
+from ..checksums import load_verified_keras, sha256_file
 from ..regressor import FORMAT, FORMAT_VERSION, META_FILE, Regressor, read_metadata, versions
 from . import hog  # noqa: F401  (registers the luma / hog descriptor blocks)
 
@@ -180,12 +180,9 @@ def load_predictor(model_dir, verify=True):
     elif family == "hog_svr":
         pred = LinearSVRChroma(st["coef"], st["intercept"], st["mean"], st["std"])
     elif family == "richart":
-        import keras
-
-        path = os.path.join(model_dir, "classifier.keras")
-        if verify and sha256_file(path) != meta["files"].get("classifier.keras"):
-            raise ValueError(f"{path} does not match the checksum in {META_FILE}: altered or corrupt")
-        pred = RichartClassifier(keras.saving.load_model(path, compile=False), st["centres"])
+        model = load_verified_keras(os.path.join(model_dir, "classifier.keras"), meta["files"].get("classifier.keras"),
+                                    META_FILE, verify)
+        pred = RichartClassifier(model, st["centres"])
     else:
         raise ValueError(f"{model_dir}: unknown model family {family!r}")
     pred.meta = meta
