@@ -234,7 +234,9 @@ class Ensemble:
         self._semantic = names.index("semantic") if "semantic" in names else None
 
     @classmethod
-    def load(cls, bundle_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None):
+    def load(cls, bundle_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None,
+             layers=None):
+        """Load and verify a bundle; `layers` (e.g. ``[0]``) restricts the candidate clusters (default: all)."""
         import os
 
         from .bundle import read_bundle
@@ -242,6 +244,8 @@ class Ensemble:
         from .regressor import read_metadata
 
         meta, clusters = read_bundle(bundle_dir)
+        if layers is not None:
+            clusters = [c for c in clusters if c.layer in set(layers)]
         root = read_metadata(os.path.join(bundle_dir, "root"))
         context = {}
         if needs_parser(root["descriptor"]):
@@ -292,12 +296,13 @@ class Ensemble:
         return finish(gray, self.raw_uv(gray, timing, info), self.refine, self.tile, timing)
 
 
-def load_colorizer(path, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None):
+def load_colorizer(path, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None,
+                   layers=None):
     """A `Colorizer` for a model directory or an `Ensemble` for a bundle directory."""
     from .bundle import is_bundle
 
     if is_bundle(path):
-        return Ensemble.load(path, refine=refine, tile=tile, parser_dir=parser_dir, k=k)
+        return Ensemble.load(path, refine=refine, tile=tile, parser_dir=parser_dir, k=k, layers=layers)
     return Colorizer.load(path, refine=refine, tile=tile, parser_dir=parser_dir)
 
 
