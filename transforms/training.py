@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -66,26 +67,25 @@ class TrainRegressorDoFn(beam.DoFn):
         if needs_parser(self.descriptor_config):  # the descriptor's semantic block, for tuning
             self.context["parser"] = SceneParser.load(self.parser_dir)
 
+    def _load(self, serialized, ids):
+        from colorize_tf import records
+
+        if serialized is None:
+            return records.load_samples(self.shards, ids)
+        return records.samples_from_serialized(serialized, ids)
+
     def process(self, element, specs=None):
         """`element` is a spec (samples read from the shards) or ``(cluster_id, serialised examples)``
         grouped by cluster upstream, with the specs by id in `specs`."""
-        from colorize_tf import records, regressor, tuning
+        from colorize_tf import regressor, tuning
         from colorize_tf.features import Descriptor
         from colorize_tf.refine import RefineParams
 
         if isinstance(element, dict):
-            spec = element
-
-            def load(ids):
-                return records.load_samples(self.shards, ids)
+            spec, serialized = element, None
         else:
-            cid, serialized = element
-            spec = specs[cid]
-            serialized = list(serialized)
-
-            def load(ids):
-                return records.samples_from_serialized(serialized, ids)
-
+            spec, serialized = specs[element[0]], list(element[1])
+        load = functools.partial(self._load, serialized)
         cid = spec["cluster_id"]
         x, uv, ids, _ = load(spec["train_ids"])
         if self.columns is not None:
