@@ -63,6 +63,8 @@ class TrainOptions(PipelineOptions):
                             help="Train on these stored descriptor blocks only, e.g. 'patch,daisy' (ablations).")
         parser.add_argument("--adaptive_clustering", action="store_true",
                             help="Train a clustered bundle (Algorithm 3) instead of one regressor.")
+        parser.add_argument("--root_model", default=None,
+                            help="Clustering: reuse this trained all-images model directory as the bundle's root.")
         parser.add_argument("--n0", type=int, default=24, help="Clusters on layer 0 (paper: 24).")
         parser.add_argument("--mu", type=int, default=0,
                             help="Minimal images per cluster; 0 = eq. 3, alpha * N_w / N_s (paper: 80).")
@@ -236,9 +238,15 @@ def run_clustered(options, opts, rows):
 
     out = opts.output
     root_dir = FileSystems.join(out, "root")
-    log.info("root regressor on all %d images", len(rows))
-    _run(options, lambda p: build(p, opts, [root_spec(rows, opts, root_dir)], parse_refine(opts.refine),
-                                  label="Root", out=out))
+    if opts.root_model:
+        from transforms.training import copy_dir_to
+
+        log.info("root regressor: copied from %s", opts.root_model)
+        copy_dir_to(opts.root_model, root_dir)
+    else:
+        log.info("root regressor on all %d images", len(rows))
+        _run(options, lambda p: build(p, opts, [root_spec(rows, opts, root_dir)], parse_refine(opts.refine),
+                                      label="Root", out=out))
     root = read_metadata(root_dir)
     refine = root["refine"]
     if opts.max_images:

@@ -162,11 +162,12 @@ class MeasurePSNRDoFn(beam.DoFn):
     """(cluster_id, model_dir, image_id, path) -> {"cluster_id", "image_id", "psnr"}.
 
     Colorizes a reference image with its cluster's model (training error
-    E(I) = -PSNR of Algorithm 3). Models are cached per worker; the scene
-    parser, if the descriptor needs one, is loaded once in `setup()`.
+    E(I) = -PSNR of Algorithm 3). Models are small (tens of kB) and cached per
+    worker (images arrive in any order, so the cache holds a layer's models);
+    the scene parser, if the descriptor needs one, is loaded once in `setup()`.
     """
 
-    def __init__(self, parser_dir=None, cache_size=4):
+    def __init__(self, parser_dir=None, cache_size=256):
         self.parser_dir = parser_dir
         self.cache_size = cache_size
         self.measured = Metrics.counter("training", "psnr_measured")
