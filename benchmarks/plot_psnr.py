@@ -23,7 +23,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     series = {}
     for i, spec in enumerate(args.runs):
-        label, path = spec.split("=", 1)
+        label, path = spec.rsplit("=", 1)
         data = json.load(open(path))
         if i == 0:
             series["gray"] = [im["psnr_gray"] for im in data["images"]]

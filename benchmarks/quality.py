@@ -45,12 +45,17 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--selection_k", type=int, default=None, help="Bundles: top-k for cluster selection.")
     p.add_argument("--json", default=None, help="Also write per-image scores here.")
-    p.add_argument("--selection_layers", default=None, help="Bundles: candidate layers, e.g. '0' (default: all).")
+    p.add_argument("--selection_layers", default=None,
+                   help="Bundles: candidate layers, e.g. '0' or 'all' (default: the bundle's setting).")
     args = p.parse_args(argv)
     paths = list_images(args.list, args.root)
     if args.limit:
         paths = paths[: args.limit]
-    layers = None if args.selection_layers is None else [int(v) for v in args.selection_layers.split(",")]
+    layers = None
+    if args.selection_layers == "all":
+        layers = list(range(1000))
+    elif args.selection_layers is not None:
+        layers = [int(v) for v in args.selection_layers.split(",")]
     col = load_colorizer(args.model, tile=0, k=args.selection_k, layers=layers)
     settings = [("model", col.refine), ("raw", RefineParams(0, 0.1, 1.0))]
     for text in args.refine or []:

@@ -236,7 +236,8 @@ class Ensemble:
     @classmethod
     def load(cls, bundle_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None,
              layers=None):
-        """Load and verify a bundle; `layers` (e.g. ``[0]``) restricts the candidate clusters (default: all)."""
+        """Load and verify a bundle; `layers` (e.g. ``[0]``) restricts the candidate clusters
+        (default: the bundle's ``selection_layers`` parameter, else all layers)."""
         import os
 
         from .bundle import read_bundle
@@ -244,6 +245,8 @@ class Ensemble:
         from .regressor import read_metadata
 
         meta, clusters = read_bundle(bundle_dir)
+        if layers is None:
+            layers = meta.get("params", {}).get("selection_layers")  # None: all layers
         if layers is not None:
             clusters = [c for c in clusters if c.layer in set(layers)]
         root = read_metadata(os.path.join(bundle_dir, "root"))

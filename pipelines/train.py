@@ -72,6 +72,9 @@ class TrainOptions(PipelineOptions):
                             help="Eq. 3 scale; 12.5 gives mu = 80 for the paper's 114-d descriptor and N_s = 2048.")
         parser.add_argument("--epsilon", type=float, default=-26.0, help="Error threshold on -PSNR (dB).")
         parser.add_argument("--max_layers", type=int, default=4)
+        parser.add_argument("--selection_layers", default="0",
+                            help="Layers whose clusters are candidates at colorization ('all' or e.g. '0' or '0,1'); "
+                                 "layer 0 measured best on SIFT Flow (README).")
         parser.add_argument("--selection_k", type=int, default=3,
                             help="At colorization: top-k clusters by GIST, then semantic histogram.")
 
@@ -277,7 +280,10 @@ def run_clustered(options, opts, rows):
     clusters, reports = adaptive_clustering(ids, gist, hists, train_layer, n0=opts.n0, mu=mu,
                                             epsilon_db=opts.epsilon, max_layers=opts.max_layers, seed=opts.seed)
     params = {"n0": opts.n0, "mu": mu, "alpha": opts.alpha, "epsilon_db": opts.epsilon, "max_layers": opts.max_layers,
-              "selection_k": opts.selection_k, "gist_size": config.get("gist_size", 128),
+              "selection_k": opts.selection_k,
+              "selection_layers": None if opts.selection_layers == "all" else
+              [int(v) for v in opts.selection_layers.split(",")],
+              "gist_size": config.get("gist_size", 128),
               "samples_per_image": config["samples_per_image"], "descriptor_dim": dim}
     meta = write_bundle(out, clusters, reports, params)
     log.info("bundle written to %s: %d clusters on %d layers", out, len(clusters), len(reports))
