@@ -317,6 +317,8 @@ class Descriptor:
         gray = np.asarray(gray, dtype=np.float32)
         if states is None:
             states = self.prepare(gray)
+        if window is None:  # `gray` is the whole image
+            window = (0, 0) + gray.shape
         return [b.maps(gray, s, window) for b, s in zip(self.blocks, states)]
 
     def compute(self, gray, coords: Optional[np.ndarray] = None, states=None, window=None, maps=None):

@@ -324,8 +324,8 @@ class SemanticBlock(Block):
     def maps(self, gray, state=None, window=None):
         gray = np.asarray(gray, dtype=np.float32)
         if state is None:
-            state, window = self.prepare(gray), (0, 0) + gray.shape
-        y0, x0, H, W = window
+            state = self.prepare(gray)
+        y0, x0, H, W = window if window is not None else (0, 0) + gray.shape
         probs = upsample_probabilities(state, (H, W), (y0, x0) + gray.shape)
         return smooth_probabilities(gray, probs, self.parser.sigma_spatial, self.parser.sigma_color)
 

@@ -111,6 +111,12 @@ def test_parser_trains_beats_chance_and_ignores_unlabeled(trained):
     _, lum, label = scene_with_labels(99)
     probs = parser.probabilities(lum)
     assert probs.shape == (64, 64, 3) and np.allclose(probs.sum(-1), 1, atol=1e-4)
+    # the semantic block on a whole image, for sampled pixels, without precomputed state
+    from colorize_tf.features import Descriptor, sample_pixels
+
+    desc = Descriptor.from_config([P.semantic_block_config(out)], parser=parser)
+    coords = sample_pixels(lum, 50, seed=1)
+    assert np.allclose(desc.compute(lum, coords), desc.compute(lum)[coords[:, 0] * 64 + coords[:, 1]], atol=1e-6)
 
 
 def test_parser_tamper_detected(trained, tmp_path):
