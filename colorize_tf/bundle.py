@@ -13,12 +13,11 @@ clear message on a missing or altered file. Nothing is pickled.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import List
 
-from .checksums import sha256_file
+from .checksums import read_json_meta, sha256_file, write_json_atomic
 from .clustering import Cluster
 
 BUNDLE_FILE = "bundle.json"
@@ -52,10 +51,7 @@ def write_bundle(bundle_dir, clusters: List[Cluster], reports, params, extra=Non
         "files": files,
     }
     meta.update(extra or {})
-    tmp = os.path.join(bundle_dir, BUNDLE_FILE + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(meta, fh, indent=1)
-    os.replace(tmp, os.path.join(bundle_dir, BUNDLE_FILE))
+    write_json_atomic(os.path.join(bundle_dir, BUNDLE_FILE), meta)
     return meta
 
 
@@ -65,13 +61,7 @@ def is_bundle(path):
 
 def read_bundle(bundle_dir, verify=True):
     """Read and verify ``bundle.json``; returns (meta, clusters)."""
-    path = os.path.join(bundle_dir, BUNDLE_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{bundle_dir} is not a model bundle: {BUNDLE_FILE} missing")
-    with open(path) as fh:
-        meta = json.load(fh)
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"{path}: not a {BUNDLE_FORMAT} file")
+    meta = read_json_meta(bundle_dir, BUNDLE_FILE, BUNDLE_FORMAT, "model bundle")
     if verify:
         for rel, digest in meta["files"].items():
             p = os.path.join(bundle_dir, rel)

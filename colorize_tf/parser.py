@@ -13,14 +13,13 @@ working size, smoothing, metrics, SHA-256 of the Keras file).
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from .checksums import load_verified_keras, sha256_file
+from .checksums import load_verified_keras, read_json_meta, sha256_file, write_json_atomic
 from .features import Block, register_block
 
 PARSER_FILE = "parser.keras"
@@ -212,10 +211,7 @@ class SceneParser:
         meta.update(extra or {})
         meta["format"] = PARSER_FORMAT
         meta["files"] = {PARSER_FILE: sha256_file(kpath)}
-        tmp = os.path.join(directory, PARSER_META + ".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(meta, fh, indent=1)
-        os.replace(tmp, os.path.join(directory, PARSER_META))
+        write_json_atomic(os.path.join(directory, PARSER_META), meta)
         self.meta, self.directory = meta, directory
         return meta
 
@@ -336,14 +332,7 @@ class SemanticBlock(Block):
 
 def read_parser_meta(directory):
     """``parser.json`` of a parser directory (no TensorFlow needed)."""
-    path = os.path.join(directory, PARSER_META)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{directory} is not a parser directory: {PARSER_META} missing")
-    with open(path) as fh:
-        meta = json.load(fh)
-    if meta.get("format") != PARSER_FORMAT:
-        raise ValueError(f"{path}: not a {PARSER_FORMAT} file")
-    return meta
+    return read_json_meta(directory, PARSER_META, PARSER_FORMAT, "parser directory")
 
 
 def semantic_block_config(directory):

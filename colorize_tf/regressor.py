@@ -10,7 +10,6 @@ refinement, versions, SHA-256 of the Keras file). Nothing is pickled.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -18,7 +17,7 @@ import time
 
 import numpy as np
 
-from .checksums import load_verified_keras, sha256_file
+from .checksums import load_verified_keras, read_json_meta, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -185,22 +184,13 @@ def save_model_dir(model_dir, model, descriptor_config, training, refine=None, e
     }
     if extra:
         meta.update(extra)
-    tmp = os.path.join(model_dir, META_FILE + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(meta, fh, indent=1)
-    os.replace(tmp, os.path.join(model_dir, META_FILE))
+    write_json_atomic(os.path.join(model_dir, META_FILE), meta)
     return meta
 
 
 def read_metadata(model_dir):
-    path = os.path.join(model_dir, META_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{model_dir} is not a model directory: {META_FILE} missing")
-    with open(path) as fh:
-        meta = json.load(fh)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} metadata file")
-    return meta
+    """``model.json`` of a model directory (no TensorFlow needed)."""
+    return read_json_meta(model_dir, META_FILE, FORMAT, "model directory")
 
 
 class Regressor:
