@@ -9,7 +9,6 @@ HTML report is ``pipelines.evaluate``).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -27,12 +26,13 @@ from colorize_tf.refine import RefineParams  # noqa: E402
 
 
 def list_images(list_file, root):
-    names = [ln.strip() for ln in open(list_file) if ln.strip()]
-    out = []
-    for n in names:
-        hits = glob.glob(os.path.join(root, n + ".*")) if not os.path.splitext(n)[1] else [os.path.join(root, n)]
-        out.append(hits[0])
-    return out
+    """Image paths of a list file, resolved as the jobs resolve them (transforms.io.expand_spec)."""
+    from transforms.io import expand_spec
+
+    files, missing = expand_spec(list_file, root)
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} list entries match no image, e.g. {missing[0]['reason']}")
+    return [path for path, _ in files]
 
 
 def main(argv=None):

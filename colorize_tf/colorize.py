@@ -172,11 +172,12 @@ class Colorizer:
         self.tile = tile
 
     @classmethod
-    def load(cls, model_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None):
+    def load(cls, model_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None,
+             parser=None):
         """Load `model_dir`; refinement defaults to the parameters stored with the model.
 
-        A model with a semantic block uses the parser stored in ``model_dir/parser``
-        unless `parser_dir` is given.
+        A model with a semantic block uses `parser` (an already loaded SceneParser), else
+        the one in `parser_dir`, else the one stored in ``model_dir/parser``.
         """
         import os
 
@@ -186,7 +187,7 @@ class Colorizer:
         reg = load_predictor(model_dir)
         context = {}
         if needs_parser(reg.meta["descriptor"]):
-            context["parser"] = SceneParser.load(parser_dir or os.path.join(model_dir, "parser"))
+            context["parser"] = parser or SceneParser.load(parser_dir or os.path.join(model_dir, "parser"))
         desc = Descriptor.from_config(reg.meta["descriptor"], **context)
         if refine is None:
             refine = RefineParams(**reg.meta.get("refine", {}))

@@ -228,14 +228,26 @@ class SceneParser:
         small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         return self._fn(small[None, :, :, None]).numpy()[0]
 
-    def probabilities(self, gray, smooth=True):
+    def probabilities(self, gray, smooth=True, raw=None, window=None):
         """Per-pixel class probabilities at the image's resolution, shape (H, W, N).
 
         The working-resolution output is upsampled bilinearly and, if
         `smooth`, filtered by the domain transform guided by `gray`.
+
+        Parameters
+        ----------
+        gray : ndarray, shape (H, W)
+            The whole image, or a crop of it at `window`.
+        raw : ndarray, shape (h, w, N), optional
+            ``raw_probabilities(whole image)`` when already computed (required for a crop).
+        window : (row, col, full_height, full_width), optional
+            Where `gray` lies in the whole image (default: it is the whole image).
         """
         gray = np.asarray(gray, dtype=np.float32)
-        probs = upsample_probabilities(self.raw_probabilities(gray), gray.shape)
+        if raw is None:
+            raw = self.raw_probabilities(gray)
+        y0, x0, H, W = window if window is not None else (0, 0) + gray.shape
+        probs = upsample_probabilities(raw, (H, W), (y0, x0) + gray.shape)
         if smooth:
             probs = smooth_probabilities(gray, probs, self.sigma_spatial, self.sigma_color)
         return probs
@@ -318,12 +330,7 @@ class SemanticBlock(Block):
         return self.parser.raw_probabilities(gray)
 
     def maps(self, gray, state=None, window=None):
-        gray = np.asarray(gray, dtype=np.float32)
-        if state is None:
-            state = self.prepare(gray)
-        y0, x0, H, W = window if window is not None else (0, 0) + gray.shape
-        probs = upsample_probabilities(state, (H, W), (y0, x0) + gray.shape)
-        return smooth_probabilities(gray, probs, self.parser.sigma_spatial, self.parser.sigma_color)
+        return self.parser.probabilities(gray, raw=state, window=window)
 
     def config(self):
         return {"name": self.name, "classes": list(self.parser.classes),

@@ -183,16 +183,11 @@ class MeasurePSNRDoFn(beam.DoFn):
 
     def _colorizer(self, model_dir):
         from colorize_tf.colorize import Colorizer
-        from colorize_tf.features import Descriptor
-        from colorize_tf.refine import RefineParams
-        from colorize_tf.baselines import load_predictor
 
         if model_dir not in self._cache:
             if len(self._cache) >= self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
-            reg = load_predictor(model_dir)
-            desc = Descriptor.from_config(reg.meta["descriptor"], parser=self._parser)
-            self._cache[model_dir] = Colorizer(reg, desc, RefineParams(**reg.meta.get("refine", {})), tile=0)
+            self._cache[model_dir] = Colorizer.load(model_dir, tile=0, parser=self._parser)
         return self._cache[model_dir]
 
     def process(self, item):
