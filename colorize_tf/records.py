@@ -76,7 +76,8 @@ def parse_example(serialized):
 
 
 def list_shards(features_dir):
-    """Sorted TFRecord shard paths of a feature-job output directory (any Beam filesystem)."""
+    """Sorted TFRecord shard paths of a feature-job output directory (local, or a filesystem TensorFlow reads;
+    Beam jobs list with ``transforms.fs.match_paths`` instead)."""
     import tensorflow as tf
 
     pattern = features_dir.rstrip("/") + "/samples/samples-*.tfrecord.gz"

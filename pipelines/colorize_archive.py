@@ -29,7 +29,7 @@ from transforms.colorize import (
 )
 from transforms.io import DEAD, ReadFileDoFn, expand_spec
 
-from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
 
 log = logging.getLogger(__name__)
 MANIFEST_DIR = "_manifest"
@@ -124,7 +124,9 @@ def run(argv=None):
     t0 = time.time()
     pipeline = beam.Pipeline(options=options)
     stamp = build(pipeline, opts)
-    pipeline.run().wait_until_finish()
+    result = run_pipeline(pipeline, options)
+    if is_dry_run(options):
+        return result
     rows = read_manifest(opts.output, stamp)
     totals = {s: sum(r["status"] == s for r in rows) for s in ("done", SKIPPED, FAILED)}
     seconds = time.time() - t0

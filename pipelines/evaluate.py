@@ -25,7 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from transforms.evaluate import EvaluateDoFn
 from transforms.io import DEAD, ReadImages, read_jsonl
 
-from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,9 @@ def run(argv=None):
     t0 = time.time()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, opts, model)
-    pipeline.run().wait_until_finish()
+    result = run_pipeline(pipeline, options)
+    if is_dry_run(options):
+        return result
     report = write_report(opts.output, read_records(opts.output), model, round(time.time() - t0, 1))
     log.info("%d images: mean PSNR %.2f dB (gray %.2f), mean L_UV %.5f (gray %.5f); report in %s", report["images"],
              report["mean_psnr"], report["mean_psnr_gray"], report["mean_l_uv"], report["mean_l_uv_gray"],

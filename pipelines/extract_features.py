@@ -25,7 +25,7 @@ from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.io import DEAD, ReadImages
 
-from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
 
 #: Pixels sampled per image; see README ("Sampling").
 DEFAULT_SAMPLES = 2048
@@ -123,8 +123,9 @@ def run(argv=None):
     write_config(opts, descriptor_config)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, opts, descriptor_config)
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = run_pipeline(pipeline, options)
+    if is_dry_run(options):
+        return result
     _log_counters(result)
     return result
 

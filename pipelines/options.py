@@ -28,10 +28,35 @@ def require(opts, *names):
 
 
 def job_args(options):
-    """All parsed options (shared and job-specific) as one attribute namespace."""
+    """All parsed options (shared and job-specific) as one attribute namespace.
+
+    Workers never need the launcher's ``__main__``: every DoFn imports what it
+    uses, so ``save_main_session`` stays off unless asked for (Dataflow would
+    otherwise pickle the launcher's session).
+    """
     import types
 
+    from apache_beam.options.pipeline_options import SetupOptions
+
+    setup = options.view_as(SetupOptions)
+    if setup.save_main_session is None:
+        setup.save_main_session = False
     return types.SimpleNamespace(**options.get_all_options(retain_unknown_options=False))
+
+
+def is_dry_run(options):
+    """``--dry_run`` (Dataflow): the job graph is built and its packages staged locally, nothing runs."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(options.view_as(TestOptions).dry_run)
+
+
+def run_pipeline(pipeline, options):
+    """Run `pipeline` and wait for it; with ``--dry_run`` return the unexecuted result at once."""
+    result = pipeline.run()
+    if not is_dry_run(options):
+        result.wait_until_finish()
+    return result
 
 
 def setup_logging(verbose=False):

@@ -29,13 +29,13 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from colorize_tf import records
 from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
+from transforms.fs import copy_tree, is_remote, local_copy, match_paths, write_bytes
 from transforms.io import read_jsonl
 from transforms.training import KeyByClusterDoFn, MeasurePSNRDoFn, TrainRegressorDoFn
 
-from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
 
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def build(pipeline, opts, specs, refine=None, tune_images=None, measure=False, l
     Returns the PCollection of training summaries (and writes them to ``out``/training_summary*.jsonl).
     """
     config = read_config(opts.features)
-    shards = records.list_shards(opts.features)
+    shards = match_paths(FileSystems.join(opts.features, "samples", "samples-*.tfrecord.gz"), "TFRecord shards")
     parser_dir = opts.parser or config.get("parser")
     descriptor, columns = config["descriptor"], None
     if opts.use_blocks:
@@ -215,11 +215,20 @@ def build(pipeline, opts, specs, refine=None, tune_images=None, measure=False, l
     return summaries
 
 
+class _DryRun(Exception):
+    """Stops Algorithm 3 after its first job graph under ``--dry_run`` (later layers need real results)."""
+
+    def __init__(self, result):
+        super().__init__("dry run")
+        self.result = result
+
+
 def _run(options, build_fn):
     pipeline = beam.Pipeline(options=options)
     build_fn(pipeline)
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = run_pipeline(pipeline, options)
+    if is_dry_run(options):
+        raise _DryRun(result)
     return result
 
 
@@ -228,29 +237,31 @@ def run(argv=None):
     opts = job_args(options)
     require(opts, "features", "output")
     rows = read_image_table(opts.features)
-    if not opts.adaptive_clustering:
-        return _run(options, lambda p: build(p, opts, [root_spec(rows, opts, opts.output)], parse_refine(opts.refine)))
-    return run_clustered(options, opts, rows)
+    try:
+        if not opts.adaptive_clustering:
+            return _run(options, lambda p: build(p, opts, [root_spec(rows, opts, opts.output)],
+                                                 parse_refine(opts.refine)))
+        return run_clustered(options, opts, rows)
+    except _DryRun as dry:  # the first job's graph, built and staged, not run
+        return dry.result
 
 
 def run_clustered(options, opts, rows):
     """Algorithm 3 with one Beam job per layer; writes the bundle."""
-    from colorize_tf.bundle import write_bundle
+    from colorize_tf.bundle import BUNDLE_FILE, write_bundle
     from colorize_tf.clustering import adaptive_clustering, minimal_cluster_size
     from colorize_tf.regressor import read_metadata
 
     out = opts.output
     root_dir = FileSystems.join(out, "root")
     if opts.root_model:
-        from transforms.training import copy_dir_to
-
         log.info("root regressor: copied from %s", opts.root_model)
-        copy_dir_to(opts.root_model, root_dir)
+        copy_tree(opts.root_model, root_dir)
     else:
         log.info("root regressor on all %d images", len(rows))
         _run(options, lambda p: build(p, opts, [root_spec(rows, opts, root_dir)], parse_refine(opts.refine),
                                       label="Root", out=out))
-    root = read_metadata(root_dir)
+    root = read_metadata(local_copy(root_dir))
     refine = root["refine"]
     if opts.max_images:
         rows = rows[: opts.max_images]
@@ -285,7 +296,13 @@ def run_clustered(options, opts, rows):
               [int(v) for v in opts.selection_layers.split(",")],
               "gist_size": config.get("gist_size", 128),
               "samples_per_image": config["samples_per_image"], "descriptor_dim": dim}
-    meta = write_bundle(out, clusters, reports, params)
+    if is_remote(out):  # checksums are taken on a local copy; bundle.json goes up last
+        local = local_copy(out, refresh=True)
+        meta = write_bundle(local, clusters, reports, params)
+        with open(FileSystems.join(local, BUNDLE_FILE), "rb") as fh:
+            write_bytes(FileSystems.join(out, BUNDLE_FILE), fh.read())
+    else:
+        meta = write_bundle(out, clusters, reports, params)
     log.info("bundle written to %s: %d clusters on %d layers", out, len(clusters), len(reports))
     return meta
 

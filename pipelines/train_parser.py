@@ -12,11 +12,11 @@
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
 import sys
+import tempfile
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -25,10 +25,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from colorize_tf import parser_train
 from colorize_tf.color import load_image
 from colorize_tf.datasets import open_dataset
+from colorize_tf.parser import PARSER_META
+from transforms.fs import copy_tree, is_remote, local_copy, match_paths
 from transforms.io import DEAD
 from transforms.parser import PrepareParserExampleDoFn
 
-from .options import JobOptions, job_args, main_entry, require  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,12 @@ def run(argv=None):
              {k: len(v) for k, v in dataset.splits.items()})
     pipeline = beam.Pipeline(options=options)
     build(pipeline, opts, dataset)
-    pipeline.run().wait_until_finish()
-    pairs = parser_train.load_pairs(sorted(glob.glob(os.path.join(opts.output, "data", "train-*.tfrecord.gz"))))
+    result = run_pipeline(pipeline, options)
+    if is_dry_run(options):
+        return result
+    # the prepared data may live on any filesystem; Keras trains here, on the launching machine
+    shards = match_paths(FileSystems.join(opts.output, "data", "train-*.tfrecord.gz"), "prepared training shards")
+    pairs = parser_train.load_pairs([local_copy(s) for s in shards])
     log.info("training the parser on %d prepared images", len(pairs))
     parser, record = parser_train.fit_parser(
         pairs, dataset.classes, epochs=opts.parser_epochs, batch_size=opts.parser_batch_size,
@@ -110,8 +116,14 @@ def run(argv=None):
         log.info("held-out %s: pixel acc %.4f, mean class acc %.4f, mean IoU %.4f, %.1f ms/image",
                  "smoothed" if smooth else "raw", m["pixel_accuracy"], m["mean_class_accuracy"], m["mean_iou"],
                  m["ms_per_image"] or float("nan"))
-    parser.save(opts.output, extra={"dataset": {"root": os.path.abspath(opts.data), "layout": dataset.layout},
-                                    "training": record, "metrics": metrics})
+    extra = {"dataset": {"root": os.path.abspath(opts.data), "layout": dataset.layout}, "training": record,
+             "metrics": metrics}
+    if is_remote(opts.output):
+        with tempfile.TemporaryDirectory() as tmp:
+            parser.save(tmp, extra=extra)
+            copy_tree(tmp, opts.output, last=(PARSER_META,))
+    else:
+        parser.save(opts.output, extra=extra)
     log.info("parser written to %s", opts.output)
     return metrics
 

@@ -139,9 +139,11 @@ class ColorizeDoFn(beam.DoFn):
         from colorize_tf.colorize import load_colorizer
         from colorize_tf.refine import RefineParams
 
+        from .fs import local_copy
+
         refine = RefineParams.parse(self.refine)
-        self.colorizer = load_colorizer(self.model_dir, refine=refine, tile=self.tile, parser_dir=self.parser_dir,
-                                        k=self.selection_k)
+        self.colorizer = load_colorizer(local_copy(self.model_dir), refine=refine, tile=self.tile,
+                                        parser_dir=local_copy(self.parser_dir), k=self.selection_k)
         self._count, self._t0 = 0, time.time()
 
     def process(self, item):

@@ -35,10 +35,13 @@ class EvaluateDoFn(beam.DoFn):
         from colorize_tf.colorize import load_colorizer
         from colorize_tf.refine import RefineParams
 
+        from .fs import local_copy
+
         refine = RefineParams.parse(self.refine)
-        self.colorizer = load_colorizer(self.model_dir, refine=refine, tile=self.tile, parser_dir=self.parser_dir,
-                                        k=self.selection_k)
-        self.others = {name: load_colorizer(d, tile=self.tile, parser_dir=self.parser_dir)
+        parser_dir = local_copy(self.parser_dir)
+        self.colorizer = load_colorizer(local_copy(self.model_dir), refine=refine, tile=self.tile,
+                                        parser_dir=parser_dir, k=self.selection_k)
+        self.others = {name: load_colorizer(local_copy(d), tile=self.tile, parser_dir=parser_dir)
                        for name, d in self.baselines.items()}
 
     def _picture(self, name, rgb):

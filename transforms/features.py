@@ -12,6 +12,7 @@ from colorize_tf.features import Descriptor, sample_pixels
 from colorize_tf.gist import gist
 from colorize_tf.parser import SceneParser, needs_parser, semantic_histogram
 
+from .fs import local_copy
 from .io import DEAD, dead_letter
 
 IMAGES = "images"
@@ -79,7 +80,7 @@ class ExtractFeaturesDoFn(beam.DoFn):
         self._encode = records.encode_example
         context = {}
         if needs_parser(self.descriptor_config):
-            context["parser"] = SceneParser.load(self.parser_dir)
+            context["parser"] = SceneParser.load(local_copy(self.parser_dir))
         self.descriptor = Descriptor.from_config(self.descriptor_config, **context)
         self.semantic_index = self.descriptor.names.index("semantic") if "semantic" in self.descriptor.names else None
 

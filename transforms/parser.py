@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from colorize_tf.color import ImageDecodeError
 
+from .fs import read_bytes
 from .io import DEAD, dead_letter
-
-
-def _read(path):
-    with FileSystems.open(path, compression_type="uncompressed") as fh:
-        return fh.read()
 
 
 class PrepareParserExampleDoFn(beam.DoFn):
@@ -39,7 +34,7 @@ class PrepareParserExampleDoFn(beam.DoFn):
     def process(self, item):
         split, name, image_path, mask_path = item
         try:
-            gray, label = self._prepare(_read(image_path), _read(mask_path), self.lut, self.work_size)
+            gray, label = self._prepare(read_bytes(image_path), read_bytes(mask_path), self.lut, self.work_size)
         except (ImageDecodeError, ValueError, OSError) as exc:
             self.bad.inc()
             yield beam.pvalue.TaggedOutput(DEAD, dead_letter(image_path, "parser_data", f"{type(exc).__name__}: {exc}"))

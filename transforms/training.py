@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import shutil
+import socket
 import tempfile
 
 import apache_beam as beam
@@ -16,25 +17,14 @@ from apache_beam.metrics import Metrics
 from colorize_tf.color import decode_image
 from colorize_tf.parser import PARSER_FILE, PARSER_META
 
+from .fs import copy_tree, local_copy, read_bytes
+
 log = logging.getLogger(__name__)
 
 
-def _read_bytes(path):
-    with FileSystems.open(path, compression_type="uncompressed") as fh:
-        return fh.read()
-
-
-def copy_dir_to(local_dir, dest_dir):
-    """Copy a local folder's files to `dest_dir` on any Beam filesystem."""
-    if "://" not in dest_dir:
-        os.makedirs(dest_dir, exist_ok=True)
-    for name in sorted(os.listdir(local_dir)):
-        src = os.path.join(local_dir, name)
-        if os.path.isdir(src):
-            copy_dir_to(src, FileSystems.join(dest_dir, name))
-            continue
-        with open(src, "rb") as fin, FileSystems.create(FileSystems.join(dest_dir, name)) as fout:
-            shutil.copyfileobj(fin, fout)
+def worker_id():
+    """``host:pid`` of this worker process (recorded with each trained model)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class TrainRegressorDoFn(beam.DoFn):
@@ -65,13 +55,13 @@ class TrainRegressorDoFn(beam.DoFn):
 
         self.context = {}
         if needs_parser(self.descriptor_config):  # the descriptor's semantic block, for tuning
-            self.context["parser"] = SceneParser.load(self.parser_dir)
+            self.context["parser"] = SceneParser.load(local_copy(self.parser_dir))
 
     def _load(self, serialized, ids):
         from colorize_tf import records
 
         if serialized is None:
-            return records.load_samples(self.shards, ids)
+            return records.load_samples([local_copy(s) for s in self.shards], ids)  # tf.data reads local files
         return records.samples_from_serialized(serialized, ids)
 
     def process(self, element, specs=None):
@@ -117,7 +107,7 @@ class TrainRegressorDoFn(beam.DoFn):
             refine = RefineParams(**self.refine) if self.refine else RefineParams()
             paths = list(spec.get("val_paths") or [])[: self.tune_images]
             if self.refine is None and paths:
-                pics = [decode_image(_read_bytes(p)) for p in paths]
+                pics = [decode_image(read_bytes(p)) for p in paths]
                 desc = Descriptor.from_config(self.descriptor_config, **self.context)
                 refine, table = tuning.tune_refinement(
                     [p.gray for p in pics], [p.rgb for p in pics], predictor, desc
@@ -140,9 +130,9 @@ class TrainRegressorDoFn(beam.DoFn):
                                           compression_type="uncompressed") as fin, \
                             open(os.path.join(tmp, "model", "parser", name), "wb") as fout:
                         shutil.copyfileobj(fin, fout)
-            copy_dir_to(os.path.join(tmp, "model"), spec["model_dir"])
             if os.path.isdir(os.path.join(tmp, "tensorboard")):
-                copy_dir_to(os.path.join(tmp, "tensorboard"), FileSystems.join(spec["model_dir"], "tensorboard"))
+                copy_tree(os.path.join(tmp, "tensorboard"), FileSystems.join(spec["model_dir"], "tensorboard"))
+            copy_tree(os.path.join(tmp, "model"), spec["model_dir"])  # model.json last: present = complete
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.trained.inc()
@@ -155,6 +145,7 @@ class TrainRegressorDoFn(beam.DoFn):
             "best_loss": record.get("best_loss"),
             "best_val_loss": record.get("best_val_loss"),
             "refine": meta["refine"],
+            "worker": worker_id(),
         }
 
 
@@ -179,7 +170,7 @@ class MeasurePSNRDoFn(beam.DoFn):
         if self.parser_dir:
             from colorize_tf.parser import SceneParser
 
-            self._parser = SceneParser.load(self.parser_dir)
+            self._parser = SceneParser.load(local_copy(self.parser_dir))
 
     def _colorizer(self, model_dir):
         from colorize_tf.colorize import Colorizer
@@ -187,7 +178,7 @@ class MeasurePSNRDoFn(beam.DoFn):
         if model_dir not in self._cache:
             if len(self._cache) >= self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[model_dir] = Colorizer.load(model_dir, tile=0, parser=self._parser)
+            self._cache[model_dir] = Colorizer.load(local_copy(model_dir), tile=0, parser=self._parser)
         return self._cache[model_dir]
 
     def process(self, item):
@@ -195,7 +186,7 @@ class MeasurePSNRDoFn(beam.DoFn):
 
         cluster_id, model_dir, image_id, path = item
         try:
-            pic = decode_image(_read_bytes(path))
+            pic = decode_image(read_bytes(path))
             rgb, _ = self._colorizer(model_dir).colorize(pic.gray)
             value = psnr(rgb, pic.rgb)
         except Exception as exc:  # an unreadable reference image must not stop the layer

@@ -1,0 +1,132 @@
+"""Model and data directories on any Beam filesystem (local, ``gs://``, ``s3://``, ``hdfs://``, ...).
+
+The library (`colorize_tf`) reads models from local paths. Workers and
+launchers call `local_copy` first: a local path is returned unchanged, a
+remote directory or file is copied once per process into a cache under the
+temporary directory and that copy's path is returned. Outputs go the other
+way with `copy_tree`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+
+from apache_beam.io.filesystems import FileSystems
+
+_LOCK = threading.Lock()
+_CACHE = {}
+
+
+def is_remote(path):
+    """True for a path with a URL scheme (``gs://b/x``), i.e. one that only Beam's FileSystems can open."""
+    return "://" in str(path)
+
+
+def read_bytes(path):
+    with FileSystems.open(path, compression_type="uncompressed") as fh:
+        return fh.read()
+
+
+def write_bytes(path, data):
+    """Write a whole file on any filesystem (local files via temporary sibling + rename)."""
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+        return
+    with FileSystems.create(path) as fh:  # object stores publish on close
+        fh.write(data)
+
+
+def read_json(path):
+    return json.loads(read_bytes(path).decode("utf-8"))
+
+
+def write_json(path, obj):
+    write_bytes(path, json.dumps(obj, indent=1).encode("utf-8"))
+
+
+def match_paths(pattern, what="files"):
+    """Sorted paths matching a glob on any filesystem; FileNotFoundError naming `what` when none do."""
+    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    if not paths:
+        raise FileNotFoundError(f"no {what} match {pattern}")
+    return paths
+
+
+def list_tree(root):
+    """Relative '/'-separated paths of the files under `root` (recursive), sorted."""
+    root = root.rstrip("/")
+    if not is_remote(root):
+        out = []
+        for d, _, names in os.walk(root):
+            out += [os.path.relpath(os.path.join(d, n), root).replace(os.sep, "/") for n in names]
+        return sorted(out)
+    found = FileSystems.match([FileSystems.join(root, "**")])[0].metadata_list
+    return sorted(m.path[len(root) + 1:] for m in found if m.path.startswith(root + "/"))
+
+
+def copy_tree(src, dst, last=("model.json", "bundle.json")):
+    """Copy every file under `src` to the same relative path under `dst` (any filesystems); returns the count.
+
+    Top-level files named in `last` are copied after everything else, so a
+    reader that waits for them never sees a half-copied directory.
+    """
+    rels = sorted(list_tree(src), key=lambda r: r in last)
+    for rel in rels:
+        s, d = FileSystems.join(src, *rel.split("/")), FileSystems.join(dst, *rel.split("/"))
+        if not is_remote(d):
+            os.makedirs(os.path.dirname(d), exist_ok=True)
+        with FileSystems.open(s, compression_type="uncompressed") as fin, \
+                FileSystems.create(d, compression_type="uncompressed") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+    return len(rels)
+
+
+def cache_root():
+    return os.path.join(tempfile.gettempdir(), f"colorize-cache-{os.getuid() if hasattr(os, 'getuid') else 0}")
+
+
+def local_copy(path, refresh=False):
+    """A local path with the content of `path` (file or directory) on any filesystem.
+
+    Local paths come back unchanged. A remote path is downloaded once per
+    process (thread-safe; ``refresh=True`` downloads again) into
+    ``cache_root()/<sha1 of the path>`` via a temporary folder renamed into place,
+    so a killed download never looks complete.
+    """
+    if path is None or not is_remote(path):
+        return path
+    path = path.rstrip("/")
+    with _LOCK:
+        if path in _CACHE and not refresh:
+            return _CACHE[path]
+        key = hashlib.sha1(path.encode()).hexdigest()[:16]
+        os.makedirs(cache_root(), exist_ok=True)
+        dest = os.path.join(cache_root(), key)
+        tmp = tempfile.mkdtemp(prefix=key + ".", dir=cache_root())
+        try:
+            if FileSystems.match([path])[0].metadata_list:  # a single file
+                name = path.rsplit("/", 1)[-1]
+                with FileSystems.open(path, compression_type="uncompressed") as fin, \
+                        open(os.path.join(tmp, name), "wb") as fout:
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+                target = os.path.join(dest, name)
+            else:
+                if not copy_tree(path, tmp):
+                    raise FileNotFoundError(f"nothing found at {path}")
+                target = dest
+            if os.path.exists(dest):
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _CACHE[path] = target
+        return target
