@@ -26,7 +26,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["colorize_tf", "colorize_tf.*", "transforms", "transforms.*",
                                                "pipelines", "pipelines.*"]),
     install_requires=REQUIRED,
-    extras_require={"test": ["pytest==9.2.0"], "gcp": ["apache-beam[gcp]==2.77.0"],
+    extras_require={"test": ["pytest==9.2.0", "apache-beam[gcp]==2.77.0"], "gcp": ["apache-beam[gcp]==2.77.0"],
                     "tensorboard": ["tensorboard"]},
     entry_points={
         "console_scripts": [
