@@ -28,16 +28,18 @@ def _wait_port(port, timeout=60):
     raise TimeoutError(f"port {port} did not open")
 
 
-@pytest.fixture(scope="module")
-def portable(tmp_path_factory):
+def _portable_services(tmp_path_factory, workers):
     env = dict(os.environ)
     # the worker pool starts workers with plain `python`: make it this interpreter
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     job_port, pool_port = _free_port(), _free_port()
     logs = tmp_path_factory.mktemp("portable")
+    if workers == 1:  # Beam's own job service
+        job_service = ["apache_beam.runners.portability.local_job_service_main"]
+    else:
+        job_service = ["benchmarks.job_service", f"--workers={workers}"]
     procs = [
-        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                          "--port", str(job_port)], cwd=ROOT, env=env,
+        subprocess.Popen([sys.executable, "-m", *job_service, "--port", str(job_port)], cwd=ROOT, env=env,
                          stdout=open(logs / "job.log", "w"), stderr=subprocess.STDOUT),
         subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
                           "--service_port", str(pool_port)], cwd=ROOT, env=env,
@@ -52,6 +54,18 @@ def portable(tmp_path_factory):
         for p in procs:
             p.kill()
             p.wait()
+
+
+@pytest.fixture(scope="module")
+def portable(tmp_path_factory):
+    """Beam's job service (one worker per job, as local_job_service_main) and an EXTERNAL worker pool."""
+    yield from _portable_services(tmp_path_factory, 1)
+
+
+@pytest.fixture(scope="module")
+def portable2(tmp_path_factory):
+    """The same with two workers per job (benchmarks/job_service.py), like a two-slot Flink cluster."""
+    yield from _portable_services(tmp_path_factory, 2)
 
 
 def test_feature_and_archive_jobs_on_portable_runner(portable, model_dir, tmp_path):
@@ -71,3 +85,50 @@ def test_feature_and_archive_jobs_on_portable_runner(portable, model_dir, tmp_pa
     summary = colorize_archive.run([f"--input={imgs}", f"--model={model_dir}", f"--output={out}"] + portable)
     assert summary["inputs"] == 4 and summary["done"] == 3 and summary["failed"] == 1
     assert sorted(p.name for p in out.glob("*.png")) == ["p0.png", "p1.png", "p2.png"]
+
+
+def test_training_evaluation_and_parser_jobs_on_portable_runner(portable, features_dir, model_dir, tmp_path):
+    from colorize_tf.bundle import read_bundle
+    from pipelines import evaluate, train, train_parser
+    from test_parser import write_generic
+
+    model = tmp_path / "model"
+    train.run([f"--features={features_dir}", f"--output={model}", "--epochs=2", "--tune_images=2"] + portable)
+    assert json.loads((model / "model.json").read_text())["input_dim"] == 81
+    bundle = tmp_path / "bundle"
+    train.run([f"--features={features_dir}", f"--output={bundle}", "--adaptive_clustering", "--n0=2", "--mu=3",
+               "--epsilon=-60", "--max_layers=1", "--epochs=2", f"--root_model={model}"] + portable)
+    _, clusters = read_bundle(str(bundle))
+    assert sum(len(c.members) for c in clusters) >= 6
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    from conftest import synthetic_scene, write_png
+
+    write_png(str(imgs / "a.png"), synthetic_scene(40, 56, seed=801))
+    report = evaluate.run([f"--input={imgs}", f"--model={bundle}", f"--output={tmp_path / 'report'}"] + portable)
+    assert report["images"] == 1 and report["per_image"][0]["cluster"]
+    data = tmp_path / "labelled"
+    write_generic(str(data), n=8)
+    metrics = train_parser.run([f"--data={data}", f"--output={tmp_path / 'parser'}", "--parser_epochs=1",
+                                "--parser_base=8", "--parser_crop=64", "--parser_batch_size=4",
+                                "--parser_work_size=64"] + portable)
+    assert 0.0 <= metrics["raw"]["pixel_accuracy"] <= 1.0 and (tmp_path / "parser" / "parser.json").exists()
+
+
+@pytest.mark.parametrize("runner", ["portable", "multi_processing"])
+def test_cluster_training_fans_out_over_worker_processes(runner, request, features_dir, model_dir, tmp_path):
+    """Four clusters, two workers: the per-cluster training step runs in more than one worker process."""
+    from colorize_tf.bundle import read_bundle
+    from pipelines import train
+
+    extra = request.getfixturevalue("portable2") if runner == "portable" else \
+        ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    bundle = tmp_path / "bundle"
+    train.run([f"--features={features_dir}", f"--output={bundle}", "--adaptive_clustering", "--n0=4", "--mu=1",
+               "--epsilon=-60", "--max_layers=1", "--epochs=1", f"--root_model={model_dir}"] + extra)
+    _, clusters = read_bundle(str(bundle))
+    rows = [json.loads(line) for line in (bundle / "layers" / "training_summaryL0.jsonl").read_text().splitlines()]
+    assert len(rows) == len(clusters) >= 3
+    workers = {r["worker"] for r in rows}
+    assert len(workers) >= 2, workers
+    assert str(os.getpid()) not in {w.split(":")[1] for w in workers}  # never in the launching process
