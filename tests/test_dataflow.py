@@ -98,3 +98,18 @@ def test_archive_evaluate_and_parser_job_graphs(images, model_dir, tmp_path):
     assert {"ListPairs", "PrepareExamples", "WriteTrain", "WriteTest", "WriteDeadLetters"} <= top
     assert_worker_package(staged)
     assert not (tmp_path / "p" / "parser.json").exists()  # nothing ran
+
+
+def test_dockerfile_matches_pins():
+    """The worker image's Beam SDK and Python versions are the ones the package pins."""
+    import re
+
+    docker = open(f"{ROOT}/Dockerfile").read()
+    setup = open(f"{ROOT}/setup.py").read()
+    base = re.search(r"^FROM apache/beam_python(\d+\.\d+)_sdk:(\S+)$", docker, re.M)
+    assert base, "Dockerfile must build on Beam's Python SDK image"
+    assert f'"apache-beam=={base.group(2)}"' in setup
+    assert base.group(1) == "3.11"  # the Python the README's commands set up
+    for folder in ("colorize_tf", "transforms", "pipelines"):
+        assert f"COPY {folder} ./{folder}" in docker
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in docker

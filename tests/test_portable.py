@@ -2,70 +2,24 @@
 (real pickling of DoFns and artifact staging, as on Flink / Dataflow), no network needed."""
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import ROOT
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("localhost", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"port {port} did not open")
-
-
-def _portable_services(tmp_path_factory, workers):
-    env = dict(os.environ)
-    # the worker pool starts workers with plain `python`: make it this interpreter
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    job_port, pool_port = _free_port(), _free_port()
-    logs = tmp_path_factory.mktemp("portable")
-    if workers == 1:  # Beam's own job service
-        job_service = ["apache_beam.runners.portability.local_job_service_main"]
-    else:
-        job_service = ["benchmarks.job_service", f"--workers={workers}"]
-    procs = [
-        subprocess.Popen([sys.executable, "-m", *job_service, "--port", str(job_port)], cwd=ROOT, env=env,
-                         stdout=open(logs / "job.log", "w"), stderr=subprocess.STDOUT),
-        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                          "--service_port", str(pool_port)], cwd=ROOT, env=env,
-                         stdout=open(logs / "pool.log", "w"), stderr=subprocess.STDOUT),
-    ]
-    try:
-        _wait_port(job_port)
-        _wait_port(pool_port)
-        yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}", "--environment_type=EXTERNAL",
-               f"--environment_config=localhost:{pool_port}"]
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+from benchmarks.job_service import portable_services
 
 
 @pytest.fixture(scope="module")
 def portable(tmp_path_factory):
     """Beam's job service (one worker per job, as local_job_service_main) and an EXTERNAL worker pool."""
-    yield from _portable_services(tmp_path_factory, 1)
+    with portable_services(1, str(tmp_path_factory.mktemp("portable"))) as args:
+        yield args
 
 
 @pytest.fixture(scope="module")
 def portable2(tmp_path_factory):
     """The same with two workers per job (benchmarks/job_service.py), like a two-slot Flink cluster."""
-    yield from _portable_services(tmp_path_factory, 2)
+    with portable_services(2, str(tmp_path_factory.mktemp("portable2"))) as args:
+        yield args
 
 
 def test_feature_and_archive_jobs_on_portable_runner(portable, model_dir, tmp_path):
