@@ -41,7 +41,7 @@ def main(argv=None):
     common = [f"--input={inp}"] + ([f"--list_root={args.list_root}"] if args.list_root else [])
     meta = json.load(open(os.path.join(args.model, "model.json")))
     names = [b["name"] for b in meta["descriptor"]]
-    feature_args = [f"--blocks={','.join(n for n in names if n != 'semantic')}"]
+    feature_args = [f"--blocks={','.join(names)}"]
     if "semantic" in names:  # the model carries its parser
         feature_args.append(f"--parser={os.path.join(args.model, 'parser')}")
     results = {}

@@ -27,7 +27,7 @@ from colorize_tf.color import DEFAULT_MAX_PIXELS
 from transforms.colorize import (
     FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, PARTIAL, SKIPPED, ColorizeDoFn, SkipFinishedDoFn, dead_to_row,
 )
-from transforms.io import DEAD, ReadFileDoFn, expand_spec
+from transforms.io import DEAD, ListFiles, ReadFileDoFn
 
 from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
 
@@ -61,17 +61,14 @@ def clean_partials(output_dir):
 
 
 def build(pipeline, opts):
-    files, listing_dead = expand_spec(opts.input, opts.list_root)
-    log.info("%d files listed (%d listing notes) from %s", len(files), len(listing_dead), opts.input)
+    found = pipeline | "ListFiles" >> ListFiles(opts.input, opts.list_root)
     listed = (
-        pipeline
-        | "ListFiles" >> beam.Create(files)
+        found["files"]
         | "SkipFinished" >> beam.ParDo(SkipFinishedDoFn(opts.output, opts.format, opts.force)).with_outputs(
             SKIPPED, main="todo")
     )
     read = (
         listed.todo
-        | "Spread" >> beam.Reshuffle()
         | "ReadFiles" >> beam.ParDo(ReadFileDoFn(opts.max_file_bytes)).with_outputs(DEAD, main="files")
     )
     refine = opts.refine_params
@@ -83,7 +80,7 @@ def build(pipeline, opts):
             opts.tile, opts.chroma_max_side, opts.parser, opts.archive_selection_k))
     )
     dead = (
-        (read[DEAD], pipeline | "ListingNotes" >> beam.Create(listing_dead))
+        (read[DEAD], found[DEAD])
         | "AllDead" >> beam.Flatten()
         | "DeadToRows" >> beam.Map(dead_to_row)
     )

@@ -55,6 +55,8 @@ class FeatureOptions(PipelineOptions):
 def descriptor_config_from_options(opts):
     """Descriptor block configs from the options (JSON-able; the parser itself loads on the workers)."""
     names = opts.blocks or ",".join(DEFAULT_BLOCKS + (("semantic",) if opts.parser else ()))
+    if opts.parser and "semantic" not in names:
+        raise SystemExit(f"--parser given but --blocks {names!r} has no 'semantic' block: add it or drop --parser")
     configs = []
     for name in (n.strip() for n in names.split(",") if n.strip()):
         if name == "semantic":

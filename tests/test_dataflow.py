@@ -56,6 +56,8 @@ def test_feature_job_graph(images, tmp_path):
     assert {"ReadImages", "ExtractFeatures", "WriteSamples", "WriteImageTable", "WriteDeadLetters"} <= top
     assert_worker_package(staged)
     assert envs[0].urn == "beam:env:docker:v1"
+    # files are listed on a worker: the submitted graph does not grow with the number of inputs
+    assert b"s0.png" not in result.job.proto_pipeline.SerializeToString()
 
 
 def test_training_job_graphs(features_dir, model_dir, tmp_path):

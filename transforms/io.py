@@ -223,11 +223,57 @@ class ReadFileDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DEAD, dead_letter(path, "archive", f"{type(exc).__name__}: {exc}"))
 
 
+def check_input(spec: str) -> None:
+    """Fail at launch, cheaply, when `spec` names nothing (the full listing runs later, on a worker)."""
+    spec = spec.rstrip("/") if len(spec) > 1 else spec
+    if FileSystems.exists(spec):
+        return
+    pattern = spec if _is_glob(spec) else spec + "/**"
+    if FileSystems.match([pattern], limits=[1])[0].metadata_list:
+        return
+    raise FileNotFoundError(f"input {spec!r} is not a file, directory, glob or list file (nothing matches)")
+
+
+class ExpandSpecDoFn(beam.DoFn):
+    """(spec, list_root) -> ``(path, rel)`` per file, plus listing dead letters under ``dead``.
+
+    Listing runs inside the pipeline, so a job over millions of files keeps a
+    small job graph (Dataflow caps the submitted graph's size).
+    """
+
+    def __init__(self):
+        self.listed = Metrics.counter("io", "files_listed")
+
+    def process(self, item):
+        spec, list_root = item
+        files, dead = expand_spec(spec, list_root)
+        self.listed.inc(len(files))
+        yield from files
+        for d in dead:
+            yield beam.pvalue.TaggedOutput(DEAD, d)
+
+
+class ListFiles(beam.PTransform):
+    """SPEC -> PCollection of ``(path, rel)`` (rebalanced across workers), plus dead letters under ``dead``."""
+
+    def __init__(self, spec, list_root=None):
+        super().__init__()
+        self.spec, self.list_root = spec, list_root
+
+    def expand(self, pbegin):
+        check_input(self.spec)
+        listed = (
+            pbegin
+            | "Spec" >> beam.Create([(self.spec, self.list_root)])
+            | "Expand" >> beam.ParDo(ExpandSpecDoFn()).with_outputs(DEAD, main="files")
+        )
+        return {"files": listed.files | "Spread" >> beam.Reshuffle(), DEAD: listed[DEAD]}
+
+
 class ReadImages(beam.PTransform):
     """SPEC -> PCollection of `ImageFile`, plus dead letters under tag ``dead``.
 
-    Expansion happens at pipeline construction (it is a listing, not data);
-    reading is parallel and rebalanced across workers.
+    Listing runs on a worker (`ListFiles`); reading is parallel and rebalanced across workers.
     """
 
     def __init__(self, spec, list_root=None, max_bytes=1 << 30):
@@ -235,16 +281,11 @@ class ReadImages(beam.PTransform):
         self.spec, self.list_root, self.max_bytes = spec, list_root, max_bytes
 
     def expand(self, pbegin):
-        files, dead = expand_spec(self.spec, self.list_root)
-        listed = (
-            pbegin
-            | "ListFiles" >> beam.Create(files)
-            | "Spread" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(ReadFileDoFn(self.max_bytes)).with_outputs(DEAD, main="files")
-        )
-        unlisted = pbegin | "ListingDeadLetters" >> beam.Create(dead)
-        all_dead = (listed[DEAD], unlisted) | "MergeDead" >> beam.Flatten()
-        return {"files": listed.files, DEAD: all_dead}
+        listed = pbegin | "ListFiles" >> ListFiles(self.spec, self.list_root)
+        read = listed["files"] | "ReadFiles" >> beam.ParDo(ReadFileDoFn(self.max_bytes)).with_outputs(
+            DEAD, main="files")
+        all_dead = (listed[DEAD], read[DEAD]) | "MergeDead" >> beam.Flatten()
+        return {"files": read.files, DEAD: all_dead}
 
 
 def read_jsonl(pattern):
