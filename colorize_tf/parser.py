@@ -278,6 +278,8 @@ def upsample_probabilities(probs, shape, window=None):
     H, W = shape
     y0, x0, rows, cols = window if window is not None else (0, 0, H, W)
     h, w, n = probs.shape
+    if (h, w) == (H, W):  # same grid: bilinear sampling at integer positions is the identity
+        return np.array(probs[y0 : y0 + rows, x0 : x0 + cols], dtype=np.float32)
     ys = ((np.arange(y0, y0 + rows, dtype=np.float64) + 0.5) * (h / H) - 0.5).astype(np.float32)
     xs = ((np.arange(x0, x0 + cols, dtype=np.float64) + 0.5) * (w / W) - 0.5).astype(np.float32)
     map_x = np.ascontiguousarray(np.broadcast_to(xs[None, :], (rows, cols)))

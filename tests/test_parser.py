@@ -167,3 +167,22 @@ def test_semantic_block_in_feature_job_training_and_colorization(trained):
         from colorize_tf.regressor import read_metadata
 
         Descriptor.from_config(read_metadata(model)["descriptor"], parser=None)
+
+
+def test_upsampling_matches_resize_and_crops_consistently():
+    import cv2
+
+    from colorize_tf.parser import upsample_probabilities
+
+    rng = np.random.default_rng(3)
+    raw = rng.random((16, 24, 6)).astype(np.float32)
+    full = upsample_probabilities(raw, (64, 96))
+    ref = np.concatenate([cv2.resize(raw[..., c : c + 3], (96, 64), interpolation=cv2.INTER_LINEAR)
+                          for c in (0, 3)], axis=-1)
+    assert full.shape == (64, 96, 6) and np.abs(full - ref).max() < 1e-2  # OpenCV's 1/32-pixel grid
+    crop = upsample_probabilities(raw, (64, 96), (10, 20, 30, 40))
+    np.testing.assert_array_equal(crop, full[10:40, 20:60])
+    # same grid (image at the parser's working size): values pass through unchanged
+    same = upsample_probabilities(raw, (16, 24), (2, 3, 10, 12))
+    np.testing.assert_array_equal(same, raw[2:12, 3:15])
+    assert same.dtype == np.float32 and not np.shares_memory(same, raw)
