@@ -43,6 +43,8 @@ def main(argv=None):
     p.add_argument("--refine", action="append", default=None,
                    help="Extra refinement settings 'D,SC,SS' to score besides the model's own (repeatable).")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--stride", type=int, default=None,
+                   help="Prediction stride (default: the colorizer's, 2 with a reduced-resolution refinement).")
     p.add_argument("--selection_k", type=int, default=None, help="Bundles: top-k for cluster selection.")
     p.add_argument("--json", default=None, help="Also write per-image scores here.")
     p.add_argument("--selection_layers", default=None,
@@ -56,7 +58,8 @@ def main(argv=None):
         layers = list(range(1000))
     elif args.selection_layers is not None:
         layers = [int(v) for v in args.selection_layers.split(",")]
-    col = load_colorizer(args.model, tile=0, k=args.selection_k, layers=layers)
+    col = load_colorizer(args.model, tile=0, k=args.selection_k, layers=layers, stride=args.stride)
+    print(f"prediction stride {col.stride}")
     settings = [("model", col.refine), ("raw", RefineParams(0, 0.1, 1.0))]
     for text in args.refine or []:
         settings.append((text, RefineParams.parse(text)))
@@ -80,6 +83,7 @@ def main(argv=None):
     summary = {
         "model": args.model,
         "images": len(paths),
+        "stride": col.stride,
         "gray": {"mean_psnr": float(np.mean(gray_psnr)), "mean_l_uv": float(np.mean(gray_luv))},
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -29,14 +29,15 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--refine", default=None, help="Override the model's refinement 'D,SC,SS[,SCALE]'.")
+    p.add_argument("--stride", type=int, default=None, help="Prediction stride (default: the colorizer's).")
     args = p.parse_args(argv)
     from skimage import data
 
     photo = data.astronaut()
     from colorize_tf.refine import RefineParams
 
-    col = load_colorizer(args.model, tile=args.tile, refine=RefineParams.parse(args.refine))
-    print(f"model {args.model}: blocks {'+'.join(col.descriptor.names)}, refine {col.refine}")
+    col = load_colorizer(args.model, tile=args.tile, refine=RefineParams.parse(args.refine), stride=args.stride)
+    print(f"model {args.model}: blocks {'+'.join(col.descriptor.names)}, refine {col.refine}, stride {col.stride}")
     print(f"{'size':>10} {'total':>8} {'parser+sel':>10} {'features':>9} {'inference':>10} {'refine':>8} "
           f"{'recombine':>10}")
     for size in (int(s) for s in args.sizes.split(",")):

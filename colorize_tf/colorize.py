@@ -59,8 +59,40 @@ class Timing:
         return self.parser + self.features + self.inference + self.refinement + self.recombine
 
 
+def _grid_span(start, inner, stride):
+    """For a tile starting at global `start` with inner rows `inner` (local slice): the local offset of the
+    first global multiple of `stride`, and the range [k0, k1) of grid points (counted from that offset)
+    inside `inner`."""
+    first = (-start) % stride
+    k0 = max(0, -(-(inner.start - first) // stride))
+    k1 = max(k0, -(-(inner.stop - first) // stride))
+    return first, k0, k1
+
+
+def upsample_grid(small, shape, stride):
+    """Bilinear interpolation of values sampled at ``[::stride, ::stride]`` back to every pixel of `shape`."""
+    import cv2
+
+    h, w = shape
+    if stride == 1:
+        return small
+    map_x = np.ascontiguousarray(np.broadcast_to((np.arange(w, dtype=np.float32) / stride)[None, :], (h, w)))
+    map_y = np.ascontiguousarray(np.broadcast_to((np.arange(h, dtype=np.float32) / stride)[:, None], (h, w)))
+    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def default_stride(refine: RefineParams):
+    """Prediction stride for a refinement: 2 when the filter works at half resolution or less, else 1.
+
+    The refinement then discards the extra density anyway: on SIFT Flow test.txt with the tuned
+    quarter-resolution filter, stride 2 scores 25.310 dB against 25.311 at every pixel (stride 4: 25.309),
+    with a quarter of the regressor's work.
+    """
+    return 2 if refine.enabled and refine.scale <= 0.5 else 1
+
+
 def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timing: Optional[Timing] = None,
-               states=None):
+               states=None, stride=1):
     """Raw (unrefined) chrominance for every pixel.
 
     Parameters
@@ -73,10 +105,14 @@ def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timin
         Tile side; 0 or a size >= the image computes in one piece.
     states : list, optional
         ``descriptor.prepare(gray)`` when already computed (e.g. for cluster selection).
+    stride : int
+        Predict at the pixels ``[::stride, ::stride]`` (descriptors always see the full-resolution
+        image) and interpolate bilinearly in between; 1 = every pixel, as the paper.
 
     Returns
     -------
     uv : ndarray of float32, shape (H, W, 2)
+        The same for any `tile` (tiles overlap by the descriptor's margin).
     """
     gray = np.asarray(gray, dtype=np.float32)
     h, w = gray.shape
@@ -85,24 +121,25 @@ def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timin
         t0 = time.perf_counter()
         states = descriptor.prepare(gray)  # whole-image context (scene parser), computed once
         timing.parser += time.perf_counter() - t0
-    if not tile or (h <= tile and w <= tile):
+    whole = not tile or (h <= tile and w <= tile)
+    pieces = [(slice(0, h), slice(0, w), slice(0, h), slice(0, w))] if whole else tiles(h, w, tile, descriptor.margin)
+    small = np.empty((-(-h // stride), -(-w // stride), 2), dtype=np.float32)
+    for ory, orx, iry, irx in pieces:
         t0 = time.perf_counter()
-        x = descriptor.compute(gray, states=states, window=(0, 0, h, w))
-        t1 = time.perf_counter()
-        uv = regressor.predict(x).reshape(h, w, 2)
-        timing.features += t1 - t0
-        timing.inference += time.perf_counter() - t1
-        return uv
-    uv = np.empty((h, w, 2), dtype=np.float32)
-    for ory, orx, iry, irx in tiles(h, w, tile, descriptor.margin):
-        t0 = time.perf_counter()
+        fr, kr0, kr1 = _grid_span(ory.start, iry, stride)
+        fc, kc0, kc1 = _grid_span(orx.start, irx, stride)
         crop = gray[ory, orx]
-        x = descriptor.compute(crop, states=states, window=(ory.start, orx.start, h, w))
+        x = descriptor.compute(crop, states=states, window=(ory.start, orx.start, h, w), grid=(fr, fc, stride))
+        rows, cols = len(range(fr, crop.shape[0], stride)), len(range(fc, crop.shape[1], stride))
         t1 = time.perf_counter()
-        pred = regressor.predict(x).reshape(crop.shape + (2,))
-        uv[ory, orx][iry, irx] = pred[iry, irx]
+        pred = regressor.predict(x).reshape(rows, cols, 2)
+        gr, gc = (ory.start + fr) // stride, (orx.start + fc) // stride
+        small[gr + kr0 : gr + kr1, gc + kc0 : gc + kc1] = pred[kr0:kr1, kc0:kc1]
         timing.features += t1 - t0
         timing.inference += time.perf_counter() - t1
+    t0 = time.perf_counter()
+    uv = upsample_grid(small, (h, w), stride)
+    timing.inference += time.perf_counter() - t0
     return uv
 
 
@@ -159,9 +196,11 @@ class Colorizer:
     descriptor : Descriptor
     refine : RefineParams
     tile : int
+    stride : int, optional
+        Prediction stride (`predict_uv`); default `default_stride(refine)`.
     """
 
-    def __init__(self, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE):
+    def __init__(self, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE, stride=None):
         if descriptor.dim != regressor.input_dim:
             raise ValueError(
                 f"descriptor width {descriptor.dim} != model input {regressor.input_dim}"
@@ -170,10 +209,11 @@ class Colorizer:
         self.descriptor = descriptor
         self.refine = refine
         self.tile = tile
+        self.stride = default_stride(refine) if stride is None else int(stride)
 
     @classmethod
     def load(cls, model_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None,
-             parser=None):
+             parser=None, stride=None):
         """Load `model_dir`; refinement defaults to the parameters stored with the model.
 
         A model with a semantic block uses `parser` (an already loaded SceneParser), else
@@ -191,13 +231,13 @@ class Colorizer:
         desc = Descriptor.from_config(reg.meta["descriptor"], **context)
         if refine is None:
             refine = RefineParams(**reg.meta.get("refine", {}))
-        return cls(reg, desc, refine, tile)
+        return cls(reg, desc, refine, tile, stride)
 
     def raw_uv(self, gray, timing=None, info=None):
         """Unrefined chrominance (H, W, 2) for luminance (H, W)."""
         if info is not None:
             info["cluster"] = None
-        return predict_uv(gray, self.regressor, self.descriptor, self.tile, timing)
+        return predict_uv(gray, self.regressor, self.descriptor, self.tile, timing, stride=self.stride)
 
     def colorize(self, gray, timing=None, info=None):
         """Colorize luminance (H, W) in [0, 1]; returns ``(rgb, uv)``, see `colorize_gray`."""
@@ -220,9 +260,12 @@ class Ensemble:
         Top-k clusters by GIST distance, then the best semantic-histogram cosine
         (1 = GIST only).
     gist_size : int
+    stride : int, optional
+        Prediction stride (`predict_uv`); default `default_stride(refine)`.
     """
 
-    def __init__(self, bundle_dir, descriptor, clusters, refine, tile=DEFAULT_TILE, k=3, gist_size=128):
+    def __init__(self, bundle_dir, descriptor, clusters, refine, tile=DEFAULT_TILE, k=3, gist_size=128,
+                 stride=None):
         self.bundle_dir = bundle_dir
         self.descriptor = descriptor
         self.clusters = clusters
@@ -230,13 +273,14 @@ class Ensemble:
         self.tile = tile
         self.k = k
         self.gist_size = gist_size
+        self.stride = default_stride(refine) if stride is None else int(stride)
         self._regressors = {}
         names = descriptor.names
         self._semantic = names.index("semantic") if "semantic" in names else None
 
     @classmethod
     def load(cls, bundle_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None,
-             layers=None):
+             layers=None, stride=None):
         """Load and verify a bundle; `layers` (e.g. ``[0]``) restricts the candidate clusters
         (default: the bundle's ``selection_layers`` parameter, else all layers)."""
         import os
@@ -259,7 +303,8 @@ class Ensemble:
             refine = RefineParams(**root.get("refine", {}))
         params = meta.get("params", {})
         return cls(bundle_dir, desc, clusters, refine, tile,
-                   k=params.get("selection_k", 3) if k is None else k, gist_size=params.get("gist_size", 128))
+                   k=params.get("selection_k", 3) if k is None else k, gist_size=params.get("gist_size", 128),
+                   stride=stride)
 
     def regressor(self, cluster_id):
         """The (cached) regressor of a cluster; ``"root"`` is the all-images model."""
@@ -293,7 +338,7 @@ class Ensemble:
         timing.parser += time.perf_counter() - t0
         if info is not None:
             info["cluster"] = cid
-        return predict_uv(gray, self.regressor(cid), self.descriptor, self.tile, timing, states)
+        return predict_uv(gray, self.regressor(cid), self.descriptor, self.tile, timing, states, self.stride)
 
     def colorize(self, gray, timing=None, info=None):
         """Colorize luminance (H, W) in [0, 1]; returns ``(rgb, uv)``; `info` receives the chosen cluster."""
@@ -301,13 +346,13 @@ class Ensemble:
 
 
 def load_colorizer(path, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None,
-                   layers=None):
+                   layers=None, stride=None):
     """A `Colorizer` for a model directory or an `Ensemble` for a bundle directory."""
     from .bundle import is_bundle
 
     if is_bundle(path):
-        return Ensemble.load(path, refine=refine, tile=tile, parser_dir=parser_dir, k=k, layers=layers)
-    return Colorizer.load(path, refine=refine, tile=tile, parser_dir=parser_dir)
+        return Ensemble.load(path, refine=refine, tile=tile, parser_dir=parser_dir, k=k, layers=layers, stride=stride)
+    return Colorizer.load(path, refine=refine, tile=tile, parser_dir=parser_dir, stride=stride)
 
 
 def colorize_reduced(colorizer, gray, chroma_max_side=0, timing=None, info=None):

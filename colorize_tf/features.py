@@ -321,7 +321,7 @@ class Descriptor:
             window = (0, 0) + gray.shape
         return [b.maps(gray, s, window) for b, s in zip(self.blocks, states)]
 
-    def compute(self, gray, coords: Optional[np.ndarray] = None, states=None, window=None, maps=None):
+    def compute(self, gray, coords: Optional[np.ndarray] = None, states=None, window=None, maps=None, grid=None):
         """Descriptors for the pixels at `coords`, or for every pixel.
 
         Parameters
@@ -335,6 +335,8 @@ class Descriptor:
             See `Block.prepare` / `Block.maps`.
         maps : list of ndarray, optional
             Precomputed `block_maps` (reused, e.g. for the semantic histogram).
+        grid : (row0, col0, stride), optional
+            Instead of every pixel, the pixels ``[row0::stride, col0::stride]`` in row-major order.
 
         Returns
         -------
@@ -343,7 +345,10 @@ class Descriptor:
         gray = np.asarray(gray, dtype=np.float32)
         if maps is None:
             maps = self.block_maps(gray, states, window)
-        n = gray.size if coords is None else len(coords)
+        if grid is not None:
+            r0, c0, step = grid
+            maps = [m[r0::step, c0::step] for m in maps]
+        n = maps[0].shape[0] * maps[0].shape[1] if coords is None else len(coords)
         out = np.empty((n, self.dim), dtype=np.float32)
         start = 0
         for b, m in zip(self.blocks, maps):

@@ -118,6 +118,18 @@ def working_shape(h, w, size):
 # --------------------------------------------------------------------------
 # Edge-preserving smoothing of probability maps
 # --------------------------------------------------------------------------
+_POOLS = {}
+
+
+def _thread_pool(n):
+    """A shared pool of `n` threads (OpenCV releases the GIL, so channel chunks filter in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="dtfilter")
+    return _POOLS[n]
+
+
 def smooth_probabilities(gray, probs, sigma_spatial=8.0, sigma_color=0.1, iterations=3):
     """Domain-transform filter of class probabilities guided by the gray image.
 
@@ -137,16 +149,22 @@ def smooth_probabilities(gray, probs, sigma_spatial=8.0, sigma_color=0.1, iterat
     probs = np.asarray(probs, dtype=np.float32)
     if sigma_spatial <= 0:
         return probs
-    dtf = cv2.ximgproc.createDTFilter(
-        np.ascontiguousarray(gray, dtype=np.float32), float(sigma_spatial), float(sigma_color),
-        cv2.ximgproc.DTF_RF, int(iterations),
-    )
+    guide = np.ascontiguousarray(gray, dtype=np.float32)
     out = np.empty_like(probs)
-    n = probs.shape[-1]
-    for c0 in range(0, n, 4):  # OpenCV's domain transform takes up to 4 channels
+
+    def smooth(c0):  # OpenCV's domain transform takes up to 4 channels and runs on one thread
+        dtf = cv2.ximgproc.createDTFilter(guide, float(sigma_spatial), float(sigma_color), cv2.ximgproc.DTF_RF,
+                                          int(iterations))
         chunk = np.ascontiguousarray(probs[..., c0 : c0 + 4])
-        res = dtf.filter(chunk)
-        out[..., c0 : c0 + 4] = res.reshape(chunk.shape)
+        out[..., c0 : c0 + 4] = dtf.filter(chunk).reshape(chunk.shape)
+
+    starts = range(0, probs.shape[-1], 4)
+    threads = min(len(starts), cv2.getNumThreads())  # cv2.setNumThreads(1) makes it sequential
+    if threads > 1:
+        list(_thread_pool(threads).map(smooth, starts))
+    else:
+        for c0 in starts:
+            smooth(c0)
     np.maximum(out, 0, out=out)
     out /= np.maximum(out.sum(-1, keepdims=True), 1e-12)
     return out

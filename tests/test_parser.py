@@ -186,3 +186,24 @@ def test_upsampling_matches_resize_and_crops_consistently():
     same = upsample_probabilities(raw, (16, 24), (2, 3, 10, 12))
     np.testing.assert_array_equal(same, raw[2:12, 3:15])
     assert same.dtype == np.float32 and not np.shares_memory(same, raw)
+
+
+def test_threaded_smoothing_equals_sequential():
+    import cv2
+
+    from colorize_tf.parser import smooth_probabilities
+
+    rng = np.random.default_rng(5)
+    probs = rng.random((48, 64, 11)).astype(np.float32)
+    probs /= probs.sum(-1, keepdims=True)
+    gray = rng.random((48, 64)).astype(np.float32)
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        sequential = smooth_probabilities(gray, probs)
+        cv2.setNumThreads(4)
+        threaded = smooth_probabilities(gray, probs)
+    finally:
+        cv2.setNumThreads(before)
+    np.testing.assert_array_equal(threaded, sequential)
+    np.testing.assert_allclose(threaded.sum(-1), 1.0, atol=1e-5)

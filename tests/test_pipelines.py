@@ -125,6 +125,28 @@ def test_tiled_equals_whole_image(model_dir):
     whole = Colorizer.load(str(model_dir), tile=0).colorize(gray)[1]
     tiled = Colorizer.load(str(model_dir), tile=64).colorize(gray)[1]
     assert np.abs(whole - tiled).max() < 1e-4
+    for stride in (2, 3):  # odd tile offsets and image sides: every grid point predicted once, same values
+        a = Colorizer.load(str(model_dir), tile=0, stride=stride).raw_uv(gray)
+        b = Colorizer.load(str(model_dir), tile=64, stride=stride).raw_uv(gray)
+        assert a.shape == (200, 230, 2) and np.abs(a - b).max() < 1e-4
+
+
+def test_prediction_stride_interpolates_the_full_prediction(model_dir):
+    from colorize_tf.colorize import Colorizer, default_stride, upsample_grid
+    from colorize_tf.color import luminance
+    from colorize_tf.refine import RefineParams
+
+    gray = luminance(synthetic_scene(120, 150, seed=11))
+    full = Colorizer.load(str(model_dir), tile=0, stride=1).raw_uv(gray)
+    half = Colorizer.load(str(model_dir), tile=0, stride=2).raw_uv(gray)
+    np.testing.assert_allclose(half[::2, ::2], full[::2, ::2], atol=1e-5)  # same values on the grid
+    assert np.abs(half - full).mean() < 0.2 * np.abs(full - full.mean((0, 1))).mean()  # close in between
+    small = np.arange(12, dtype=np.float32).reshape(3, 4, 1).repeat(2, -1)
+    up = upsample_grid(small, (6, 8), 2)
+    np.testing.assert_array_equal(up[::2, ::2], small)
+    np.testing.assert_allclose(up[1, 1], (small[0, 0] + small[0, 1] + small[1, 0] + small[1, 1]) / 4)
+    assert default_stride(RefineParams(121, 0.05, 80, 0.25)) == 2
+    assert default_stride(RefineParams(61, 0.05, 40, 1.0)) == 1 and default_stride(RefineParams(0, 0, 0)) == 1
 
 
 @pytest.fixture(scope="module")
