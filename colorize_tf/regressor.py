@@ -75,6 +75,7 @@ def train_regressor(
     log_dir=None,
     verbose=0,
     log_prefix="",
+    init_model=None,
 ):
     """Fit a regressor on in-memory samples.
 
@@ -88,6 +89,10 @@ def train_regressor(
         TensorBoard log directory (used when the tensorboard package is installed).
     log_prefix : str
         Prepended to the per-epoch log lines (e.g. the cluster id).
+    init_model : keras.Model, optional
+        Start from a copy of this trained network (its input standardisation included) instead of a
+        random initialisation: a cluster's regressor fine-tunes the all-images one. If no epoch beats
+        the starting weights on `val`, the starting weights are kept.
 
     Returns
     -------
@@ -99,8 +104,15 @@ def train_regressor(
 
     keras.utils.set_random_seed(seed)
     mean, std = standardisation(x)
-    model = build_model(x.shape[1], mean, std, hidden_layers=hidden_layers)
+    if init_model is None:
+        model = build_model(x.shape[1], mean, std, hidden_layers=hidden_layers)
+    else:
+        model = keras.models.clone_model(init_model)
+        model.set_weights(init_model.get_weights())
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    start_val = None
+    if init_model is not None and val is not None:
+        start_val = float(model.evaluate(val[0], val[1], batch_size=65536, verbose=0))
     callbacks = [
         keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: log.info(
@@ -143,6 +155,12 @@ def train_regressor(
     for key in ("loss", "val_loss"):
         if history.get(key):
             record[f"best_{key}"] = min(history[key])
+    if init_model is not None:
+        record["warm_start"] = {"start_val_loss": start_val, "kept_start": False}
+        if start_val is not None and record.get("best_val_loss", np.inf) >= start_val:
+            model.set_weights(init_model.get_weights())
+            record["warm_start"]["kept_start"] = True
+            record["best_val_loss"] = start_val
     return model, record
 
 

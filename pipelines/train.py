@@ -65,6 +65,10 @@ class TrainOptions(PipelineOptions):
                             help="Train a clustered bundle (Algorithm 3) instead of one regressor.")
         parser.add_argument("--root_model", default=None,
                             help="Clustering: reuse this trained all-images model directory as the bundle's root.")
+        parser.add_argument("--cluster_init", default="root", choices=["root", "scratch"],
+                            help="Clusters' regressors start from the root regressor (fine-tuning) or from scratch.")
+        parser.add_argument("--cluster_learning_rate", type=float, default=3e-4,
+                            help="Learning rate when fine-tuning the root regressor for a cluster.")
         parser.add_argument("--n0", type=int, default=24, help="Clusters on layer 0 (paper: 24).")
         parser.add_argument("--mu", type=int, default=0,
                             help="Minimal images per cluster; 0 = eq. 3, alpha * N_w / N_s (paper: 80).")
@@ -127,8 +131,9 @@ def root_spec(rows, opts, model_dir):
     }
 
 
-def cluster_spec(cluster, by_id, opts, model_dir):
-    """One cluster's training element: members split into training and early-stopping images."""
+def cluster_spec(cluster, by_id, opts, model_dir, root_dir=None):
+    """One cluster's training element: members split into training and early-stopping images
+    (with `root_dir`, the cluster's regressor fine-tunes the root one)."""
     val = [m for m in cluster.members if is_held_out(m, opts.val_fraction, opts.seed)]
     train = [m for m in cluster.members if m not in set(val)] or list(cluster.members)
     return {
@@ -139,6 +144,8 @@ def cluster_spec(cluster, by_id, opts, model_dir):
         "model_dir": model_dir,
         "with_parser": False,
         "members": [(m, by_id[m]["path"]) for m in cluster.members],
+        "init_model_dir": root_dir,
+        "learning_rate": opts.cluster_learning_rate if root_dir else None,
     }
 
 
@@ -282,7 +289,9 @@ def run_clustered(options, opts, rows):
 
     def train_layer(clusters):
         layer = clusters[0].layer
-        specs = [cluster_spec(c, by_id, opts, FileSystems.join(out, "clusters", c.cluster_id)) for c in clusters]
+        init = root_dir if opts.cluster_init == "root" and opts.family == "regressor" else None
+        specs = [cluster_spec(c, by_id, opts, FileSystems.join(out, "clusters", c.cluster_id), init)
+                 for c in clusters]
         _run(options, lambda p: build(p, opts, specs, refine, tune_images=0, measure=True, label=f"L{layer}",
                                       out=FileSystems.join(out, "layers")))
         measured = read_jsonl(FileSystems.join(out, "layers", f"psnrL{layer}-*.jsonl"))

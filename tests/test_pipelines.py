@@ -217,3 +217,23 @@ def test_block_ablation_by_configuration(features_dir, tmp_path):
     col = Colorizer.load(str(out))
     assert col.descriptor.names == ["daisy"]
     assert col.colorize(luminance(synthetic_scene(40, 50, seed=1)))[0].shape == (40, 50, 3)
+
+
+def test_cluster_regressor_fine_tunes_the_root_and_never_ends_worse(model_dir):
+    from colorize_tf.regressor import Regressor, train_regressor
+
+    root = Regressor.load(str(model_dir)).model
+    rng = np.random.default_rng(0)
+    dim = root.input_shape[-1]
+    x = rng.normal(size=(3000, dim)).astype(np.float32)
+    uv = (0.05 * np.tanh(x[:, :2])).astype(np.float32)
+    val = (x[:500], uv[:500])
+    model, rec = train_regressor(x[500:], uv[500:], val=val, epochs=3, init_model=root, learning_rate=1e-3)
+    start = rec["warm_start"]["start_val_loss"]
+    assert rec["best_val_loss"] <= start
+    assert model is not root and np.allclose(root.get_weights()[0], Regressor.load(str(model_dir)).model.get_weights()[0])
+    # a learning rate of 0 cannot improve: the starting (root) weights are kept
+    same, rec0 = train_regressor(x[500:], uv[500:], val=val, epochs=1, init_model=root, learning_rate=0.0)
+    assert rec0["warm_start"]["kept_start"]
+    for a, b in zip(same.get_weights(), root.get_weights()):
+        np.testing.assert_array_equal(a, b)

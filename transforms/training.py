@@ -89,9 +89,15 @@ class TrainRegressorDoFn(beam.DoFn):
         tmp = tempfile.mkdtemp(prefix=f"train-{cid}-")
         try:
             if self.family == "regressor":
+                init = None
+                if spec.get("init_model_dir"):  # fine-tune the all-images regressor
+                    init = regressor.Regressor.load(local_copy(spec["init_model_dir"])).model
+                kwargs = dict(self.train_kwargs)
+                if init is not None and spec.get("learning_rate"):
+                    kwargs["learning_rate"] = spec["learning_rate"]
                 model, record = regressor.train_regressor(
                     x, uv, val=val, log_dir=os.path.join(tmp, "tensorboard"), log_prefix=f"cluster {cid}: ",
-                    **self.train_kwargs
+                    init_model=init, **kwargs
                 )
                 predictor = regressor.Regressor(model, {"input_dim": x.shape[1]})
             else:
