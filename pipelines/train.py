@@ -67,7 +67,7 @@ class TrainOptions(PipelineOptions):
                             help="Clustering: reuse this trained all-images model directory as the bundle's root.")
         parser.add_argument("--cluster_init", default="root", choices=["root", "scratch"],
                             help="Clusters' regressors start from the root regressor (fine-tuning) or from scratch.")
-        parser.add_argument("--cluster_learning_rate", type=float, default=3e-4,
+        parser.add_argument("--cluster_learning_rate", type=float, default=1e-4,
                             help="Learning rate when fine-tuning the root regressor for a cluster.")
         parser.add_argument("--n0", type=int, default=24, help="Clusters on layer 0 (paper: 24).")
         parser.add_argument("--mu", type=int, default=0,
