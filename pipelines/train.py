@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
-from transforms.fs import copy_tree, is_remote, local_copy, match_paths, write_bytes
+from transforms.fs import copy_tree, is_remote, local_copy, match_paths, read_json, write_bytes
 from transforms.io import read_jsonl
 from transforms.training import KeyByClusterDoFn, MeasurePSNRDoFn, TrainRegressorDoFn
 
@@ -84,16 +84,14 @@ class TrainOptions(PipelineOptions):
 
 
 def read_config(features_dir):
-    with FileSystems.open(FileSystems.join(features_dir, "config.json")) as fh:
-        return json.loads(fh.read().decode())
+    return read_json(FileSystems.join(features_dir, "config.json"))
 
 
 def read_image_table(features_dir):
     """Rows of the feature job's per-image Parquet table, sorted by id."""
     pattern = FileSystems.join(features_dir, "images", "images-*.parquet")
-    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     rows = []
-    for p in paths:
+    for p in match_paths(pattern, "image tables"):
         with FileSystems.open(p, compression_type="uncompressed") as fh:
             rows.extend(pq.read_table(fh).to_pylist())
     if not rows:
