@@ -103,12 +103,15 @@ def train_regressor(
     import keras
 
     keras.utils.set_random_seed(seed)
-    mean, std = standardisation(x)
     if init_model is None:
+        mean, std = standardisation(x)
         model = build_model(x.shape[1], mean, std, hidden_layers=hidden_layers)
-    else:
+    else:  # the starting network's standardisation is kept, and recorded
         model = keras.models.clone_model(init_model)
         model.set_weights(init_model.get_weights())
+        norm = model.get_layer("standardise")
+        mean = np.asarray(norm.mean, np.float32).ravel()
+        std = np.sqrt(np.asarray(norm.variance, np.float32)).ravel()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     start_val = None
     if init_model is not None and val is not None:

@@ -231,6 +231,10 @@ def test_cluster_regressor_fine_tunes_the_root_and_never_ends_worse(model_dir):
     model, rec = train_regressor(x[500:], uv[500:], val=val, epochs=3, init_model=root, learning_rate=1e-3)
     start = rec["warm_start"]["start_val_loss"]
     assert rec["best_val_loss"] <= start
+    # the recorded standardisation is the one the fine-tuned network uses: the root's, not this data's
+    root_meta = Regressor.load(str(model_dir)).meta
+    np.testing.assert_allclose(rec["mean"], root_meta["normalization"]["mean"], atol=1e-6)
+    np.testing.assert_allclose(rec["std"], root_meta["normalization"]["std"], rtol=1e-5)
     assert model is not root and np.allclose(root.get_weights()[0], Regressor.load(str(model_dir)).model.get_weights()[0])
     # a learning rate of 0 cannot improve: the starting (root) weights are kept
     same, rec0 = train_regressor(x[500:], uv[500:], val=val, epochs=1, init_model=root, learning_rate=0.0)
