@@ -25,8 +25,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf.color import DEFAULT_MAX_PIXELS
 from transforms.colorize import (
-    FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, PARTIAL, SKIPPED, ColorizeDoFn, SkipFinishedDoFn, dead_to_row,
+    FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, SKIPPED, ColorizeDoFn, SkipFinishedDoFn, dead_to_row,
 )
+from transforms.fs import PARTIAL
 from transforms.io import DEAD, ListFiles, ReadFileDoFn
 
 from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)

@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
-from transforms.fs import copy_tree, is_remote, local_copy, match_paths, read_json, write_bytes
+from transforms.fs import copy_tree, is_remote, local_copy, match_paths, read_json, write_atomically
 from transforms.io import read_jsonl
 from transforms.training import KeyByClusterDoFn, MeasurePSNRDoFn, TrainRegressorDoFn
 
@@ -307,7 +307,7 @@ def run_clustered(options, opts, rows):
         local = local_copy(out, refresh=True)
         meta = write_bundle(local, clusters, reports, params)
         with open(FileSystems.join(local, BUNDLE_FILE), "rb") as fh:
-            write_bytes(FileSystems.join(out, BUNDLE_FILE), fh.read())
+            write_atomically(FileSystems.join(out, BUNDLE_FILE), fh.read())
     else:
         meta = write_bundle(out, clusters, reports, params)
     log.info("bundle written to %s: %d clusters on %d layers", out, len(clusters), len(reports))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import posixpath
 import time
-import uuid
 
 import apache_beam as beam
 import pyarrow as pa
@@ -13,12 +12,12 @@ from apache_beam.metrics import Metrics
 
 from colorize_tf.color import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, encode_image
 
+from .fs import write_atomically
 from .io import unsafe_member_reason
 
 log = logging.getLogger(__name__)
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
-PARTIAL = ".partial-"
 
 #: One row per input in the manifest (Parquet and CSV).
 MANIFEST_SCHEMA = pa.schema(
@@ -74,19 +73,6 @@ def safe_output_path(output_dir, rel):
     if reason:
         raise ValueError(reason)
     return FileSystems.join(output_dir, *[p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")])
-
-
-def write_atomically(path, data):
-    """Write bytes to a temporary sibling, then rename it into place (no half-written outputs)."""
-    tmp = f"{path}{PARTIAL}{uuid.uuid4().hex[:8]}"
-    parent = posixpath.dirname(path)
-    if "://" not in path and parent:
-        import os
-
-        os.makedirs(parent, exist_ok=True)
-    with FileSystems.create(tmp) as fh:
-        fh.write(data)
-    FileSystems.rename([tmp], [path])
 
 
 class SkipFinishedDoFn(beam.DoFn):

@@ -11,7 +11,7 @@ from apache_beam.metrics import Metrics
 
 from colorize_tf.color import ImageDecodeError, decode_image, encode_image
 
-from .colorize import write_atomically
+from .fs import write_atomically
 from .io import DEAD, dead_letter
 
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 import threading
+import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
 _LOCK = threading.Lock()
 _CACHE = {}
+#: Marker of a file being written (see `write_atomically`).
+PARTIAL = ".partial-"
 
 
 def is_remote(path):
@@ -31,17 +35,16 @@ def read_bytes(path):
         return fh.read()
 
 
-def write_bytes(path, data):
-    """Write a whole file on any filesystem (local files via temporary sibling + rename)."""
-    if not is_remote(path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        return
-    with FileSystems.create(path) as fh:  # object stores publish on close
+def write_atomically(path, data):
+    """Write bytes to a temporary sibling (``PATH.partial-XXXXXXXX``), then rename it into place, on any
+    filesystem: readers never see a half-written file, and a killed writer leaves only a partial to clean."""
+    tmp = f"{path}{PARTIAL}{uuid.uuid4().hex[:8]}"
+    parent = posixpath.dirname(path)
+    if not is_remote(path) and parent:
+        os.makedirs(parent, exist_ok=True)
+    with FileSystems.create(tmp) as fh:
         fh.write(data)
+    FileSystems.rename([tmp], [path])
 
 
 def read_json(path):
@@ -49,7 +52,7 @@ def read_json(path):
 
 
 def write_json(path, obj):
-    write_bytes(path, json.dumps(obj, indent=1).encode("utf-8"))
+    write_atomically(path, json.dumps(obj, indent=1).encode("utf-8"))
 
 
 def match_paths(pattern, what="files"):

@@ -25,6 +25,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from .fs import read_bytes
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".jfif", ".pgm", ".ppm")
 ARCHIVE_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
@@ -294,6 +296,5 @@ def read_jsonl(pattern):
 
     rows = []
     for m in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(m.path, compression_type="uncompressed") as fh:
-            rows += [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
+        rows += [json.loads(line) for line in read_bytes(m.path).decode().splitlines() if line.strip()]
     return rows

@@ -54,6 +54,7 @@ class TrainRegressorDoFn(beam.DoFn):
         from colorize_tf.parser import SceneParser, needs_parser
 
         self.context = {}
+        self._start_models = {}  # model dir -> network that clusters fine-tune (loaded once per worker)
         if needs_parser(self.descriptor_config):  # the descriptor's semantic block, for tuning
             self.context["parser"] = SceneParser.load(local_copy(self.parser_dir))
 
@@ -91,7 +92,10 @@ class TrainRegressorDoFn(beam.DoFn):
             if self.family == "regressor":
                 init = None
                 if spec.get("init_model_dir"):  # fine-tune the all-images regressor
-                    init = regressor.Regressor.load(local_copy(spec["init_model_dir"])).model
+                    init_dir = spec["init_model_dir"]
+                    if init_dir not in self._start_models:
+                        self._start_models[init_dir] = regressor.Regressor.load(local_copy(init_dir)).model
+                    init = self._start_models[init_dir]
                 kwargs = dict(self.train_kwargs)
                 if init is not None and spec.get("learning_rate"):
                     kwargs["learning_rate"] = spec["learning_rate"]
@@ -132,10 +136,8 @@ class TrainRegressorDoFn(beam.DoFn):
                 # the model carries its parser, byte for byte
                 os.makedirs(os.path.join(tmp, "model", "parser"))
                 for name in (PARSER_FILE, PARSER_META):
-                    with FileSystems.open(FileSystems.join(self.parser_dir, name),
-                                          compression_type="uncompressed") as fin, \
-                            open(os.path.join(tmp, "model", "parser", name), "wb") as fout:
-                        shutil.copyfileobj(fin, fout)
+                    with open(os.path.join(tmp, "model", "parser", name), "wb") as fout:
+                        fout.write(read_bytes(FileSystems.join(self.parser_dir, name)))
             if os.path.isdir(os.path.join(tmp, "tensorboard")):
                 copy_tree(os.path.join(tmp, "tensorboard"), FileSystems.join(spec["model_dir"], "tensorboard"))
             copy_tree(os.path.join(tmp, "model"), spec["model_dir"])  # model.json last: present = complete
