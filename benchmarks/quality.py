@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from colorize_tf.color import load_image  # noqa: E402
+from colorize_tf.imageio import load_image  # noqa: E402
 from colorize_tf.colorize import Timing, load_colorizer, refine_uv  # noqa: E402
 from colorize_tf.color import recombine  # noqa: E402
 from colorize_tf.metrics import gray_baseline, l_uv, psnr, uv_of  # noqa: E402

@@ -15,7 +15,7 @@ from typing import Iterable, Tuple
 import cv2
 import numpy as np
 
-from .color import decode_image
+from .imageio import decode_image
 from .datasets import IGNORE
 from .parser import SceneParser, build_parser, class_weights, working_shape
 

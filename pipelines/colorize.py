@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from colorize_tf.color import decode_image, encode_image
+from colorize_tf.imageio import decode_image, encode_image
 from colorize_tf.colorize import DEFAULT_TILE, Timing, load_colorizer
 from colorize_tf.refine import RefineParams
 from pipelines.options import setup_logging

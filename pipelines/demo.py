@@ -21,7 +21,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from colorize_tf.color import encode_image, to_uint
+from colorize_tf.color import to_uint
+from colorize_tf.imageio import encode_image
 from colorize_tf.colorize import Colorizer, Timing
 from colorize_tf.metrics import gray_baseline, l_uv, psnr, uv_of
 from colorize_tf.report import side_by_side_html

@@ -19,7 +19,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from colorize_tf.color import DEFAULT_MAX_PIXELS
+from colorize_tf.imageio import DEFAULT_MAX_PIXELS
 from colorize_tf.features import DEFAULT_BLOCKS, Descriptor, config_dim
 from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn

@@ -23,7 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf import parser_train
-from colorize_tf.color import load_image
+from colorize_tf.imageio import load_image
 from colorize_tf.datasets import open_dataset
 from colorize_tf.parser import PARSER_META
 from transforms.fs import copy_tree, is_remote, local_copy, match_paths

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorize_tf import color
+from colorize_tf import color, imageio
 
 
 def _bytes(img, fmt="PNG", **kw):
@@ -49,7 +49,7 @@ def test_decode_any_mode(mode):
     else:
         img = base.convert(mode)
     fmt = "TIFF" if mode == "CMYK" else "PNG"
-    pic = color.decode_image(_bytes(img, fmt))
+    pic = imageio.decode_image(_bytes(img, fmt))
     assert pic.gray.shape == (20, 30) and pic.gray.dtype == np.float32
     assert 0 <= pic.gray.min() and pic.gray.max() <= 1
     assert (pic.alpha is not None) == (mode in ("LA", "RGBA"))
@@ -67,7 +67,7 @@ def test_exif_orientation_applied():
     img = Image.fromarray(arr)
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW on display
-    pic = color.decode_image(_bytes(img, "JPEG", exif=exif.tobytes(), quality=100))
+    pic = imageio.decode_image(_bytes(img, "JPEG", exif=exif.tobytes(), quality=100))
     assert pic.gray.shape == (20, 10)  # rotated
     assert pic.gray[:8].mean() > 0.9 and pic.gray[-8:].mean() < 0.1  # white half now on top
 
@@ -77,26 +77,26 @@ def test_exif_orientation_applied():
     [(b"", "empty"), (b"hello, not an image", "not an image")],
 )
 def test_decode_errors_have_reasons(data, reason):
-    with pytest.raises(color.ImageDecodeError, match=reason):
-        color.decode_image(data)
+    with pytest.raises(imageio.ImageDecodeError, match=reason):
+        imageio.decode_image(data)
 
 
 def test_truncated_and_too_large():
     good = _bytes(Image.fromarray(np.full((64, 64, 3), 128, np.uint8)), "PNG")
-    with pytest.raises(color.ImageDecodeError, match="truncated|corrupt"):
-        color.decode_image(good[: len(good) // 2])
-    with pytest.raises(color.ImageDecodeError, match="too large"):
-        color.decode_image(good, max_pixels=1000)
+    with pytest.raises(imageio.ImageDecodeError, match="truncated|corrupt"):
+        imageio.decode_image(good[: len(good) // 2])
+    with pytest.raises(imageio.ImageDecodeError, match="too large"):
+        imageio.decode_image(good, max_pixels=1000)
 
 
 def test_encode_keeps_alpha_and_16_bit():
     rgb = np.random.default_rng(4).random((8, 9, 3)).astype(np.float32)
     alpha = np.linspace(0, 1, 72, dtype=np.float32).reshape(8, 9)
-    pic = color.decode_image(color.encode_image(rgb, "PNG", alpha=alpha))
+    pic = imageio.decode_image(imageio.encode_image(rgb, "PNG", alpha=alpha))
     assert pic.alpha is not None and np.allclose(pic.alpha, alpha, atol=1 / 255)
     import cv2
 
-    arr = cv2.imdecode(np.frombuffer(color.encode_image(rgb, "PNG", bits=16), np.uint8), cv2.IMREAD_UNCHANGED)
+    arr = cv2.imdecode(np.frombuffer(imageio.encode_image(rgb, "PNG", bits=16), np.uint8), cv2.IMREAD_UNCHANGED)
     assert arr.dtype == np.uint16 and np.allclose(arr[..., ::-1] / 65535.0, rgb, atol=1e-4)
 
 
@@ -106,7 +106,7 @@ def test_16_bit_colour_png_keeps_precision():
     rgb = np.random.default_rng(5).random((12, 10, 3))
     arr16 = (rgb * 65535).round().astype(np.uint16)
     ok, buf = cv2.imencode(".png", arr16[..., ::-1])
-    pic = color.decode_image(buf.tobytes())
+    pic = imageio.decode_image(buf.tobytes())
     assert pic.bits == 16 and pic.rgb is not None
     assert np.abs(pic.rgb - arr16 / 65535.0).max() < 1e-6  # not reduced to 8 bits
     assert np.allclose(pic.gray, color.luminance(arr16 / 65535.0), atol=1e-5)

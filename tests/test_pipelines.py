@@ -23,7 +23,8 @@ def test_feature_job_outputs(features_dir):
     assert ex["x"].shape == (SAMPLES, 81) and ex["uv"].shape == (SAMPLES, 2) and ex["yx"].shape == (SAMPLES, 2)
     assert (ex["height"], ex["width"]) == (64, 80)
     # the stored targets are the image's true chroma at the stored pixels
-    from colorize_tf.color import decode_image, rgb_to_yuv
+    from colorize_tf.color import rgb_to_yuv
+    from colorize_tf.imageio import decode_image
 
     iid = ex["image_id"].decode()
     pic = decode_image((features_dir.parent / "images" / f"{iid}.png").read_bytes())

@@ -9,7 +9,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from colorize_tf.color import ImageDecodeError, decode_image, encode_image
+from colorize_tf.imageio import ImageDecodeError, decode_image, encode_image
 
 from .fs import write_atomically
 from .io import DEAD, dead_letter

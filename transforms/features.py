@@ -7,7 +7,8 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from colorize_tf.color import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, rgb_to_yuv
+from colorize_tf.color import rgb_to_yuv
+from colorize_tf.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from colorize_tf.features import Descriptor, sample_pixels
 from colorize_tf.gist import gist
 from colorize_tf.parser import SceneParser, needs_parser, semantic_histogram

@@ -10,25 +10,31 @@ An input SPEC is one of:
 * a single image file,
 * a ``.tar`` / ``.tar.gz`` / ``.tgz`` / ``.zip`` archive (also when found inside
   a folder, glob or list): its members are read as if they were files under
-  ``ARCHIVE_STEM/``.
+  ``ARCHIVE_STEM/`` (see `transforms.sources`).
 
+Local folders are walked with `os.walk` (hidden files included); symbolic links are
+refused like archive links unless ``follow_symlinks`` (then followed, without loops).
+Paths under an ``exclude`` prefix (the archive job's own output folder) are not inputs.
 Every candidate ends either as an `ImageFile` on the main output or as a
 dead letter (``{"path", "stage", "reason"}``) on the ``dead`` output.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from .fs import read_bytes
+from .fs import is_remote, read_bytes
+from .sources import Limits, MemberError, archive_stem, is_archive_name, member_rel, walk_archive
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".jfif", ".pgm", ".ppm")
-ARCHIVE_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+#: File names taken as images (the content decides the format; see colorize_tf.imageio.DECODE_FORMATS).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".webp",
+                    ".pgm", ".ppm", ".pbm", ".pnm", ".jp2", ".j2k", ".jpf", ".jpx")
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 DEAD = "dead"
 GLOB_CHARS = "*?["
@@ -76,42 +82,74 @@ def _is_image_name(path):
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def is_archive_name(path):
-    return path.lower().endswith(ARCHIVE_EXTENSIONS)
+def _under(path, prefixes):
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
-def archive_stem(rel):
-    """``scans/box1.tar.gz`` -> ``scans/box1`` (members are mirrored under it)."""
-    low = rel.lower()
-    for ext in sorted(ARCHIVE_EXTENSIONS, key=len, reverse=True):
-        if low.endswith(ext):
-            return rel[: -len(ext)]
-    return rel
+def _walk_local(root, follow_symlinks):
+    """Files under a local folder: (paths, dead letters for refused links). Hidden files are included;
+    with `follow_symlinks`, linked folders are entered once each (no loops)."""
+    files, dead, seen = [], [], set()
+    for d, dirs, names in os.walk(root, followlinks=follow_symlinks):
+        if follow_symlinks:
+            real = os.path.realpath(d)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
+        for n in sorted(dirs):
+            p = os.path.join(d, n)
+            if os.path.islink(p) and not follow_symlinks:
+                dead.append(dead_letter(p, "list", "symbolic link to a folder refused (--follow_symlinks follows links)"))
+        for n in sorted(names):
+            p = os.path.join(d, n)
+            if os.path.islink(p) and not follow_symlinks:
+                dead.append(dead_letter(p, "list", "symbolic link refused (--follow_symlinks follows links)"))
+            elif os.path.islink(p) and not os.path.exists(p):
+                dead.append(dead_letter(p, "list", "broken symbolic link"))
+            else:
+                files.append(p)
+    return sorted(files), dead
 
 
-def unsafe_member_reason(name):
-    """Why an archive member name may not be written anywhere, or None if it is safe."""
-    if not name or "\x00" in name:
-        return "empty or NUL in member name"
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
-        return f"absolute path {name!r} refused"
-    if ".." in norm.split("/"):
-        return f"path with '..' {name!r} refused"
-    return None
+def _link_reason(path, follow_symlinks):
+    """Why a local path named explicitly (glob match, list entry) is refused under the link policy, or None."""
+    if follow_symlinks or is_remote(path) or not os.path.islink(path):
+        return None
+    return "symbolic link refused (--follow_symlinks follows links)"
 
 
-def expand_spec(spec: str, list_root: Optional[str] = None) -> Tuple[List[Tuple[str, str]], List[dict]]:
+def expand_spec(spec: str, list_root: Optional[str] = None, exclude: Sequence[str] = (),
+                follow_symlinks: bool = True) -> Tuple[List[Tuple[str, str]], List[dict]]:
     """Resolve an input SPEC into files.
+
+    Parameters
+    ----------
+    spec, list_root
+        See the module docstring.
+    exclude : sequence of str
+        Paths (folders) whose contents are not inputs (e.g. the job's output folder).
+    follow_symlinks : bool
+        False: local symbolic links become dead letters instead of being read.
 
     Returns
     -------
     files : list of (path, rel)
     dead : list of dead-letter dicts (list entries that match nothing,
-        non-image files inside a directory)
+        non-image files inside a directory, refused links)
     """
     files, dead = [], []
     spec = spec.rstrip("/") if len(spec) > 1 else spec
+
+    def take(path, rel):
+        if _under(path, exclude):
+            return
+        reason = _link_reason(path, follow_symlinks)
+        if reason:
+            dead.append(dead_letter(path, "list", reason))
+        else:
+            files.append((path, rel))
+
     if spec.lower().endswith(LIST_EXTENSIONS) and not _is_glob(spec) and FileSystems.exists(spec):
         root = list_root or posixpath.dirname(spec)
         with FileSystems.open(spec) as fh:
@@ -125,30 +163,43 @@ def expand_spec(spec: str, list_root: Optional[str] = None) -> Tuple[List[Tuple[
             elif posixpath.splitext(entry)[1] == "":
                 found = [p for p in _match(full + ".*") if _is_image_name(p)]
             else:
-                found = _match(full) if FileSystems.exists(full) else []
+                found = [full] if (FileSystems.exists(full) or os.path.islink(full)) else []
             if not found:
                 dead.append(dead_letter(full, "list", f"list entry {entry!r} matches no image file"))
             elif len(found) > 1 and not _is_glob(full):
                 dead.append(dead_letter(full, "list", f"list entry {entry!r} is ambiguous: {sorted(found)}"))
             else:
-                files.extend((p, _rel(p, root)) for p in sorted(found))
+                for p in sorted(found):
+                    take(p, _rel(p, root))
         return files, dead
     if _is_glob(spec):
         root = _glob_root(spec)
         found = sorted(_match(spec))
         if not found:
             raise FileNotFoundError(f"no file matches {spec!r}")
-        return [(p, _rel(p, root)) for p in found], dead
-    inside = _match(spec + "/**")
+        for p in found:
+            take(p, _rel(p, root))
+        return files, dead
+    if not is_remote(spec) and os.path.isdir(spec):
+        if os.path.islink(spec) and not follow_symlinks:
+            raise ValueError(f"input {spec!r} is a symbolic link to a folder (--follow_symlinks follows links)")
+        inside, dead = _walk_local(spec, follow_symlinks)
+    else:
+        inside = _match(spec + "/**") if is_remote(spec) else []
     if inside:  # a directory
-        for p in sorted(inside):
+        for p in inside:
+            if _under(p, exclude):
+                continue
             if _is_image_name(p) or is_archive_name(p):
                 files.append((p, _rel(p, spec)))
             else:
                 dead.append(dead_letter(p, "list", "skipped: not an image file name"))
         return files, dead
+    if not is_remote(spec) and os.path.isdir(spec):
+        return files, dead  # an empty folder
     if FileSystems.exists(spec):
-        return [(spec, posixpath.basename(spec))], dead
+        take(spec, posixpath.basename(spec))
+        return files, dead
     raise FileNotFoundError(f"input {spec!r} is not a file, directory, glob or list file")
 
 
@@ -156,7 +207,10 @@ class ReadFileDoFn(beam.DoFn):
     """(path, rel) -> `ImageFile`; archives (.tar*, .zip) -> one `ImageFile` per safe member.
 
     Unsafe archive members (absolute paths, '..', links, devices, over the
-    size limit) and unreadable files go to the ``dead`` output with the reason.
+    size limit), damaged members and regions, and unreadable files go to the
+    ``dead`` output with the reason (`transforms.sources.walk_archive`).
+    Used by the feature, evaluation and parser jobs, whose images are small; the
+    archive job reaches its inputs without holding them (`transforms.colorize`).
     """
 
     def __init__(self, max_bytes):
@@ -181,48 +235,34 @@ class ReadFileDoFn(beam.DoFn):
         self.read_ok.inc()
         yield ImageFile(path=path, rel=rel, data=data)
 
-    def _member(self, archive, rel, name, kind, size, read):
-        """Check one archive member; returns an ImageFile or a dead letter."""
-        where = f"{archive}!{name}"
-        reason = unsafe_member_reason(name)
-        if reason is None and kind != "file":
-            reason = f"{kind} entry refused"
-        if reason is None and self.max_bytes and size > self.max_bytes:
-            reason = f"member larger than the {self.max_bytes}-byte limit"
-        if reason is not None:
-            self.read_failed.inc()
-            return beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", reason))
-        self.read_ok.inc()
-        return ImageFile(path=where, rel=f"{archive_stem(rel)}/{name.lstrip('./')}", data=read())
-
     def _archive(self, path, rel):
-        import stat
-        import tarfile
-        import zipfile
+        import tempfile
 
-        try:
-            with FileSystems.open(path, compression_type="uncompressed") as fh:
-                if path.lower().endswith(".zip"):
-                    with zipfile.ZipFile(fh) as zf:
-                        for info in zf.infolist():
-                            if info.is_dir():
-                                continue
-                            mode = info.external_attr >> 16
-                            kind = "symbolic link" if stat.S_ISLNK(mode) else "file"
-                            yield self._member(path, rel, info.filename, kind, info.file_size,
-                                               lambda info=info: zf.read(info))
-                else:
-                    with tarfile.open(fileobj=fh, mode="r|*") as tf:
-                        for m in tf:
-                            if m.isdir():
-                                continue
-                            kind = ("file" if m.isfile() else "link" if (m.issym() or m.islnk())
-                                    else "device" if (m.isdev()) else "special")
-                            yield self._member(path, rel, m.name, kind, m.size,
-                                               lambda m=m: tf.extractfile(m).read())
-        except Exception as exc:  # corrupt / truncated archive: what was read stays, the rest is reported
-            self.read_failed.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(path, "archive", f"{type(exc).__name__}: {exc}"))
+        limits = Limits(max_bytes=self.max_bytes or Limits().max_bytes)
+        with tempfile.TemporaryDirectory(prefix="colorize-read-") as tmp, \
+                FileSystems.open(path, compression_type="uncompressed") as fh:
+            for m in walk_archive(fh, path, limits, tmpdir=tmp):
+                where = "!".join([path] + [name for _, name in m.chain])
+                if m.kind in ("refused", "failed"):
+                    self.read_failed.inc()
+                    yield beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", m.reason))
+                elif m.kind == "end" and not m.count:
+                    yield beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", "skipped: empty archive"))
+                elif m.kind == "file":
+                    try:
+                        local = m.spool(tmp)
+                    except MemberError as exc:
+                        self.read_failed.inc()
+                        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", str(exc)))
+                        continue
+                    with open(local, "rb") as f:
+                        data = f.read()
+                    os.unlink(local)
+                    self.read_ok.inc()
+                    nested_rel = rel
+                    for _, name in m.chain[:-1]:
+                        nested_rel = member_rel(nested_rel, name)
+                    yield ImageFile(path=where, rel=member_rel(nested_rel, m.chain[-1][1]), data=data)
 
 
 def check_input(spec: str) -> None:
@@ -243,12 +283,13 @@ class ExpandSpecDoFn(beam.DoFn):
     small job graph (Dataflow caps the submitted graph's size).
     """
 
-    def __init__(self):
+    def __init__(self, exclude=(), follow_symlinks=True):
+        self.exclude, self.follow_symlinks = tuple(exclude), follow_symlinks
         self.listed = Metrics.counter("io", "files_listed")
 
     def process(self, item):
         spec, list_root = item
-        files, dead = expand_spec(spec, list_root)
+        files, dead = expand_spec(spec, list_root, self.exclude, self.follow_symlinks)
         self.listed.inc(len(files))
         yield from files
         for d in dead:
@@ -258,16 +299,18 @@ class ExpandSpecDoFn(beam.DoFn):
 class ListFiles(beam.PTransform):
     """SPEC -> PCollection of ``(path, rel)`` (rebalanced across workers), plus dead letters under ``dead``."""
 
-    def __init__(self, spec, list_root=None):
+    def __init__(self, spec, list_root=None, exclude=(), follow_symlinks=True):
         super().__init__()
         self.spec, self.list_root = spec, list_root
+        self.exclude, self.follow_symlinks = tuple(exclude), follow_symlinks
 
     def expand(self, pbegin):
         check_input(self.spec)
         listed = (
             pbegin
             | "Spec" >> beam.Create([(self.spec, self.list_root)])
-            | "Expand" >> beam.ParDo(ExpandSpecDoFn()).with_outputs(DEAD, main="files")
+            | "Expand" >> beam.ParDo(ExpandSpecDoFn(self.exclude, self.follow_symlinks)).with_outputs(
+                DEAD, main="files")
         )
         return {"files": listed.files | "Spread" >> beam.Reshuffle(), DEAD: listed[DEAD]}
 

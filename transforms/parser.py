@@ -4,7 +4,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from colorize_tf.color import ImageDecodeError
+from colorize_tf.imageio import ImageDecodeError
 
 from .fs import read_bytes
 from .io import DEAD, dead_letter

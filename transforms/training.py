@@ -14,7 +14,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from colorize_tf.color import decode_image
+from colorize_tf.imageio import decode_image
 from colorize_tf.parser import PARSER_FILE, PARSER_META
 
 from .fs import copy_tree, local_copy, read_bytes
