@@ -2,12 +2,19 @@
 
     python -m pipelines.colorize_archive --input SCANS --model BUNDLE --output OUT
 
-Outputs mirror the inputs' relative paths under OUT (archive members under the
-archive's stem). Every input ends as one manifest row (``OUT/_manifest/``,
-Parquet and CSV): done, skipped (output already there, or not an image file
-name) or failed, with the reason. Outputs are written under a temporary name
-and renamed, so a rerun after a crash skips finished images, redoes the rest,
-and leaves no partial files (``--force`` redoes everything).
+Outputs mirror the inputs' relative paths under OUT (archive members under the archive's
+stem); two inputs never share an output (collisions get ``~HASH`` names, see
+`transforms.colorize.AssignOutputs`). Every input ends as one manifest row
+(``OUT/_manifest/manifest-STAMP.{parquet,csv}``): done, skipped (output already there, not an
+image file name, empty archive) or failed, with the stage and the reason.
+
+Safety: inputs are only read; the job deletes only files it created, all under
+``OUT/_manifest/tmp-RUN/`` (outputs are written there, verified, and renamed into place), so
+a rerun after a crash skips finished images and redoes the rest (``--force`` redoes
+everything). One run at a time per output folder (``OUT/_manifest/lock.json``; a lock whose
+process is gone is taken over). Options and the model are checked before any worker starts;
+a run whose failed share exceeds ``--max_failed_fraction`` exits with status 3 after writing
+its manifest.
 """
 from __future__ import annotations
 
@@ -15,129 +22,307 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import time
+import uuid
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from colorize_tf.color import DEFAULT_MAX_PIXELS
+from colorize_tf.imageio import DEFAULT_MAX_PIXELS, pixel_limit_for_budget
 from transforms.colorize import (
-    FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, SKIPPED, ColorizeDoFn, SkipFinishedDoFn, dead_to_row,
+    FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, OCCUPIED, ROWS, SKIPPED, AssignOutputs, ColorizeDoFn,
+    ExpandInputsDoFn, SkipFinishedDoFn, dead_to_row, owners_from_manifest,
 )
-from transforms.fs import PARTIAL
-from transforms.io import DEAD, ListFiles, ReadFileDoFn
+from transforms.fs import OutputLock, OutputLockError, is_remote
+from transforms.io import DEAD, ListFiles
+from transforms.sources import Limits
 
-from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
+from .options import JobOptions, UsageError, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401
 
 log = logging.getLogger(__name__)
 MANIFEST_DIR = "_manifest"
+FORMATS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
+#: Worker resident size with TensorFlow and a model loaded (measured 0.8-0.9 GB; see README).
+BASE_RSS_MB = 900
+
+
+class FailureThresholdExceeded(RuntimeError):
+    """More inputs failed than ``--max_failed_fraction`` allows (the manifest is written)."""
+
+    def __init__(self, summary, limit):
+        super().__init__(f"{summary['failed']} of {summary['done'] + summary['failed']} processed inputs failed "
+                         f"({summary['failed_fraction']:.1%} > --max_failed_fraction {limit:g}); "
+                         f"see {summary['manifest_path']}")
+        self.summary = summary
 
 
 class ArchiveOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--format", default=None, help="Output format (jpg, png, tif, webp); default: input's.")
-        parser.add_argument("--jpeg_quality", type=int, default=95)
+        parser.add_argument("--format", default=None, help=f"Output format for every image ({', '.join(FORMATS)}); "
+                                                           "default: keep each input's where it can hold colour, "
+                                                           "else PNG.")
+        parser.add_argument("--jpeg_quality", type=int, default=95, help="JPEG / WebP quality, 1-100.")
         parser.add_argument("--force", action="store_true", help="Redo inputs whose output exists.")
-        parser.add_argument("--archive_max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                            help="Decompression-bomb limit: larger images fail with the reason.")
-        parser.add_argument("--max_file_bytes", type=int, default=1 << 30, help="Larger files / members are refused.")
+        parser.add_argument("--worker_memory_mb", type=int, default=2500,
+                            help="Peak resident memory a worker may reach; the default pixel limit and the image "
+                                 "work in flight per worker follow from it.")
+        parser.add_argument("--archive_max_pixels", type=int, default=None,
+                            help="Images with more pixels fail before decoding (default: what "
+                                 "--worker_memory_mb allows, 40 M pixels at 2500 MB).")
+        parser.add_argument("--max_file_bytes", type=int, default=None,
+                            help="Larger files and archive members are refused (default: 8 bytes per allowed "
+                                 "pixel + 64 MiB).")
+        parser.add_argument("--max_archive_depth", type=int, default=3,
+                            help="Archives nested deeper are refused (1 = no archives inside archives).")
+        parser.add_argument("--follow_symlinks", action="store_true",
+                            help="Follow symbolic links in input folders (default: refuse them, as archive links).")
+        parser.add_argument("--max_failed_fraction", type=float, default=0.1,
+                            help="Exit with status 3 (after writing the manifest) when more than this share of "
+                                 "the processed inputs failed.")
+        parser.add_argument("--lock_stale_minutes", type=float, default=30.0,
+                            help="A lock from another host whose heartbeat is older than this is taken over.")
         parser.add_argument("--refine_params", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
-        parser.add_argument("--tile", type=int, default=512)
+        parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (64-8192; 0 = no tiling).")
         parser.add_argument("--chroma_max_side", type=int, default=0,
-                            help="Predict chroma with the longer side reduced to this (0 = full resolution).")
-        parser.add_argument("--archive_selection_k", type=int, default=None)
+                            help="Predict chroma with the longer side reduced to this (0 = full resolution; else "
+                                 ">= 32).")
+        parser.add_argument("--archive_selection_k", type=int, default=None, help="Clusters compared per image.")
 
 
-def clean_partials(output_dir):
-    """Delete temporary files left by an interrupted run (never a finished output)."""
-    found = FileSystems.match([FileSystems.join(output_dir, f"**{PARTIAL}*")])[0].metadata_list
-    if found:
-        FileSystems.delete([m.path for m in found])
-        log.info("removed %d partial files of an interrupted run", len(found))
-    return len(found)
+def _range(name, value, lo, hi, allow_zero=False):
+    if value is None:
+        return
+    if allow_zero and value == 0:
+        return
+    if not lo <= value <= hi:
+        extra = " or 0" if allow_zero else ""
+        raise UsageError(f"--{name} {value} is out of range: expected {lo}..{hi}{extra}")
 
 
-def build(pipeline, opts):
-    found = pipeline | "ListFiles" >> ListFiles(opts.input, opts.list_root)
-    listed = (
-        found["files"]
-        | "SkipFinished" >> beam.ParDo(SkipFinishedDoFn(opts.output, opts.format, opts.force)).with_outputs(
-            SKIPPED, main="todo")
-    )
-    read = (
-        listed.todo
-        | "ReadFiles" >> beam.ParDo(ReadFileDoFn(opts.max_file_bytes)).with_outputs(DEAD, main="files")
-    )
-    refine = opts.refine_params
+def check_options(opts):
+    """Validate option values; `UsageError` with a one-line message."""
+    require(opts, "input", "model", "output")
+    if opts.format is not None and opts.format.lower().lstrip(".") not in FORMATS:
+        raise UsageError(f"--format {opts.format!r} is not an output format: choose from {', '.join(FORMATS)}")
+    _range("jpeg_quality", opts.jpeg_quality, 1, 100)
+    _range("tile", opts.tile, 64, 8192, allow_zero=True)
+    _range("chroma_max_side", opts.chroma_max_side, 32, 65536, allow_zero=True)
+    _range("worker_memory_mb", opts.worker_memory_mb, BASE_RSS_MB + 100, 1 << 20)
+    _range("archive_max_pixels", opts.archive_max_pixels, 1, 1 << 34)
+    _range("max_file_bytes", opts.max_file_bytes, 1, 1 << 40)
+    _range("max_archive_depth", opts.max_archive_depth, 1, 16)
+    _range("archive_selection_k", opts.archive_selection_k, 1, 1000)
+    if not 0.0 <= opts.max_failed_fraction <= 1.0:
+        raise UsageError(f"--max_failed_fraction {opts.max_failed_fraction} is out of range: expected 0..1")
+    if not opts.lock_stale_minutes > 0:
+        raise UsageError("--lock_stale_minutes must be > 0")
+    if opts.refine_params is not None:
+        from colorize_tf.refine import RefineParams
+
+        try:
+            RefineParams.parse(opts.refine_params)
+        except ValueError as exc:
+            raise UsageError(f"--refine_params: {exc}") from None
+
+
+def limits_of(opts):
+    """(max_pixels, Limits, memory budget in bytes) from the options and the memory budget."""
+    budget = (opts.worker_memory_mb << 20)
+    max_pixels = opts.archive_max_pixels or min(DEFAULT_MAX_PIXELS, pixel_limit_for_budget(budget, BASE_RSS_MB << 20))
+    max_bytes = opts.max_file_bytes or max_pixels * 8 + (64 << 20)
+    return max_pixels, Limits(max_bytes=max_bytes, max_depth=opts.max_archive_depth), budget - (BASE_RSS_MB << 20)
+
+
+def _spec_root(spec):
+    """The folder an input spec lists from (None for a single file or a list file)."""
+    from transforms.io import GLOB_CHARS, _glob_root
+
+    if any(c in spec for c in GLOB_CHARS):
+        return _glob_root(spec) or "."
+    if not is_remote(spec) and os.path.isdir(spec):
+        return spec
+    return None
+
+
+def _norm(path):
+    return path.rstrip("/") if is_remote(path) else os.path.realpath(path)
+
+
+def output_exclusions(spec, output):
+    """Paths to leave out of the listing; `UsageError` when the output folder is the input folder.
+
+    An output folder inside the input folder is excluded from the listing (else each rerun would
+    colorize the previous outputs).
+    """
+    out = _norm(output)
+    root = _spec_root(spec)
+    if root is not None and _norm(root) == out:
+        raise UsageError(f"--output {output!r} is the input folder: choose another folder (inputs are never "
+                         "overwritten)")
+    return [output.rstrip("/"), out] if out != output.rstrip("/") else [out]
+
+
+def check_model(opts):
+    """Open and verify the model / bundle (and parser) once on the launcher: a one-line error instead of a
+    worker traceback. In-process runners reuse the loaded model."""
+    from transforms.colorize import shared_colorizer
+
+    try:
+        shared_colorizer(opts.model, opts.refine_params, opts.tile, opts.parser, opts.archive_selection_k)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--model {opts.model}: cannot be used ({type(exc).__name__}: {first})") from None
+
+
+def build(pipeline, opts, stamp, tmp_dir, previous=()):
+    max_pixels, limits, budget = limits_of(opts)
+    exclude = output_exclusions(opts.input, opts.output)
+    found = pipeline | "ListFiles" >> ListFiles(opts.input, opts.list_root, exclude=exclude,
+                                                follow_symlinks=opts.follow_symlinks)
+    expanded = found["files"] | "ExpandInputs" >> beam.ParDo(ExpandInputsDoFn(opts.output, limits)).with_outputs(
+        ROWS, OCCUPIED, main="sources")
+    owners = None
+    if previous:
+        owners = (
+            pipeline
+            | "PreviousManifests" >> beam.Create(list(previous))
+            | "ReadPrevious" >> beam.io.ReadAllFromParquet(with_filename=True, columns=["input", "status", "output",
+                                                                                      "output_rel"])
+            | "PreviousOwners" >> beam.FlatMap(owners_from_manifest, opts.output)
+        )
+    named = expanded.sources | "AssignOutputs" >> AssignOutputs(opts.output, opts.format, expanded[OCCUPIED], owners)
+    todo = named["named"] | "SkipFinished" >> beam.ParDo(SkipFinishedDoFn(opts.output, opts.force)).with_outputs(
+        ROWS, main="todo")
     done = (
-        read.files
-        | "SpreadImages" >> beam.Reshuffle()
+        todo.todo
+        | "GroupReadingUnits" >> beam.GroupByKey()
         | "Colorize" >> beam.ParDo(ColorizeDoFn(
-            opts.model, opts.output, opts.format, opts.jpeg_quality, opts.force, opts.archive_max_pixels, refine,
-            opts.tile, opts.chroma_max_side, opts.parser, opts.archive_selection_k))
+            opts.model, opts.output, tmp_dir, opts.jpeg_quality, max_pixels, limits, opts.refine_params, opts.tile,
+            opts.chroma_max_side, opts.parser, opts.archive_selection_k, memory_budget=budget))
     )
-    dead = (
-        (read[DEAD], found[DEAD])
-        | "AllDead" >> beam.Flatten()
-        | "DeadToRows" >> beam.Map(dead_to_row)
-    )
-    rows = (done, listed[SKIPPED], dead) | "ManifestRows" >> beam.Flatten()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    dead = found[DEAD] | "DeadToRows" >> beam.Map(dead_to_row)
+    rows = (done, todo[ROWS], named[ROWS], expanded[ROWS], dead) | "ManifestRows" >> beam.Flatten()
+    prefix = FileSystems.join(opts.output, MANIFEST_DIR, f"manifest-{stamp}")
     rows | "WriteManifestParquet" >> beam.io.WriteToParquet(
-        FileSystems.join(opts.output, MANIFEST_DIR, f"manifest-{stamp}"), MANIFEST_SCHEMA, file_name_suffix=".parquet",
-        num_shards=1, shard_name_template="")
-    rows | "ToCsvLine" >> beam.Map(_csv_line) | "WriteManifestCsv" >> beam.io.WriteToText(
-        FileSystems.join(opts.output, MANIFEST_DIR, f"manifest-{stamp}"), file_name_suffix=".csv",
-        header=",".join(MANIFEST_COLUMNS), num_shards=1, shard_name_template="")
-    return stamp
+        prefix, MANIFEST_SCHEMA, file_name_suffix=".parquet", num_shards=1, shard_name_template="")
+    rows | "ToCsvLine" >> beam.Map(csv_line) | "WriteManifestCsv" >> beam.io.WriteToText(
+        prefix, file_name_suffix=".csv", header=",".join(MANIFEST_COLUMNS), num_shards=1, shard_name_template="")
 
 
-def _csv_line(row):
+def csv_line(row):
+    """One manifest row as a CSV record (RFC 4180 quoting: commas, quotes and line breaks in names survive)."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow([row[c] for c in MANIFEST_COLUMNS])
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow([row[c] for c in MANIFEST_COLUMNS])
+    return buf.getvalue()[:-2]
+
+
+def manifest_paths(output_dir):
+    pattern = FileSystems.join(output_dir, MANIFEST_DIR, "manifest-*.parquet")
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
 def read_manifest(output_dir, stamp=None):
     """Rows of the newest (or the given) manifest."""
-    pattern = FileSystems.join(output_dir, MANIFEST_DIR, f"manifest-{stamp or '*'}.parquet")
-    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    paths = [p for p in manifest_paths(output_dir) if stamp is None or p.endswith(f"manifest-{stamp}.parquet")]
     if not paths:
-        raise FileNotFoundError(f"no manifest matches {pattern}")
+        raise FileNotFoundError(f"no manifest in {FileSystems.join(output_dir, MANIFEST_DIR)}")
     with FileSystems.open(paths[-1], compression_type="uncompressed") as fh:
         return pq.read_table(fh).to_pylist()
+
+
+def clean_temporaries(output_dir):
+    """Delete the temporary folders of earlier runs of this job (``_manifest/tmp-*``): only files this job
+    created live there. Called while holding the output lock."""
+    pattern = FileSystems.join(output_dir, MANIFEST_DIR, "tmp-*")
+    found = FileSystems.match([pattern])[0].metadata_list
+    dirs = sorted({m.path for m in found})
+    if not is_remote(output_dir):
+        import glob
+
+        dirs = sorted(glob.glob(os.path.join(output_dir, MANIFEST_DIR, "tmp-*")))
+    for d in dirs:
+        FileSystems.delete([d])
+    if dirs:
+        log.info("removed %d temporary folder(s) of interrupted runs", len(dirs))
+    return len(dirs)
 
 
 def run(argv=None):
     options = PipelineOptions(argv)
     opts = job_args(options)
-    require(opts, "input", "model", "output")
+    check_options(opts)
+    output_exclusions(opts.input, opts.output)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    manifest_dir = FileSystems.join(opts.output, MANIFEST_DIR)
+    tmp_dir = FileSystems.join(manifest_dir, f"tmp-{stamp}")
+    if is_dry_run(options):
+        pipeline = beam.Pipeline(options=options)
+        build(pipeline, opts, stamp, tmp_dir)
+        return run_pipeline(pipeline, options)
+    check_model(opts)
     if not FileSystems.exists(opts.output):
         FileSystems.mkdirs(opts.output)
-    clean_partials(opts.output)
-    t0 = time.time()
-    pipeline = beam.Pipeline(options=options)
-    stamp = build(pipeline, opts)
-    result = run_pipeline(pipeline, options)
-    if is_dry_run(options):
-        return result
-    rows = read_manifest(opts.output, stamp)
-    totals = {s: sum(r["status"] == s for r in rows) for s in ("done", SKIPPED, FAILED)}
-    seconds = time.time() - t0
-    log.info("inputs %d = done %d + skipped %d + failed %d in %.1f s (%.2f images/s)", len(rows), totals["done"],
-             totals[SKIPPED], totals[FAILED], seconds, totals["done"] / max(seconds, 1e-9))
-    summary = {"inputs": len(rows), **totals, "seconds": round(seconds, 2), "manifest": stamp}
-    with FileSystems.create(FileSystems.join(opts.output, MANIFEST_DIR, f"summary-{stamp}.json")) as fh:
-        fh.write(json.dumps(summary, indent=1).encode())
+    lock = OutputLock(FileSystems.join(manifest_dir, "lock.json"), stamp, stale_s=opts.lock_stale_minutes * 60)
+    try:
+        lock.acquire()
+    except OutputLockError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if lock.taken_over:
+            log.warning("took over the stale lock of run %s", lock.taken_over.get("run_id"))
+        clean_temporaries(opts.output)
+        if not is_remote(tmp_dir):
+            os.makedirs(tmp_dir, exist_ok=True)
+        previous = manifest_paths(opts.output)
+        t0 = time.time()
+        pipeline = beam.Pipeline(options=options)
+        build(pipeline, opts, stamp, tmp_dir, previous)
+        run_pipeline(pipeline, options)
+        rows = read_manifest(opts.output, stamp)
+        summary = summarise(rows, time.time() - t0, stamp, FileSystems.join(manifest_dir, f"manifest-{stamp}.parquet"))
+        with FileSystems.create(FileSystems.join(manifest_dir, f"summary-{stamp}.json")) as fh:
+            fh.write(json.dumps(summary, indent=1).encode())
+        _delete_tree(tmp_dir)
+    finally:
+        lock.release()
+    log.info("inputs %d = done %d + skipped %d + failed %d in %.1f s (%.2f images/s)", summary["inputs"],
+             summary["done"], summary[SKIPPED], summary[FAILED], summary["seconds"],
+             summary["done"] / max(summary["seconds"], 1e-9))
+    if summary["failed_fraction"] > opts.max_failed_fraction:
+        raise FailureThresholdExceeded(summary, opts.max_failed_fraction)
     return summary
 
 
+def _delete_tree(path):
+    try:
+        FileSystems.delete([path])
+    except Exception:  # nothing was written there (no image finished)
+        pass
+
+
+def summarise(rows, seconds, stamp, manifest_path):
+    totals = {s: sum(r["status"] == s for r in rows) for s in ("done", SKIPPED, FAILED)}
+    by_stage = {}
+    for r in rows:
+        if r["status"] == FAILED:
+            by_stage[r["stage"]] = by_stage.get(r["stage"], 0) + 1
+    processed = totals["done"] + totals[FAILED]
+    return {"inputs": len(rows), **totals, "failed_by_stage": by_stage,
+            "failed_fraction": round(totals[FAILED] / processed, 4) if processed else 0.0,
+            "seconds": round(seconds, 2), "manifest": stamp, "manifest_path": manifest_path}
+
+
 def main(argv=None):
-    return main_entry(run, argv)
+    try:
+        return main_entry(run, argv)
+    except FailureThresholdExceeded as exc:
+        print(f"colorize-archive: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -20,11 +20,18 @@ class JobOptions(PipelineOptions):
                             help="Scene-parser directory (pipelines.train_parser): adds the semantic block.")
 
 
+class UsageError(Exception):
+    """A bad option value or an unusable model, found before any worker starts; the message is one line.
+
+    `main_entry` prints it as ``PROG: error: MESSAGE`` and exits with status 2 (argparse's convention).
+    """
+
+
 def require(opts, *names):
     """Raise a clear error when a needed option is missing."""
     missing = [n for n in names if getattr(opts, n, None) in (None, "")]
     if missing:
-        raise SystemExit("missing required option(s): " + ", ".join("--" + n for n in missing))
+        raise UsageError("missing required option(s): " + ", ".join("--" + n for n in missing))
 
 
 def job_args(options):
@@ -75,9 +82,16 @@ def main_entry(run, argv=None):
     """Console-script body: logging, the local runner unless one is given, then `run(argv)`."""
     import sys
 
+    import os
+
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a.startswith("--runner") for a in argv):
         argv.append("--runner=FnApiRunner")
-    run(argv)
+    try:
+        run(argv)
+    except UsageError as exc:
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m") else "colorize"
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     return 0

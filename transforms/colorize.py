@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import threading
 import time
+import typing
 
 import apache_beam as beam
 import pyarrow as pa
@@ -279,6 +280,7 @@ def owners_from_manifest(filename_and_row, output_dir):
         yield name_key(rel), (posixpath.basename(filename), row["input"])
 
 
+@beam.typehints.with_output_types(typing.Tuple[str, typing.Any])
 class SkipFinishedDoFn(beam.DoFn):
     """(source, out_rel, notes) -> same (main) or a ``skipped`` row when the output already exists.
 

@@ -133,3 +133,110 @@ def local_copy(path, refresh=False):
             raise
         _CACHE[path] = target
         return target
+
+
+class OutputLockError(RuntimeError):
+    """Another run holds the output folder."""
+
+
+class OutputLock:
+    """One run at a time per output folder: ``LOCK_PATH`` names the run holding it.
+
+    Acquired with an exclusive create on local folders (best effort on object stores: create, then
+    read back). A lock is stale, and taken over, when its process is gone (same host) or its
+    heartbeat (refreshed every `heartbeat_s` while the run lives) is older than `stale_s`.
+
+    Parameters
+    ----------
+    path : str
+        The lock file.
+    run_id : str
+    """
+
+    def __init__(self, path, run_id, stale_s=1800.0, heartbeat_s=60.0):
+        self.path, self.run_id, self.stale_s, self.heartbeat_s = path, run_id, stale_s, heartbeat_s
+        self._stop = threading.Event()
+        self._thread = None
+        self.taken_over = None  # the stale lock's content, when one was replaced
+
+    def _content(self):
+        import socket
+        import time
+
+        return {"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(),
+                "heartbeat": time.time()}
+
+    def _stale(self, held):
+        import socket
+        import time
+
+        if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int):
+            try:
+                os.kill(held["pid"], 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+        return time.time() - float(held.get("heartbeat", 0)) > self.stale_s
+
+    def _read(self):
+        try:
+            return json.loads(read_bytes(self.path).decode("utf-8"))
+        except Exception:  # unreadable lock file: treat as stale
+            return {}
+
+    def _create(self):
+        data = json.dumps(self._content()).encode()
+        if is_remote(self.path):
+            if FileSystems.exists(self.path):
+                return False
+            with FileSystems.create(self.path) as fh:
+                fh.write(data)
+            return self._read().get("run_id") == self.run_id
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return True
+
+    def acquire(self):
+        """Take the lock or raise `OutputLockError` naming the holder."""
+        for _ in range(3):
+            if self._create():
+                self._thread = threading.Thread(target=self._beat, daemon=True)
+                self._thread.start()
+                return self
+            held = self._read()
+            if held and not self._stale(held):
+                raise OutputLockError(
+                    f"another run ({held.get('run_id')}, pid {held.get('pid')} on {held.get('host')}) is writing "
+                    f"to this output folder; wait for it, or delete {self.path} if that run is gone")
+            self.taken_over = held
+            FileSystems.delete([self.path])
+        raise OutputLockError(f"could not take {self.path}: other runs keep taking it")
+
+    def _beat(self):
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                if self._read().get("run_id") == self.run_id:
+                    write_atomically(self.path, json.dumps(self._content()).encode())
+            except Exception:  # a missed heartbeat only makes the lock look older
+                pass
+
+    def release(self):
+        self._stop.set()
+        try:
+            if self._read().get("run_id") == self.run_id:
+                FileSystems.delete([self.path])
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
