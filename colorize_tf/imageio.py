@@ -71,7 +71,7 @@ _SIGNATURES = [
     (0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"\xff\xd8\xff", "JPEG"), (0, b"II*\x00", "TIFF"),
     (0, b"MM\x00*", "TIFF"), (0, b"II+\x00", "BigTIFF"), (0, b"MM\x00+", "BigTIFF"), (0, b"GIF8", "GIF"),
     (0, b"BM", "BMP"), (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"), (0, b"\xff\x4f\xff\x51", "JPEG2000"),
-    (0, b"\x00\x00\x01\x00", "ICO"), (0, b"\x00\x00\x02\x00", "CUR"), (0, b"8BPS", "PSD"),
+    (0, b"8BPS", "PSD"),
     (0, b"%!PS", "PostScript/EPS"), (0, b"\xc5\xd0\xd3\xc6", "EPS"), (0, b"%PDF", "PDF"),
     (0, b"gimp xcf", "GIMP XCF"), (0, b"DDS ", "DDS"), (0, b"icns", "ICNS"), (0, b"qoif", "QOI"),
     (0, b"\xff\x0a", "JPEG XL"), (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"), (0, b"AT&TFORM", "DjVu"),
@@ -97,6 +97,8 @@ def sniff_format(head):
         return "ISO media (" + brand.decode("latin-1", "replace").strip() + ")"
     if len(head) >= 2 and head[0:1] == b"P" and head[1:2] in b"1234567fF":
         return "PPM"
+    if head[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and len(head) >= 22 and head[4] | head[5] and not head[9]:
+        return "ICO" if head[2] == 1 else "CUR"  # (TGA files can start alike, with a zero count)
     for offset, magic, name in _SIGNATURES:
         if head[offset : offset + len(magic)] == magic:
             return name
@@ -389,13 +391,36 @@ def _is_16bit_colour(head, img):
     return False
 
 
-def _decode_16bit_colour(data, img, fmt, need_rgb):
+def _read_16bit_colour(data, img, fmt):
+    """(H, W, 3 or 4) uint16 RGB[A] of a 16-bit colour PNG / TIFF.
+
+    OpenCV reads PNG and chunky TIFF; planar TIFF (PlanarConfiguration 2), which OpenCV decodes
+    into wrong pixels without an error, is read with tifffile (uncompressed or deflate).
+    """
+    if fmt == "TIFF" and img.tag_v2.get(284) == 2:
+        import tifffile
+
+        try:
+            arr = tifffile.imread(io.BytesIO(data), key=0)
+        except Exception as exc:
+            raise ImageDecodeError(f"unsupported 16-bit colour TIFF variant: planar, compression "
+                                   f"{img.tag_v2.get(259)} ({type(exc).__name__}: {exc})") from None
+        if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[1:] == (img.size[1], img.size[0]):
+            arr = np.moveaxis(arr, 0, -1)
+        return arr if arr.dtype == np.uint16 else None
     import cv2
 
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        return None
+    return arr[..., [2, 1, 0, 3][: arr.shape[2]]]
+
+
+def _decode_16bit_colour(data, img, fmt, need_rgb):
+    arr = _read_16bit_colour(data, img, fmt)
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[:2] != (img.size[1], img.size[0]):
         raise ImageDecodeError(f"unsupported 16-bit colour {fmt} variant (cannot be decoded at 16 bits)")
-    rgb = _to_float(arr[..., 2::-1], 16)
+    rgb = _to_float(arr[..., :3], 16)
     alpha = _to_float(arr[..., 3], 16) if arr.shape[2] == 4 else None
     del arr
     notes = []

@@ -24,6 +24,7 @@ Every input ends as exactly one manifest row (`MANIFEST_SCHEMA`).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -44,6 +45,7 @@ from colorize_tf.imageio import (
     normalise_format, output_bits, verify_encoded,
 )
 
+from .io import display, is_image_name, unwire
 from .sources import (
     Limits, MemberError, Source, chain_key, copy_to_local, is_archive_name,
     member_rel, remove_quietly, unsafe_member_reason, walk_archive, walk_zip_member,
@@ -83,9 +85,17 @@ KEEP_FORMAT = {".jpg": ".jpg", ".jpeg": ".jpeg", ".jpe": ".jpg", ".jfif": ".jpg"
                ".tiff": ".tiff", ".bmp": ".bmp", ".dib": ".bmp", ".webp": ".webp"}
 
 
-def _text(value):
-    """A string safe for Parquet and CSV: undecodable bytes of file names shown as backslash escapes."""
-    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+_text = display
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    """A source and its output path relative to the output folder (one object, so that names which are not
+    UTF-8 travel between steps pickled whole)."""
+
+    source: Source
+    rel: str
+    notes: tuple = ()
 
 
 def manifest_row(input_key, rel, status, output="", output_rel="", stage="", error="", notes=(), cluster="",
@@ -142,8 +152,8 @@ def relative_to(path, root):
 def unit_key(source):
     """What one worker reads in one go: a file, a zip member (random access) or a whole tar (a stream)."""
     if source.chain and source.path.lower().endswith(".zip"):
-        return f"{source.path}!#{source.chain[0][0]}"
-    return source.path
+        return display(f"{source.path}!#{source.chain[0][0]}")
+    return display(source.path)
 
 
 class ExpandInputsDoFn(beam.DoFn):
@@ -156,7 +166,7 @@ class ExpandInputsDoFn(beam.DoFn):
         self.refused = Metrics.counter("archive", "members_refused")
 
     def process(self, item):
-        path, rel = item
+        path, rel = map(unwire, item)
         inside = relative_to(path, self.output_dir)
         if inside is not None:
             yield beam.pvalue.TaggedOutput(OCCUPIED, name_key(inside))
@@ -176,7 +186,10 @@ class ExpandInputsDoFn(beam.DoFn):
             (duplicated if ident in seen else seen).add(ident)
         for m in events:
             key = chain_key(path, m.chain, duplicated)
-            if m.kind == "file":
+            if m.kind == "file" and not is_image_name(m.chain[-1][1]):  # as in folders
+                yield beam.pvalue.TaggedOutput(ROWS, manifest_row(key, "", SKIPPED, stage="list",
+                                                                  error="skipped: not an image file name"))
+            elif m.kind == "file":
                 self.members.inc()
                 r = rel
                 for _, name in m.chain:
@@ -185,7 +198,7 @@ class ExpandInputsDoFn(beam.DoFn):
             elif m.kind in ("refused", "failed"):
                 self.refused.inc()
                 yield beam.pvalue.TaggedOutput(ROWS, manifest_row(key, "", FAILED, stage="archive", error=m.reason))
-            elif m.kind == "end" and not m.count:
+            elif m.kind == "end" and not m.count and not m.reason:
                 yield beam.pvalue.TaggedOutput(ROWS, manifest_row(key, rel, SKIPPED, stage="archive",
                                                                   error="skipped: empty archive (no members)"))
 
@@ -207,37 +220,37 @@ def _resolve_names(item, fmt):
     occupied = any(v[0] == "occ" for v in values)
     owners = sorted((v for v in values if v[0] == "own"), key=lambda v: v[1])
     owner = owners[-1][2] if owners else None  # the newest manifest's owner
-    keys = {s.key for s in sources}
+    keys = {_text(s.key) for s in sources}  # (manifests hold keys as displayed)
     if occupied:
         plain = None
     elif owner is not None:
         plain = owner if owner in keys else None
     else:
-        plain = sources[0].key if sources else None
+        plain = _text(sources[0].key) if sources else None
     for s in sources:
         natural = output_rel(s.rel, fmt)
-        if s.key == plain:
-            yield s, natural, ()
+        if _text(s.key) == plain:
+            yield Assignment(s, natural)
         else:
             why = ("an input file lies at that path" if occupied else
                    "a previous run's output has that name" if owner is not None and owner not in keys else
                    f"{len(sources)} inputs map to that name")
-            yield s, renamed_rel(natural, s.key), (f"output renamed: {natural!r} is taken ({why})",)
+            yield Assignment(s, renamed_rel(natural, s.key), (f"output renamed: {_text(natural)!r} is taken ({why})",))
 
 
 def _check_unique(item, output_dir):
     """Second line of defence: final names that still collide fail (all but the smallest key)."""
     _, named = item
-    named = sorted(named, key=lambda n: n[0].key)
+    named = sorted(named, key=lambda a: a.source.key)
     yield named[0]
-    for s, rel, _ in named[1:]:
+    for a in named[1:]:
         yield beam.pvalue.TaggedOutput(ROWS, manifest_row(
-            s.key, s.rel, FAILED, FileSystems.join(output_dir, rel), rel, stage="name",
-            error=f"output name {rel!r} collides with {named[0][0].key!r} after renaming"))
+            a.source.key, a.source.rel, FAILED, FileSystems.join(output_dir, a.rel), a.rel, stage="name",
+            error=f"output name {_text(a.rel)!r} collides with {_text(named[0].source.key)!r} after renaming"))
 
 
 class AssignOutputs(beam.PTransform):
-    """Sources -> ``(source, output_rel, notes)`` with injective output names; ``rows`` for the unresolvable.
+    """Sources -> `Assignment` with injective output names; ``rows`` for the unresolvable.
 
     Parameters
     ----------
@@ -265,7 +278,7 @@ class AssignOutputs(beam.PTransform):
             parts | "AllNames" >> beam.Flatten()
             | "GroupByName" >> beam.GroupByKey()
             | "Resolve" >> beam.FlatMap(_resolve_names, fmt)
-            | "ByFinalName" >> beam.Map(lambda n: (name_key(n[1]), n))
+            | "ByFinalName" >> beam.Map(lambda a: (name_key(a.rel), a))
             | "GroupByFinalName" >> beam.GroupByKey()
             | "Unique" >> beam.FlatMap(_check_unique, out).with_outputs(ROWS, main="named")
         )
@@ -282,7 +295,7 @@ def owners_from_manifest(filename_and_row, output_dir):
 
 @beam.typehints.with_output_types(typing.Tuple[str, typing.Any])
 class SkipFinishedDoFn(beam.DoFn):
-    """(source, out_rel, notes) -> same (main) or a ``skipped`` row when the output already exists.
+    """`Assignment` -> (reading unit, same) (main) or a ``skipped`` row when the output already exists.
 
     Outputs only ever appear by rename after verification, so an existing output is complete.
     """
@@ -292,7 +305,7 @@ class SkipFinishedDoFn(beam.DoFn):
         self.skipped = Metrics.counter("archive", "images_skipped")
 
     def process(self, named):
-        source, rel, notes = named
+        source, rel, notes = named.source, named.rel, named.notes
         try:
             out = safe_output_path(self.output_dir, rel)
         except ValueError as exc:
@@ -368,7 +381,7 @@ class _Failure(Exception):
 
 
 class ColorizeDoFn(beam.DoFn):
-    """(unit, [(source, out_rel, notes)]) -> one manifest row per source; colorized outputs written.
+    """(unit, [`Assignment`]) -> one manifest row per source; colorized outputs written.
 
     Parameters
     ----------
@@ -411,8 +424,8 @@ class ColorizeDoFn(beam.DoFn):
     # -- reading units ---------------------------------------------------------------------------
 
     def process(self, element):
-        _, items = element
-        items = sorted(items, key=lambda n: n[0].key)
+        _, assigned = element
+        items = sorted(((a.source, a.rel, a.notes) for a in assigned), key=lambda n: n[0].key)
         first = items[0][0]
         if not first.is_member:
             for source, rel, notes in items:

@@ -54,8 +54,28 @@ class ImageFile:
         return posixpath.splitext(self.rel)[0]
 
 
+def display(text):
+    """A string safe for Beam's coders, Parquet and CSV: bytes of file names that are not UTF-8 (which
+    Python keeps as surrogates) shown as backslash escapes."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def wire(path):
+    """A path as it can travel between Beam steps: unchanged, or as bytes when it is not valid UTF-8."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def unwire(path):
+    """The inverse of `wire`."""
+    return os.fsdecode(path) if isinstance(path, bytes) else path
+
+
 def dead_letter(path, stage, reason):
-    return {"path": path, "stage": stage, "reason": str(reason)}
+    return {"path": display(path), "stage": stage, "reason": display(reason)}
 
 
 def _is_glob(spec):
@@ -78,7 +98,7 @@ def _match(pattern):
     return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
 
 
-def _is_image_name(path):
+def is_image_name(path):
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
@@ -161,7 +181,7 @@ def expand_spec(spec: str, list_root: Optional[str] = None, exclude: Sequence[st
             if _is_glob(full):
                 found = _match(full)
             elif posixpath.splitext(entry)[1] == "":
-                found = [p for p in _match(full + ".*") if _is_image_name(p)]
+                found = [p for p in _match(full + ".*") if is_image_name(p)]
             else:
                 found = [full] if (FileSystems.exists(full) or os.path.islink(full)) else []
             if not found:
@@ -190,7 +210,7 @@ def expand_spec(spec: str, list_root: Optional[str] = None, exclude: Sequence[st
         for p in inside:
             if _under(p, exclude):
                 continue
-            if _is_image_name(p) or is_archive_name(p):
+            if is_image_name(p) or is_archive_name(p):
                 files.append((p, _rel(p, spec)))
             else:
                 dead.append(dead_letter(p, "list", "skipped: not an image file name"))
@@ -219,7 +239,7 @@ class ReadFileDoFn(beam.DoFn):
         self.read_failed = Metrics.counter("io", "files_unreadable")
 
     def process(self, item):
-        path, rel = item
+        path, rel = map(unwire, item)
         if is_archive_name(path):
             yield from self._archive(path, rel)
             return
@@ -246,7 +266,7 @@ class ReadFileDoFn(beam.DoFn):
                 if m.kind in ("refused", "failed"):
                     self.read_failed.inc()
                     yield beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", m.reason))
-                elif m.kind == "end" and not m.count:
+                elif m.kind == "end" and not m.count and not m.reason:
                     yield beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", "skipped: empty archive"))
                 elif m.kind == "file":
                     try:
@@ -291,7 +311,8 @@ class ExpandSpecDoFn(beam.DoFn):
         spec, list_root = item
         files, dead = expand_spec(spec, list_root, self.exclude, self.follow_symlinks)
         self.listed.inc(len(files))
-        yield from files
+        for path, rel in files:
+            yield wire(path), wire(rel)
         for d in dead:
             yield beam.pvalue.TaggedOutput(DEAD, d)
 

@@ -71,7 +71,8 @@ class Member:
 
     kind is ``file`` (readable with `spool`), ``archive`` (a nested archive being entered),
     ``refused`` (the entry is not read: `reason` says why), ``failed`` (reading stopped or a
-    region was lost: `reason`), ``end`` (the archive at `chain` ended; `count` entries seen).
+    region was lost: `reason`), ``end`` (the archive at `chain` ended; `count` entries seen;
+    `reason` set when it ended because it could not be read).
     """
 
     chain: tuple
@@ -192,6 +193,7 @@ def _walk_zip(fh, chain, limits, depth, descend, tmpdir):
     except Exception as exc:
         yield Member(chain, "failed", reason=f"unreadable zip archive ({type(exc).__name__}: {exc}); "
                                              "no member can be listed")
+        yield Member(chain, "end", reason="unreadable")
         return
     count = 0
     with zf:
@@ -226,6 +228,27 @@ def _tar_kind(m):
     return "special"
 
 
+def _decompressed(fh):
+    """A plain stream of a tar that may be gzip / bzip2 / xz compressed (by its magic bytes).
+
+    The standard decompressing readers are used instead of tarfile's own ``r|gz`` stream, whose
+    buffer handling turns highly compressed members quadratic (1000 MiB of zeros: 25 s to skip).
+    """
+    import bz2
+    import gzip
+    import lzma
+
+    head = fh.read(6)
+    fh.seek(0)
+    if head[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=fh, mode="rb")
+    if head[:3] == b"BZh":
+        return bz2.BZ2File(fh)
+    if head[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(fh)
+    return fh
+
+
 def _walk_tar(fh, chain, limits, depth, descend, tmpdir):
     import tarfile
 
@@ -233,7 +256,7 @@ def _walk_tar(fh, chain, limits, depth, descend, tmpdir):
     expected = 0  # offset where the next header should start in the uncompressed stream
     try:
         # ignore_zeros: a damaged header does not end the listing; the skipped region is reported below
-        with tarfile.open(fileobj=fh, mode="r|*", ignore_zeros=True) as tf:
+        with tarfile.open(fileobj=_decompressed(fh), mode="r|", ignore_zeros=True) as tf:
             for index, m in enumerate(tf):
                 if index >= limits.max_members:
                     yield Member(chain, "failed", reason=f"more than {limits.max_members} entries: the rest not read")
@@ -273,6 +296,8 @@ def _walk_tar(fh, chain, limits, depth, descend, tmpdir):
     except Exception as exc:  # truncated / corrupt stream: what was read stays, the rest is named here
         what = "unreadable tar archive" if not count else f"archive damaged or truncated after {count} entries"
         yield Member(chain, "failed", reason=f"{what} ({type(exc).__name__}: {exc}); the rest cannot be read")
+        yield Member(chain, "end", count=count, reason="unreadable")
+        return
     yield Member(chain, "end", count=count)
 
 
