@@ -17,7 +17,7 @@ import os
 import time
 from typing import List
 
-from .checksums import read_json_meta, sha256_file, write_json_atomic
+from .checksums import check_component, file_inside, read_json_meta, sha256_file, write_json_atomic
 from .clustering import Cluster
 
 BUNDLE_FILE = "bundle.json"
@@ -62,11 +62,27 @@ def is_bundle(path):
 def read_bundle(bundle_dir, verify=True):
     """Read and verify ``bundle.json``; returns (meta, clusters)."""
     meta = read_json_meta(bundle_dir, BUNDLE_FILE, BUNDLE_FORMAT, "model bundle")
-    if verify:
-        for rel, digest in meta["files"].items():
-            p = os.path.join(bundle_dir, rel)
-            if not os.path.exists(p):
-                raise FileNotFoundError(f"bundle file missing: {p}")
-            if sha256_file(p) != digest:
-                raise ValueError(f"bundle file altered or corrupt (checksum differs): {p}")
-    return meta, [Cluster.from_json(c) for c in meta["clusters"]]
+    files = meta.get("files")
+    if not isinstance(files, dict) or not isinstance(meta.get("clusters"), list):
+        raise ValueError(f"{bundle_dir}/{BUNDLE_FILE}: 'files' and 'clusters' missing or malformed")
+    for rel, digest in files.items():
+        p = file_inside(bundle_dir, rel)  # stays inside the bundle, a regular file of bounded size
+        if verify and sha256_file(p) != digest:
+            raise ValueError(f"bundle file altered or corrupt (checksum differs): {p}")
+    clusters = [Cluster.from_json(c) for c in meta["clusters"]]
+    for c in clusters:
+        check_component(c.cluster_id, "cluster id")
+    _check_params(meta.get("params", {}))
+    return meta, clusters
+
+
+def _check_params(params):
+    """Bundle parameters that size work at colorization time must be in range."""
+    bounds = {"selection_k": (1, 1000), "gist_size": (16, 1024)}
+    for key, (lo, hi) in bounds.items():
+        v = params.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            raise ValueError(f"bundle parameter {key} {v!r} out of range {lo}..{hi}")
+    layers = params.get("selection_layers")
+    if layers is not None and (not isinstance(layers, list) or not all(isinstance(x, int) for x in layers)):
+        raise ValueError(f"bundle parameter selection_layers {layers!r}: expected a list of layer numbers")

@@ -152,13 +152,20 @@ class Block:
         raise NotImplementedError
 
 
+def _bounded(what, value, lo, hi):
+    """`value` as an int within [lo, hi] (model metadata is checked before it sizes any work)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not lo <= value <= hi:
+        raise ValueError(f"{what} {value!r} out of range: expected a whole number in {lo}..{hi}")
+    return int(value)
+
+
 class PatchBlock(Block):
     """Low-level feature: the size x size luminance patch around the pixel."""
 
     name = "patch"
 
     def __init__(self, size=7):
-        self.size = int(size)
+        self.size = _bounded("patch size", size, 1, 31)
         self.dim = self.size * self.size
         self.margin = self.size // 2
 
@@ -175,8 +182,9 @@ class DaisyBlock(Block):
     name = "daisy"
 
     def __init__(self, radius=15, rings=1, histograms=3, orientations=8):
-        self.radius, self.rings = int(radius), int(rings)
-        self.histograms, self.orientations = int(histograms), int(orientations)
+        self.radius, self.rings = _bounded("DAISY radius", radius, 1, 64), _bounded("DAISY rings", rings, 1, 8)
+        self.histograms = _bounded("DAISY histograms", histograms, 1, 16)
+        self.orientations = _bounded("DAISY orientations", orientations, 1, 32)
         self.dim = (self.rings * self.histograms + 1) * self.orientations
         sigma = self.radius / 2.0
         # ring offset + Gaussian support + 1 for the forward difference

@@ -31,14 +31,42 @@ class RefineParams:
     sigma_space: float = 4.0
     scale: float = 1.0
 
+    #: Largest filter (pixels at the working resolution, ``diameter * scale``): cost grows with its square.
+    MAX_EFFECTIVE_DIAMETER = 64
+
+    def __post_init__(self):
+        import math
+
+        vals = (self.diameter, self.sigma_color, self.sigma_space, self.scale)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
+            raise ValueError(f"refinement {vals}: values must be finite numbers")
+        if self.diameter < 0 or self.diameter != int(self.diameter):
+            raise ValueError(f"refinement diameter {self.diameter}: expected a whole number >= 0 (0 = off)")
+        if not self.enabled:
+            return
+        if not 0 < self.scale <= 1:
+            raise ValueError(f"refinement scale {self.scale}: expected 0 < scale <= 1")
+        if self.diameter * self.scale > self.MAX_EFFECTIVE_DIAMETER or self.diameter > 16 * self.MAX_EFFECTIVE_DIAMETER:
+            raise ValueError(f"refinement diameter {self.diameter} at scale {self.scale} is too wide (at most "
+                             f"{self.MAX_EFFECTIVE_DIAMETER} pixels at the filter's resolution)")
+        if not 0 < self.sigma_color <= 10:
+            raise ValueError(f"refinement sigma_color {self.sigma_color}: expected 0 < sigma_color <= 10")
+        if not 0 < self.sigma_space <= 1024:
+            raise ValueError(f"refinement sigma_space {self.sigma_space}: expected 0 < sigma_space <= 1024")
+
     @classmethod
     def parse(cls, text):
         """From ``'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]'`` (``'0,0,0'`` = off); None stays None."""
         if text is None:
             return None
-        vals = [float(v) for v in str(text).split(",")]
+        try:
+            vals = [float(v) for v in str(text).split(",")]
+        except ValueError:
+            vals = []
         if not 3 <= len(vals) <= 4:
             raise ValueError(f"refinement {text!r}: expected 'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]'")
+        if vals[0] != int(vals[0]):
+            raise ValueError(f"refinement diameter {vals[0]}: expected a whole number")
         return cls(int(vals[0]), *vals[1:])
 
     @property

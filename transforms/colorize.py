@@ -233,8 +233,9 @@ def _resolve_names(item, fmt):
             yield Assignment(s, natural)
         else:
             why = ("an input file lies at that path" if occupied else
-                   "a previous run's output has that name" if owner is not None and owner not in keys else
-                   f"{len(sources)} inputs map to that name")
+                   f"a previous run's output for {plain} has that name" if owner is not None and owner in keys else
+                   "a previous run's output of an input not in this run has that name" if owner is not None else
+                   f"{len(sources)} inputs map to that name; {plain} keeps it")
             yield Assignment(s, renamed_rel(natural, s.key), (f"output renamed: {_text(natural)!r} is taken ({why})",))
 
 
