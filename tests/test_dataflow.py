@@ -83,7 +83,8 @@ def test_archive_evaluate_and_parser_job_graphs(images, model_dir, tmp_path):
     result = colorize_archive.run([f"--input={images}", f"--model={model_dir}", f"--output={tmp_path / 'o'}"]
                                   + dataflow_args(tmp_path, "--sdk_container_image=europe-docker.pkg.dev/p/r/colorize:1"))
     top, _, staged, envs = job_graph(result)
-    assert {"ListFiles", "SkipFinished", "ReadFiles", "Colorize", "WriteManifestParquet", "WriteManifestCsv"} <= top
+    assert {"ListFiles", "ExpandInputs", "AssignOutputs", "SkipFinished", "GroupReadingUnits", "Colorize",
+            "WriteManifestParquet", "WriteManifestCsv"} <= top
     assert_worker_package(staged)
     assert b"europe-docker.pkg.dev/p/r/colorize:1" in envs[0].payload  # custom container (Dockerfile)
 
