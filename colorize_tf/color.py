@@ -91,8 +91,18 @@ def recombine(y, uv):
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 
-def to_uint(img, bits=8):
-    """Quantise a [0, 1] float image to uint8 (bits=8) or uint16 (bits=16)."""
+def to_uint(img, bits=8, rows=256):
+    """Quantise a [0, 1] float image to uint8 (bits=8) or uint16 (bits=16).
+
+    Works in blocks of `rows` rows, so the float temporaries stay small for large images.
+    """
     peak = (1 << bits) - 1
-    out = np.rint(np.clip(img, 0.0, 1.0) * peak)
-    return out.astype(np.uint8 if bits == 8 else np.uint16)
+    img = np.asarray(img)
+    out = np.empty(img.shape, dtype=np.uint8 if bits == 8 else np.uint16)
+    if img.ndim == 0:
+        return np.uint8(np.rint(np.clip(img, 0.0, 1.0) * peak)) if bits == 8 else np.uint16(
+            np.rint(np.clip(img, 0.0, 1.0) * peak))
+    for r in range(0, img.shape[0], rows):
+        block = np.clip(img[r : r + rows], 0.0, 1.0) * peak
+        out[r : r + rows] = np.rint(block, out=block)
+    return out

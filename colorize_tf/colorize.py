@@ -76,9 +76,14 @@ def upsample_grid(small, shape, stride):
     h, w = shape
     if stride == 1:
         return small
-    map_x = np.ascontiguousarray(np.broadcast_to((np.arange(w, dtype=np.float32) / stride)[None, :], (h, w)))
-    map_y = np.ascontiguousarray(np.broadcast_to((np.arange(h, dtype=np.float32) / stride)[:, None], (h, w)))
-    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = np.empty((h, w) + small.shape[2:], dtype=small.dtype)
+    rows = max(1, (1 << 18) // max(1, w))  # maps for ~256 k pixels at a time, not two full-size float maps
+    map_x = np.ascontiguousarray(np.broadcast_to((np.arange(w, dtype=np.float32) / stride)[None, :], (rows, w)))
+    for r in range(0, h, rows):
+        n = min(rows, h - r)
+        map_y = np.ascontiguousarray(np.broadcast_to((np.arange(r, r + n, dtype=np.float32) / stride)[:, None], (n, w)))
+        out[r : r + n] = cv2.remap(small, map_x[:n], map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
 
 
 def default_stride(refine: RefineParams):

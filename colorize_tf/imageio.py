@@ -218,6 +218,16 @@ def _to_float(arr, bits):
     return arr.astype(np.float32) / float((1 << bits) - 1)
 
 
+def _luma(arr, bits, rows=256):
+    """BT.601 luminance (H, W) float32 in [0, 1] of an (H, W, 3+) integer RGB array, in row blocks (no float
+    copy of the whole colour image)."""
+    out = np.empty(arr.shape[:2], np.float32)
+    weights = np.array([0.299, 0.587, 0.114], np.float32) / float((1 << bits) - 1)
+    for r in range(0, arr.shape[0], rows):
+        out[r : r + rows] = arr[r : r + rows, :, :3] @ weights
+    return out
+
+
 def _transpose(img, notes):
     """Apply the EXIF orientation; a malformed orientation leaves the pixels as stored."""
     try:
@@ -260,12 +270,12 @@ def picture_from_pil(img, fmt=None, need_rgb=True):
             gray, alpha = _to_float(arr[..., 0], 8), _to_float(arr[..., 1], 8)
         else:
             arr = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
-            gray = luminance(_to_float(arr[..., :3], 8))
+            gray = _luma(arr, 8)
             rgb = _to_float(arr[..., :3], 8) if need_rgb else None
             alpha = _to_float(arr[..., 3], 8) if has_alpha else None
     else:  # RGB, CMYK, YCbCr, LAB, HSV, ...
         arr = np.asarray(img.convert("RGB"))
-        gray = luminance(_to_float(arr, 8))
+        gray = _luma(arr, 8)
         rgb = _to_float(arr, 8) if need_rgb else None
     return Picture(
         gray=np.ascontiguousarray(gray, dtype=np.float32),
@@ -420,8 +430,12 @@ def _decode_16bit_colour(data, img, fmt, need_rgb):
     arr = _read_16bit_colour(data, img, fmt)
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[:2] != (img.size[1], img.size[0]):
         raise ImageDecodeError(f"unsupported 16-bit colour {fmt} variant (cannot be decoded at 16 bits)")
-    rgb = _to_float(arr[..., :3], 16)
     alpha = _to_float(arr[..., 3], 16) if arr.shape[2] == 4 else None
+    if need_rgb:
+        rgb = _to_float(arr[..., :3], 16)
+        gray = None
+    else:  # luminance in row blocks: no float colour copy of a large scan
+        rgb, gray = None, _luma(arr, 16)
     del arr
     notes = []
     info = _safe_info(img, notes)
@@ -431,10 +445,11 @@ def _decode_16bit_colour(data, img, fmt, need_rgb):
         orientation = None
     k = {6: 3, 8: 1, 3: 2}.get(orientation, 0)  # EXIF rotation applied to the 16-bit pixels
     if k:
-        rgb = np.rot90(rgb, k)
+        rgb = None if rgb is None else np.rot90(rgb, k)
+        gray = None if gray is None else np.rot90(gray, k)
         alpha = None if alpha is None else np.rot90(alpha, k)
-    gray = np.ascontiguousarray(luminance(rgb))
-    return Picture(gray=gray, rgb=np.ascontiguousarray(rgb) if need_rgb else None,
+    gray = np.ascontiguousarray(luminance(rgb) if gray is None else gray)
+    return Picture(gray=gray, rgb=None if rgb is None else np.ascontiguousarray(rgb),
                    alpha=None if alpha is None else np.ascontiguousarray(alpha), bits=16, mode=img.mode + ";16",
                    format=fmt, info=info, notes=notes)
 
