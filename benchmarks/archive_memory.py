@@ -8,6 +8,9 @@
   through (pixels, peak RSS) gives the base RSS and the bytes per pixel that
   ``colorize_tf.imageio.BYTES_PER_PIXEL`` and ``pipelines.colorize_archive.BASE_RSS_MB`` hold,
   and the pixel limit a 2500 MB worker allows.
+* ``--pair MP``: two scans of MP megapixels in one folder, two worker threads
+  (``--direct_running_mode=multi_threading --direct_num_workers=2``): the per-process memory budget
+  keeps them from being colorized at the same time when both would not fit.
 * ``--hostile``: the generated hostile corpus of the tests (bombs, 1000 MiB zip members, ...) as a
   folder, a .tar.gz and a .zip: rows by status, peak RSS, wall time.
 """
@@ -63,6 +66,7 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
     p.add_argument("--sizes", default="4,12,24,36")
+    p.add_argument("--pair", type=float, default=0)
     p.add_argument("--hostile", action="store_true")
     args = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="archive_mem_")
@@ -88,6 +92,17 @@ def main(argv=None):
         slope, base = np.polyfit(x, y * (1 << 20), 1)
         print(f"fit: peak RSS = {base / (1 << 20):.0f} MB + {slope:.1f} bytes/pixel "
               f"-> a 2500 MB worker holds {(2500 * (1 << 20) - base) / slope / 1e6:.1f} M pixels")
+    if args.pair:
+        d = os.path.join(tmp, "pair")
+        os.makedirs(d)
+        for name in ("a.png", "b.png"):
+            w, h = scan(os.path.join(d, name), args.pair)
+        out = os.path.join(tmp, "out_pair")
+        rc, peak, sec, summary = run_job(args.model, d, out, ["--direct_running_mode=multi_threading",
+                                                             "--direct_num_workers=2"])
+        print(f"{'2 x ' + f'{w}x{h}' + ', 2 threads':<34} {2 * w * h:>11} {summary['done']:>6}/2 {peak:>12.0f} "
+              f"{sec:>8.1f}", flush=True)
+        shutil.rmtree(d)
     if args.hostile:
         sys.path.insert(0, os.path.join(ROOT, "tests"))
         import hostile

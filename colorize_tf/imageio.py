@@ -39,10 +39,13 @@ ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 #: Default limit on decoded pixels (width * height); see `pixel_limit_for_budget`.
 DEFAULT_MAX_PIXELS = 40_000_000
 #: Bytes of working memory per pixel of the colorization path at full resolution (decode, descriptors
-#: in tiles, chroma, refinement, recombination, 8-bit output, encoded bytes, verification), measured
-#: by ``benchmarks/archive_memory.py`` on 8-bit and 16-bit scans; used to turn a memory budget into a
-#: pixel limit and to bound the pixels in flight per worker.
-BYTES_PER_PIXEL = 40
+#: in tiles, chroma, refinement, recombination, output, encoded bytes, verification): measured by
+#: ``benchmarks/archive_memory.py`` as 16-23 for 8-bit gray scans and 26 for 16-bit RGB, rounded up.
+#: Used to turn a memory budget into a pixel limit and to bound the pixels in flight per worker.
+BYTES_PER_PIXEL = 28
+#: Resident size of a worker with TensorFlow, Beam and a model loaded, plus the fixed per-image work of
+#: a tiled image (descriptor tiles, inference chunks): 1.09 GB in the same measurement.
+BASE_RSS_BYTES = 1100 << 20
 
 _PIL_LIMIT_LOCK = threading.Lock()
 # Pillow's guard warns above MAX_IMAGE_PIXELS and refuses above twice that. Ours refuses above the
@@ -58,11 +61,8 @@ class OutputCheckError(ValueError):
     """Raised when an encoded output does not decode back to the image it should hold."""
 
 
-def pixel_limit_for_budget(budget_bytes, base_bytes=900 << 20, bytes_per_pixel=BYTES_PER_PIXEL):
-    """Largest image (pixels) one worker can colorize within `budget_bytes` of RSS.
-
-    `base_bytes` is the worker's resident size with TensorFlow and a model loaded (measured ~0.8-0.9 GB).
-    """
+def pixel_limit_for_budget(budget_bytes, base_bytes=BASE_RSS_BYTES, bytes_per_pixel=BYTES_PER_PIXEL):
+    """Largest image (pixels) one worker can colorize within `budget_bytes` of resident memory."""
     return max(0, int((budget_bytes - base_bytes) // bytes_per_pixel))
 
 
@@ -497,8 +497,9 @@ def encode_image(rgb, fmt="PNG", alpha=None, bits=8, info=None, quality=95):
     if output_bits(bits, fmt) == 16:
         import cv2
 
-        chans = [rgb[..., 2], rgb[..., 1], rgb[..., 0]] + ([alpha] if alpha is not None else [])
-        arr = to_uint(np.stack(chans, axis=-1), 16)
+        arr = to_uint(rgb[..., ::-1], 16)  # BGR for OpenCV, quantised in row blocks
+        if alpha is not None:
+            arr = np.dstack([arr, to_uint(alpha, 16)])
         ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", arr)
         if not ok:
             raise ValueError(f"could not encode 16-bit {fmt}")

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from colorize_tf.imageio import DEFAULT_MAX_PIXELS, pixel_limit_for_budget
+from colorize_tf.imageio import BASE_RSS_BYTES, DEFAULT_MAX_PIXELS, pixel_limit_for_budget
 from transforms.colorize import (
     FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, OCCUPIED, ROWS, SKIPPED, AssignOutputs, ColorizeDoFn,
     ExpandInputsDoFn, SkipFinishedDoFn, dead_to_row, owners_from_manifest,
@@ -46,8 +46,7 @@ from .options import JobOptions, UsageError, is_dry_run, job_args, main_entry, r
 log = logging.getLogger(__name__)
 MANIFEST_DIR = "_manifest"
 FORMATS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
-#: Worker resident size with TensorFlow and a model loaded (measured 0.8-0.9 GB; see README).
-BASE_RSS_MB = 900
+BASE_RSS_MB = BASE_RSS_BYTES >> 20
 
 
 class FailureThresholdExceeded(RuntimeError):
