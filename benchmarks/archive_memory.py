@@ -28,20 +28,28 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_job(model, inp, out, extra=()):
-    """(exit status, peak RSS MB, seconds, summary or None) of one archive job in a fresh process."""
-    cmd = [sys.executable, "-m", "pipelines.colorize_archive", f"--input={inp}", f"--model={model}",
-           f"--output={out}", "--runner=FnApiRunner", *extra]
+def measure_job(args):
+    """Run ``pipelines.colorize_archive ARGS`` in a fresh process: (exit status, peak RSS MB, seconds, stderr).
+
+    A wrapper process whose only child is the job reads the job's peak from RUSAGE_CHILDREN.
+    """
+    cmd = [sys.executable, "-m", "pipelines.colorize_archive", *args, "--runner=FnApiRunner"]
     probe = ("import json, resource, subprocess, sys, time; t = time.time(); "
-             f"r = subprocess.run({cmd!r}, capture_output=True); "
+             f"r = subprocess.run({cmd!r}, capture_output=True, text=True); "
              "print(json.dumps([r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-             "time.time() - t]))")
+             "time.time() - t, r.stderr[-3000:]]))")
     res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    rc, peak_kb, sec = json.loads(res.stdout.strip().splitlines()[-1])
+    rc, peak_kb, sec, err = json.loads(res.stdout.strip().splitlines()[-1])
+    return rc, peak_kb / 1024.0, sec, err
+
+
+def run_job(model, inp, out, extra=()):
+    """(exit status, peak RSS MB, seconds, summary or None) of one archive job."""
+    rc, peak, sec, _ = measure_job([f"--input={inp}", f"--model={model}", f"--output={out}", *extra])
     summ = sorted(f for f in os.listdir(os.path.join(out, "_manifest")) if f.startswith("summary-")) \
         if os.path.isdir(os.path.join(out, "_manifest")) else []
     summary = json.load(open(os.path.join(out, "_manifest", summ[-1]))) if summ else None
-    return rc, peak_kb / 1024.0, sec, summary
+    return rc, peak, sec, summary
 
 
 def scan(path, megapixels, bits=8):

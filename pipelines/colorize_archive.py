@@ -251,10 +251,19 @@ def clean_temporaries(output_dir):
     return len(dirs)
 
 
+def _absolute(path):
+    """Local paths made absolute (listed inputs and the output folder compare as strings); others unchanged."""
+    if path is None or is_remote(path):
+        return path
+    trail = "/" if path.endswith("/") and len(path) > 1 else ""
+    return os.path.abspath(path) + trail
+
+
 def run(argv=None):
     options = PipelineOptions(argv)
     opts = job_args(options)
     check_options(opts)
+    opts.input, opts.output, opts.list_root = _absolute(opts.input), _absolute(opts.output), _absolute(opts.list_root)
     output_exclusions(opts.input, opts.output)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     manifest_dir = FileSystems.join(opts.output, MANIFEST_DIR)

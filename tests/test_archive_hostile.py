@@ -9,10 +9,7 @@ job's peak resident memory under 2.5 GB.
 import csv
 import hashlib
 import io
-import json
 import os
-import subprocess
-import sys
 import tarfile
 import zipfile
 
@@ -21,7 +18,6 @@ import pytest
 from PIL import Image
 
 import hostile
-from conftest import ROOT
 
 PEAK_RSS_LIMIT_MB = 2500
 
@@ -52,14 +48,10 @@ def tree_hashes(root):
 
 def run_job(args):
     """Run the archive job in a fresh process; (exit status, peak RSS MB of the job, stderr)."""
-    cmd = [sys.executable, "-m", "pipelines.colorize_archive", *args, "--runner=FnApiRunner"]
-    probe = ("import json, resource, subprocess, sys; "
-             f"r = subprocess.run({cmd!r}, capture_output=True, text=True); "
-             "print(json.dumps([r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-             "r.stderr[-3000:]]))")
-    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    rc, peak_kb, err = json.loads(res.stdout.strip().splitlines()[-1])
-    return rc, peak_kb / 1024.0, err
+    from benchmarks.archive_memory import measure_job
+
+    rc, peak_mb, _, err = measure_job(args)
+    return rc, peak_mb, err
 
 
 def read_csv_rows(out):

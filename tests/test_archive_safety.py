@@ -122,7 +122,9 @@ def test_collisions_get_distinct_names_and_previous_owners_keep_theirs(model_dir
     assert rows2["in/a.jpg"]["output_rel"] == "a.png" and rows2["in/a.png"]["output_rel"] == new["output_rel"]
 
 
-def test_output_inside_input_is_excluded_and_output_equal_to_input_refused(model_dir, tmp_path, capsys):
+def test_output_inside_input_is_excluded_and_output_equal_to_input_refused(model_dir, tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
     src = tmp_path / "photos"
     _png(str(src / "one.png"), seed=3, gray=True)
     out = src / "colorized"
@@ -132,6 +134,10 @@ def test_output_inside_input_is_excluded_and_output_equal_to_input_refused(model
     assert sorted(p.name for p in out.iterdir()) == ["_manifest", "one.png"]
     assert _main([f"--input={src}", f"--model={model_dir}", f"--output={src}/"]) == 2
     assert "is the input folder" in capsys.readouterr().err
+    # the same with the input given as an absolute path and the output relative to the working folder
+    os.chdir(tmp_path)
+    assert _main([f"--input={src}", f"--model={model_dir}", "--output=photos/colorized"]) == 0
+    assert list(_rows(out)) == ["one.png"] and _rows(out)["one.png"]["status"] == "skipped"
 
 
 def test_only_own_temporaries_are_deleted(model_dir, scans, tmp_path):
