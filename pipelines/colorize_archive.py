@@ -85,7 +85,8 @@ class ArchiveOptions(PipelineOptions):
                                  "the processed inputs failed.")
         parser.add_argument("--lock_stale_minutes", type=float, default=30.0,
                             help="A lock from another host whose heartbeat is older than this is taken over.")
-        parser.add_argument("--refine_params", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
+        parser.add_argument("--refine_params", default=None,
+                            help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
         parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (64-8192; 0 = no tiling).")
         parser.add_argument("--chroma_max_side", type=int, default=0,
                             help="Predict chroma with the longer side reduced to this (0 = full resolution; else "

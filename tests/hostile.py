@@ -469,7 +469,8 @@ def files():
     add("archives/specials.tar", tar_with_specials(), None)
     expect.update({"archives/specials.tar!ok.png": ("done", ""), "archives/specials.tar!sym.png": ("failed", "link"),
                    "archives/specials.tar!hard.png": ("failed", "link"),
-                   "archives/specials.tar!dev": ("failed", "device"), "archives/specials.tar!fifo": ("failed", "device"),
+                   "archives/specials.tar!dev": ("failed", "device"),
+                   "archives/specials.tar!fifo": ("failed", "device"),
                    "archives/specials.tar!../up.png": ("failed", "'..'"),
                    "archives/specials.tar!/abs.png": ("failed", "absolute")})
     add("archives/n1.zip", nested(), None)
@@ -483,7 +484,8 @@ def files():
                    "archives/duplicates.zip!.hidden.png": ("done", ""),
                    "archives/duplicates.zip!hidden.png": ("done", "")})
     add("archives/duplicates.tar", make_tar([("dup.png", a1), ("dup.png", a2)]), None)
-    expect.update({"archives/duplicates.tar!dup.png#0": ("done", ""), "archives/duplicates.tar!dup.png#1": ("done", "")})
+    expect.update({"archives/duplicates.tar!dup.png#0": ("done", ""),
+                   "archives/duplicates.tar!dup.png#1": ("done", "")})
     add("archives/many_small.zip", make_zip([(f"s{i:03d}.png", _save(Image.fromarray(photo(12, 16, seed=i)), "PNG"))
                                              for i in range(60)]), None)
     for i in range(60):

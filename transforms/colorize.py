@@ -176,8 +176,8 @@ class ExpandInputsDoFn(beam.DoFn):
         try:
             events = self._list(path)
         except Exception as exc:  # the archive cannot even be opened
-            yield beam.pvalue.TaggedOutput(ROWS, manifest_row(path, rel, FAILED, stage="archive",
-                                                              error=f"unreadable archive ({type(exc).__name__}: {exc})"))
+            reason = f"unreadable archive ({type(exc).__name__}: {exc})"
+            yield beam.pvalue.TaggedOutput(ROWS, manifest_row(path, rel, FAILED, stage="archive", error=reason))
             return
         files = [m for m in events if m.kind in ("file", "refused")]
         seen, duplicated = set(), set()

@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from .fs import is_remote, read_bytes
-from .sources import Limits, MemberError, archive_stem, is_archive_name, member_rel, walk_archive
+from .sources import Limits, MemberError, is_archive_name, member_rel, walk_archive
 
 #: File names taken as images (the content decides the format; see colorize_tf.imageio.DECODE_FORMATS).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".webp",
@@ -120,7 +120,8 @@ def _walk_local(root, follow_symlinks):
         for n in sorted(dirs):
             p = os.path.join(d, n)
             if os.path.islink(p) and not follow_symlinks:
-                dead.append(dead_letter(p, "list", "symbolic link to a folder refused (--follow_symlinks follows links)"))
+                dead.append(dead_letter(p, "list",
+                                        "symbolic link to a folder refused (--follow_symlinks follows links)"))
         for n in sorted(names):
             p = os.path.join(d, n)
             if os.path.islink(p) and not follow_symlinks:
