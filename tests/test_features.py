@@ -74,3 +74,32 @@ def test_sampling_distinct_reproducible_and_edge_weighted(camera):
     g = features.gradient_magnitude(camera)
     assert g[a[:, 0], a[:, 1]].mean() > 2 * g[u[:, 0], u[:, 1]].mean()
     assert len(features.sample_pixels(camera[:10, :10], 5000)) == 100  # capped at the pixel count
+
+
+def test_read_files_from_archives_for_the_feature_jobs(tmp_path):
+    """Feature / evaluation jobs read archive members through the same walker: damaged members are dead
+    letters and the members after them are still read; nested archives are entered."""
+    import io
+
+    import apache_beam as beam
+    import numpy as np
+    from PIL import Image
+
+    import hostile
+    from transforms.io import DEAD, ReadFileDoFn
+
+    path = tmp_path / "box.zip"
+    inner = hostile.make_zip([("deep.png", hostile._save(Image.fromarray(hostile.photo(seed=5)), "PNG"))])
+    data = bytearray(hostile.make_zip([("a.png", hostile._save(Image.fromarray(hostile.photo(seed=1)), "PNG")),
+                                       ("b.png", hostile._save(Image.fromarray(hostile.photo(seed=2)), "PNG")),
+                                       ("c.png", hostile._save(Image.fromarray(hostile.photo(seed=3)), "PNG")),
+                                       ("inner.zip", inner)], compression=0))
+    i = data.index(b"b.png") + 5 + 300  # corrupt b.png's stored bytes: its CRC fails
+    data[i : i + 20] = bytes(20)
+    path.write_bytes(bytes(data))
+    out = list(ReadFileDoFn(1 << 20).process((str(path), "box.zip")))
+    files = [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)]
+    dead = [o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == DEAD]
+    assert [f.rel for f in files] == ["box/a.png", "box/c.png", "box/inner/deep.png"]
+    assert [d["path"].split("!", 1)[1] for d in dead] == ["b.png"] and "CRC" in dead[0]["reason"]
+    assert np.asarray(Image.open(io.BytesIO(files[1].data))).shape == (48, 64, 3)

@@ -257,6 +257,13 @@ class ReadFileDoFn(beam.DoFn):
         yield ImageFile(path=path, rel=rel, data=data)
 
     def _archive(self, path, rel):
+        try:
+            yield from self._members(path, rel)
+        except Exception as exc:  # the archive cannot be opened at all
+            self.read_failed.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(path, "archive", f"{type(exc).__name__}: {exc}"))
+
+    def _members(self, path, rel):
         import tempfile
 
         limits = Limits(max_bytes=self.max_bytes or Limits().max_bytes)
