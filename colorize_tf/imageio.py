@@ -43,9 +43,11 @@ DEFAULT_MAX_PIXELS = 40_000_000
 #: ``benchmarks/archive_memory.py`` as 16-23 for 8-bit gray scans and 26 for 16-bit RGB, rounded up.
 #: Used to turn a memory budget into a pixel limit and to bound the pixels in flight per worker.
 BYTES_PER_PIXEL = 28
-#: Resident size of a worker with TensorFlow, Beam and a model loaded, plus the fixed per-image work of
-#: a tiled image (descriptor tiles, inference chunks): 1.09 GB in the same measurement.
+#: Resident size of a worker with TensorFlow, Beam and a model loaded, plus the fixed work of one tiled
+#: image: 1.09 GB in the same measurement.
 BASE_RSS_BYTES = 1100 << 20
+#: Fixed work of each further image in flight in the same process (descriptor tiles, inference chunks).
+PER_IMAGE_BYTES = 256 << 20
 
 _PIL_LIMIT_LOCK = threading.Lock()
 # Pillow's guard warns above MAX_IMAGE_PIXELS and refuses above twice that. Ours refuses above the
@@ -63,7 +65,12 @@ class OutputCheckError(ValueError):
 
 def pixel_limit_for_budget(budget_bytes, base_bytes=BASE_RSS_BYTES, bytes_per_pixel=BYTES_PER_PIXEL):
     """Largest image (pixels) one worker can colorize within `budget_bytes` of resident memory."""
-    return max(0, int((budget_bytes - base_bytes) // bytes_per_pixel))
+    return max(0, int((budget_bytes - base_bytes - PER_IMAGE_BYTES) // bytes_per_pixel))
+
+
+def work_bytes(width, height):
+    """Memory to reserve for colorizing one image of `width` x `height` (see `BYTES_PER_PIXEL`)."""
+    return width * height * BYTES_PER_PIXEL + PER_IMAGE_BYTES
 
 
 # Magic numbers of formats seen in archives, to name what is refused ("unsupported format: ICO").

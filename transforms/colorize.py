@@ -41,8 +41,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from colorize_tf.imageio import (
-    BYTES_PER_PIXEL, DEFAULT_MAX_PIXELS, ImageDecodeError, OutputCheckError, decode_image, encode_image,
-    normalise_format, output_bits, verify_encoded,
+    DEFAULT_MAX_PIXELS, ImageDecodeError, OutputCheckError, decode_image, encode_image,
+    normalise_format, output_bits, verify_encoded, work_bytes,
 )
 
 from .io import display, is_image_name, unwire
@@ -495,7 +495,7 @@ class ColorizeDoFn(beam.DoFn):
 
             def reserve(w, h):
                 nonlocal reserved
-                reserved = self.budget.reserve(w * h * BYTES_PER_PIXEL)
+                reserved = self.budget.reserve(work_bytes(w, h))
 
             try:
                 pic = decode_image(local or source.path, max_pixels=self.max_pixels, need_rgb=False, on_size=reserve)
