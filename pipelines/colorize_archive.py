@@ -266,7 +266,8 @@ def run(argv=None):
     check_options(opts)
     opts.input, opts.output, opts.list_root = _absolute(opts.input), _absolute(opts.output), _absolute(opts.list_root)
     output_exclusions(opts.input, opts.output)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    now = time.time()  # stamps sort in run order (microseconds: two runs in one second stay ordered)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now % 1 * 1e6):06d}-" + uuid.uuid4().hex[:6]
     manifest_dir = FileSystems.join(opts.output, MANIFEST_DIR)
     tmp_dir = FileSystems.join(manifest_dir, f"tmp-{stamp}")
     if is_dry_run(options):

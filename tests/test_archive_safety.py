@@ -199,3 +199,11 @@ def test_symlinks_refused_unless_followed(model_dir, scans, tmp_path):
     out2 = tmp_path / "out2"
     assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out2}", "--follow_symlinks"]) == 0
     assert _rows(out2)["scans/link.png"]["status"] == "done" and (out2 / "link.png").exists()
+
+
+def test_zip_members_spread_over_a_bounded_number_of_reading_units():
+    from transforms.colorize import ZIP_UNITS, reading_unit
+
+    assert len({reading_unit("a.zip", i, 100000) for i in range(100000)}) <= ZIP_UNITS  # directory read <= 256x
+    assert len({reading_unit("a.zip", i, 10) for i in range(10)}) == 10  # small zips: one member per worker task
+    assert {reading_unit("a.tar.gz", i, 10) for i in range(10)} == {"a.tar.gz"}  # a tar is one stream

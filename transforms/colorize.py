@@ -48,7 +48,7 @@ from colorize_tf.imageio import (
 from .io import display, is_image_name, unwire
 from .sources import (
     Limits, MemberError, Source, chain_key, copy_to_local, is_archive_name,
-    member_rel, remove_quietly, unsafe_member_reason, walk_archive, walk_zip_member,
+    member_rel, remove_quietly, unsafe_member_reason, walk_archive, walk_zip_members,
 )
 
 log = logging.getLogger(__name__)
@@ -149,11 +149,21 @@ def relative_to(path, root):
     return path[len(root) + 1 :] if path.startswith(root + "/") else None
 
 
+#: A zip's members are read in at most this many units (each opens the zip and reads its directory).
+ZIP_UNITS = 256
+
+
+def reading_unit(path, index, members):
+    """What one worker reads in one go: a file or a whole tar (a stream) is one unit; a zip's members are
+    spread over up to `ZIP_UNITS` units of consecutive entries (random access), so its directory is read
+    a bounded number of times however many members it has."""
+    if not path.lower().endswith(".zip"):
+        return display(path)
+    return display(f"{path}!#{index // max(1, -(-members // ZIP_UNITS))}")
+
+
 def unit_key(source):
-    """What one worker reads in one go: a file, a zip member (random access) or a whole tar (a stream)."""
-    if source.chain and source.path.lower().endswith(".zip"):
-        return display(f"{source.path}!#{source.chain[0][0]}")
-    return display(source.path)
+    return source.unit or display(source.path)
 
 
 class ExpandInputsDoFn(beam.DoFn):
@@ -180,6 +190,7 @@ class ExpandInputsDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ROWS, manifest_row(path, rel, FAILED, stage="archive", error=reason))
             return
         files = [m for m in events if m.kind in ("file", "refused")]
+        top = sum(1 for m in files if len(m.chain) == 1) or 1
         seen, duplicated = set(), set()
         for m in files:  # names that repeat inside one archive get '#index' in their keys
             ident = (m.chain[:-1], m.chain[-1][1])
@@ -194,7 +205,8 @@ class ExpandInputsDoFn(beam.DoFn):
                 r = rel
                 for _, name in m.chain:
                     r = member_rel(r, name)
-                yield Source(key=key, rel=r, path=path, chain=m.chain, size=m.size)
+                yield Source(key=key, rel=r, path=path, chain=m.chain, size=m.size,
+                             unit=reading_unit(path, m.chain[0][0], top))
             elif m.kind in ("refused", "failed"):
                 self.refused.inc()
                 yield beam.pvalue.TaggedOutput(ROWS, manifest_row(key, "", FAILED, stage="archive", error=m.reason))
@@ -458,8 +470,8 @@ class ColorizeDoFn(beam.DoFn):
     def _members(self, fh, first, prefixes, want):
         """Events of the archive holding `first`'s unit, entering only nested archives with wanted members."""
         descend = prefixes.__contains__
-        if first.path.lower().endswith(".zip"):  # random access: this unit is one zip member (and its nest)
-            yield from walk_zip_member(fh, first.chain[0][0], self.limits, descend, self.local_tmp)
+        if first.path.lower().endswith(".zip"):  # random access: only this unit's entries (and their nests)
+            yield from walk_zip_members(fh, {c[0][0] for c in want}, self.limits, descend, self.local_tmp)
             return
         yield from walk_archive(fh, first.path, self.limits, descend=descend, tmpdir=self.local_tmp)
 

@@ -59,6 +59,7 @@ class Source:
     path: str  # the top-level file on its filesystem
     chain: Tuple[Tuple[int, str], ...] = ()
     size: int = -1  # declared bytes (-1: unknown)
+    unit: str = ""  # what one worker reads in one go (see transforms.colorize.reading_unit); "" = the file
 
     @property
     def is_member(self):
@@ -347,15 +348,18 @@ def walk_archive(fh, name, limits=Limits(), chain=(), depth=1, descend=lambda ch
     yield from walker(fh, chain, limits, depth, descend, tmpdir or tempfile.gettempdir())
 
 
-def walk_zip_member(fh, index, limits=Limits(), descend=lambda chain: True, tmpdir=None) -> Iterator[Member]:
-    """Events for entry `index` of the zip open in `fh` alone (random access), and what is nested in it."""
+def walk_zip_members(fh, indices, limits=Limits(), descend=lambda chain: True, tmpdir=None) -> Iterator[Member]:
+    """Events for the entries `indices` of the zip open in `fh` (random access: the others are not read),
+    and what is nested in them."""
     import zipfile
 
     with zipfile.ZipFile(fh) as zf:
-        info = zf.infolist()[index]
-        yield from _member_or_nested(((index, info.filename),), info.filename, info.file_size,
-                                     _spool_zip_member(zf, info, limits.max_bytes), limits, 1, descend,
-                                     tmpdir or tempfile.gettempdir())
+        infos = zf.infolist()
+        for index in sorted(indices):
+            info = infos[index]
+            yield from _member_or_nested(((index, info.filename),), info.filename, info.file_size,
+                                         _spool_zip_member(zf, info, limits.max_bytes), limits, 1, descend,
+                                         tmpdir or tempfile.gettempdir())
 
 
 def copy_to_local(fs_open, path, tmpdir, cap):
