@@ -387,8 +387,12 @@ def decode_image(source, max_pixels=DEFAULT_MAX_PIXELS, need_rgb=True, on_size=N
                 raise
             except Exception as exc:
                 raise ImageDecodeError(_reason(exc, fmt)) from None
-            if getattr(img, "n_frames", 1) > 1:
-                pic.notes.append(f"first of {img.n_frames} frames used")
+            try:  # (is_animated looks one frame ahead; counting frames could walk a crafted file for long)
+                several = bool(getattr(img, "is_animated", False))
+            except Exception:
+                several = False
+            if several:
+                pic.notes.append("first frame used (the file holds several)")
             return pic
     finally:
         if owned:
