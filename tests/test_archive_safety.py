@@ -207,3 +207,16 @@ def test_zip_members_spread_over_a_bounded_number_of_reading_units():
     assert len({reading_unit("a.zip", i, 100000) for i in range(100000)}) <= ZIP_UNITS  # directory read <= 256x
     assert len({reading_unit("a.zip", i, 10) for i in range(10)}) == 10  # small zips: one member per worker task
     assert {reading_unit("a.tar.gz", i, 10) for i in range(10)} == {"a.tar.gz"}  # a tar is one stream
+
+
+def test_a_list_naming_a_file_twice_reads_it_once(model_dir, scans, tmp_path):
+    lst = tmp_path / "list.txt"
+    lst.write_text("scans/p0.png\nscans/p1.png\nscans/p0.png\n")
+    out = tmp_path / "out"
+    assert _main([f"--input={lst}", f"--model={model_dir}", f"--output={out}"]) == 0
+    from pipelines.colorize_archive import read_manifest
+
+    got = sorted((os.path.basename(r["input"]), r["status"], r["error"]) for r in read_manifest(str(out)))
+    assert got == [("p0.png", "done", ""), ("p0.png", "skipped", "skipped: listed more than once (read once)"),
+                   ("p1.png", "done", "")]
+    assert sorted(str(p.relative_to(out)) for p in out.glob("scans/*.png")) == ["scans/p0.png", "scans/p1.png"]

@@ -159,16 +159,19 @@ def expand_spec(spec: str, list_root: Optional[str] = None, exclude: Sequence[st
     dead : list of dead-letter dicts (list entries that match nothing,
         non-image files inside a directory, refused links)
     """
-    files, dead = [], []
+    files, dead, seen = [], [], set()
     spec = spec.rstrip("/") if len(spec) > 1 else spec
 
     def take(path, rel):
         if _under(path, exclude):
             return
         reason = _link_reason(path, follow_symlinks)
-        if reason:
+        if path in seen:  # a list naming one file twice: one input, and a row for the repeat
+            dead.append(dead_letter(path, "list", "skipped: listed more than once (read once)"))
+        elif reason:
             dead.append(dead_letter(path, "list", reason))
         else:
+            seen.add(path)
             files.append((path, rel))
 
     if spec.lower().endswith(LIST_EXTENSIONS) and not _is_glob(spec) and FileSystems.exists(spec):

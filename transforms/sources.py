@@ -42,12 +42,13 @@ class Limits:
     max_depth : int
         Archives nested deeper than this are refused (1 = archives hold no archives).
     max_members : int
-        Entries read from one archive; the rest are reported as one row.
+        Entries read from one archive (their listing is held while the archive is expanded); the rest are
+        reported as one row.
     """
 
     max_bytes: int = 384 << 20
     max_depth: int = 3
-    max_members: int = 1_000_000
+    max_members: int = 250_000
 
 
 @dataclasses.dataclass(frozen=True)
