@@ -489,6 +489,9 @@ def files():
     add("archives/duplicates.tar", make_tar([("dup.png", a1), ("dup.png", a2)]), None)
     expect.update({"archives/duplicates.tar!dup.png#0": ("done", ""),
                    "archives/duplicates.tar!dup.png#1": ("done", "")})
+    add("archives/long_name.tar", make_tar([("x" * 300 + ".png", _save(Image.fromarray(photo(seed=92)), "PNG"))]),
+        None)
+    expect["archives/long_name.tar!" + "x" * 300 + ".png"] = ("failed", "name too long")
     add("archives/many_small.zip", make_zip([(f"s{i:03d}.png", _save(Image.fromarray(photo(12, 16, seed=i)), "PNG"))
                                              for i in range(60)]), None)
     for i in range(60):

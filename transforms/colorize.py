@@ -325,7 +325,14 @@ class SkipFinishedDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ROWS, manifest_row(source.key, source.rel, FAILED, stage="name",
                                                               error=f"unsafe output path: {exc}"))
             return
-        if not self.force and FileSystems.exists(out):
+        try:
+            exists = FileSystems.exists(out)
+        except Exception as exc:  # e.g. a name the output filesystem cannot hold
+            yield beam.pvalue.TaggedOutput(ROWS, manifest_row(source.key, source.rel, FAILED, out, rel, stage="output",
+                                                              error=f"output path unusable ({type(exc).__name__}: "
+                                                                    f"{exc})", notes=notes))
+            return
+        if not self.force and exists:
             self.skipped.inc()
             yield beam.pvalue.TaggedOutput(ROWS, manifest_row(source.key, source.rel, SKIPPED, out, rel,
                                                               stage="output", error="output exists", notes=notes))
@@ -593,7 +600,15 @@ class ColorizeDoFn(beam.DoFn):
             raise
         except Exception as exc:
             _delete_quietly(tmp)
-            raise _Failure("write", f"{type(exc).__name__}: {exc}") from None
+            raise _Failure("write", _cause(exc)) from None
+
+
+def _cause(exc):
+    """``Class: message`` of an exception, or of the first one a Beam filesystem error wraps."""
+    details = getattr(exc, "exception_details", None)
+    if isinstance(details, dict) and details:
+        exc = next(iter(details.values()))
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _delete_quietly(path):
