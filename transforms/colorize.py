@@ -608,6 +608,9 @@ def _cause(exc):
     details = getattr(exc, "exception_details", None)
     if isinstance(details, dict) and details:
         exc = next(iter(details.values()))
+    if isinstance(exc, OSError) and exc.strerror:  # name the destination, not this run's temporary file
+        where = exc.filename2 or exc.filename
+        return f"{type(exc).__name__}: {exc.strerror}" + (f" ({where})" if where else "")
     return f"{type(exc).__name__}: {exc}"
 
 
