@@ -608,6 +608,8 @@ def _cause(exc):
     details = getattr(exc, "exception_details", None)
     if isinstance(details, dict) and details:
         exc = next(iter(details.values()))
+    while isinstance(exc, OSError) and not exc.strerror and exc.args and isinstance(exc.args[0], OSError):
+        exc = exc.args[0]  # Beam wraps the OSError in another
     if isinstance(exc, OSError) and exc.strerror:  # name the destination, not this run's temporary file
         where = exc.filename2 or exc.filename
         return f"{type(exc).__name__}: {exc.strerror}" + (f" ({where})" if where else "")
