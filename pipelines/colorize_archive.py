@@ -37,7 +37,7 @@ from transforms.colorize import (
     FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, OCCUPIED, ROWS, SKIPPED, AssignOutputs, ColorizeDoFn,
     ExpandInputsDoFn, SkipFinishedDoFn, dead_to_row, owners_from_manifest,
 )
-from transforms.fs import OutputLock, OutputLockError, is_remote
+from transforms.fs import OutputLock, OutputLockError, delete_tree, is_remote
 from transforms.io import DEAD, ListFiles
 from transforms.sources import Limits
 
@@ -238,15 +238,16 @@ def read_manifest(output_dir, stamp=None):
 def clean_temporaries(output_dir):
     """Delete the temporary folders of earlier runs of this job (``_manifest/tmp-*``): only files this job
     created live there. Called while holding the output lock."""
-    pattern = FileSystems.join(output_dir, MANIFEST_DIR, "tmp-*")
-    found = FileSystems.match([pattern])[0].metadata_list
-    dirs = sorted({m.path for m in found})
-    if not is_remote(output_dir):
+    manifest_dir = FileSystems.join(output_dir, MANIFEST_DIR)
+    if is_remote(output_dir):  # object stores: the run folders are prefixes of the objects under them
+        found = FileSystems.match([FileSystems.join(manifest_dir, "tmp-*", "**")])[0].metadata_list
+        dirs = sorted({m.path[: m.path.index("/", len(manifest_dir) + 1)] for m in found})
+    else:
         import glob
 
         dirs = sorted(glob.glob(os.path.join(output_dir, MANIFEST_DIR, "tmp-*")))
     for d in dirs:
-        FileSystems.delete([d])
+        delete_tree(d)
     if dirs:
         log.info("removed %d temporary folder(s) of interrupted runs", len(dirs))
     return len(dirs)
@@ -297,7 +298,7 @@ def run(argv=None):
         summary = summarise(rows, time.time() - t0, stamp, FileSystems.join(manifest_dir, f"manifest-{stamp}.parquet"))
         with FileSystems.create(FileSystems.join(manifest_dir, f"summary-{stamp}.json")) as fh:
             fh.write(json.dumps(summary, indent=1).encode())
-        _delete_tree(tmp_dir)
+        delete_tree(tmp_dir)
     finally:
         lock.release()
     log.info("inputs %d = done %d + skipped %d + failed %d in %.1f s (%.2f images/s)", summary["inputs"],
@@ -306,13 +307,6 @@ def run(argv=None):
     if summary["failed_fraction"] > opts.max_failed_fraction:
         raise FailureThresholdExceeded(summary, opts.max_failed_fraction)
     return summary
-
-
-def _delete_tree(path):
-    try:
-        FileSystems.delete([path])
-    except Exception:  # nothing was written there (no image finished)
-        pass
 
 
 def summarise(rows, seconds, stamp, manifest_path):

@@ -55,7 +55,9 @@ def test_train_archive_and_evaluate_on_remote_paths(features_dir, tmp_path):
                                     "--max_failed_fraction=0.5", "--runner=FnApiRunner"])
     assert (summary["inputs"], summary["done"], summary["failed"]) == (3, 2, 1)
     assert sorted(p.name for p in (bucket / "out").glob("*.png")) == ["p0.png", "p1.png"]
-    assert not [p for p in (bucket / "out").rglob("*") if ".partial" in p.name or p.name.startswith(("tmp-", "lock"))]
+    # no temporary or lock object left (the test store keeps empty local folders; object stores have none)
+    assert not [p for p in (bucket / "out").rglob("*") if p.is_file() and (
+        ".partial" in p.name or "/tmp-" in str(p) or p.name.startswith("lock"))]
 
     report = evaluate.run([f"--input={remote(scans)}", f"--model={model}", f"--output={remote(bucket / 'report')}",
                            "--no_pictures", "--runner=FnApiRunner"])
@@ -79,3 +81,22 @@ def test_clustered_training_writes_bundle_remotely(features_dir, model_dir, tmp_
     meta, clusters = read_bundle(str(bucket / "bundle"))  # every checksum verified against the remote files
     assert len(clusters) >= 1 and "root/model.json" in meta["files"]
     assert all(f"clusters/{c.cluster_id}/model.json" in meta["files"] for c in clusters)
+
+
+def test_archive_temporaries_of_a_killed_run_are_removed_on_an_object_store(model_dir, tmp_path):
+    from pipelines import colorize_archive
+    from transforms.fs import write_atomically
+
+    bucket = tmp_path / "bucket"
+    scans = bucket / "scans"
+    scans.mkdir(parents=True)
+    write_png(str(scans / "p0.png"), synthetic_scene(40, 56, seed=710))
+    out = remote(bucket / "out")
+    # what a killed run leaves: objects under its temporary prefix (object stores have no folders)
+    write_atomically(f"{out}/_manifest/tmp-20200101T000000000000-dead00/a/b.png", b"half an output")
+    write_atomically(f"{out}/wedding.partial-1950.png", b"a user's file")
+    summary = colorize_archive.run([f"--input={remote(scans)}", f"--model={model_dir}", f"--output={out}",
+                                    "--runner=FnApiRunner"])
+    assert summary["done"] == 1
+    assert not list((bucket / "out" / "_manifest").rglob("tmp-*/**/*.png"))
+    assert (bucket / "out" / "wedding.partial-1950.png").read_bytes() == b"a user's file"
