@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -159,17 +160,31 @@ def test_one_run_per_output_folder_and_stale_locks_taken_over(model_dir, scans, 
     out = tmp_path / "out"
     (out / "_manifest").mkdir(parents=True)
     lock = out / "_manifest" / "lock.json"
-    holder = subprocess.Popen(["sleep", "60"])
+    holder = subprocess.Popen(["sleep", "120"])
     try:
         lock.write_text(json.dumps({"run_id": "other", "host": socket.gethostname(), "pid": holder.pid,
-                                    "heartbeat": 0}))
+                                    "heartbeat": time.time()}))
         assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}"]) == 2
         err = capsys.readouterr().err
         assert "another run (other" in err and "lock.json" in err and not list(out.glob("*.png"))
     finally:
         holder.kill()
         holder.wait()
-    # the holder is gone: its lock is stale and taken over
+    # a lock from another host is honoured while its heartbeat is fresh, taken over once it is silent
+    lock.write_text(json.dumps({"run_id": "far", "host": "elsewhere", "pid": 1, "heartbeat": time.time()}))
+    assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}"]) == 2
+    assert "another run (far" in capsys.readouterr().err
+    lock.write_text(json.dumps({"run_id": "far", "host": "elsewhere", "pid": 1, "heartbeat": time.time() - 7200}))
+    assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}", "--lock_stale_minutes=60"]) == 0
+    # a live pid on this host with a silent heartbeat is another process that reused the pid
+    lock.write_text(json.dumps({"run_id": "reused", "host": socket.gethostname(), "pid": os.getpid(),
+                                "heartbeat": time.time() - 7200}))
+    assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}", "--lock_stale_minutes=60"]) == 0
+    (out / "p0.png").unlink()
+    (out / "p1.png").unlink()
+    # the same-host holder is gone (killed above): its lock is stale although its heartbeat is fresh
+    lock.write_text(json.dumps({"run_id": "other", "host": socket.gethostname(), "pid": holder.pid,
+                                "heartbeat": time.time()}))
     assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}"]) == 0
     assert sorted(p.name for p in out.glob("*.png")) == ["p0.png", "p1.png"] and not lock.exists()
 

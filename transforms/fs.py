@@ -185,15 +185,19 @@ class OutputLock:
         import socket
         import time
 
+        try:
+            silent = time.time() - float(held.get("heartbeat", 0)) > self.stale_s
+        except (TypeError, ValueError):
+            silent = True
         if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int):
             try:
                 os.kill(held["pid"], 0)
             except ProcessLookupError:
-                return True
+                return True  # the holder is gone
             except PermissionError:
-                return False
-            return False
-        return time.time() - float(held.get("heartbeat", 0)) > self.stale_s
+                pass
+            # alive: a live run refreshes its heartbeat; a silent one is another process that reused the pid
+        return silent
 
     def _read(self):
         try:
