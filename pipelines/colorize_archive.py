@@ -240,14 +240,16 @@ def clean_temporaries(output_dir):
     created live there. Called while holding the output lock."""
     manifest_dir = FileSystems.join(output_dir, MANIFEST_DIR)
     if is_remote(output_dir):  # object stores: the run folders are prefixes of the objects under them
-        found = FileSystems.match([FileSystems.join(manifest_dir, "tmp-*", "**")])[0].metadata_list
-        dirs = sorted({m.path[: m.path.index("/", len(manifest_dir) + 1)] for m in found})
+        found = [m.path for m in FileSystems.match([FileSystems.join(manifest_dir, "tmp-*", "**")])[0].metadata_list]
+        dirs = sorted({p[: p.index("/", len(manifest_dir) + 1)] for p in found})
+        if found:
+            FileSystems.delete(found)
     else:
         import glob
 
         dirs = sorted(glob.glob(os.path.join(output_dir, MANIFEST_DIR, "tmp-*")))
-    for d in dirs:
-        delete_tree(d)
+        for d in dirs:
+            delete_tree(d)
     if dirs:
         log.info("removed %d temporary folder(s) of interrupted runs", len(dirs))
     return len(dirs)

@@ -45,10 +45,10 @@ from colorize_tf.imageio import (
     normalise_format, output_bits, verify_encoded, work_bytes,
 )
 
-from .io import display, is_image_name, unwire
+from .io import display, is_image_name, relative_to, unwire
 from .sources import (
-    Limits, MemberError, Source, chain_key, copy_to_local, is_archive_name,
-    member_rel, remove_quietly, unsafe_member_reason, walk_archive, walk_zip_members,
+    Limits, MemberError, Source, chain_key, chain_rel, clean_member_name, copy_to_local, is_archive_name,
+    remove_quietly, unsafe_member_reason, walk_archive, walk_zip_members,
 )
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,6 @@ KEEP_FORMAT = {".jpg": ".jpg", ".jpeg": ".jpeg", ".jpe": ".jpg", ".jfif": ".jpg"
                ".tiff": ".tiff", ".bmp": ".bmp", ".dib": ".bmp", ".webp": ".webp"}
 
 
-_text = display
-
-
 @dataclasses.dataclass(frozen=True)
 class Assignment:
     """A source and its output path relative to the output folder (one object, so that names which are not
@@ -100,9 +97,9 @@ class Assignment:
 
 def manifest_row(input_key, rel, status, output="", output_rel="", stage="", error="", notes=(), cluster="",
                  fmt="", width=0, height=0, mode="", bits=0, seconds=0.0):
-    return {"input": _text(input_key), "rel": _text(rel), "status": status, "output": _text(output),
-            "output_rel": _text(output_rel), "stage": stage, "error": _text(error),
-            "notes": _text("; ".join(notes)), "cluster": cluster or "", "format": fmt or "", "width": int(width),
+    return {"input": display(input_key), "rel": display(rel), "status": status, "output": display(output),
+            "output_rel": display(output_rel), "stage": stage, "error": display(error),
+            "notes": display("; ".join(notes)), "cluster": cluster or "", "format": fmt or "", "width": int(width),
             "height": int(height), "mode": mode or "", "bits": int(bits), "seconds": round(float(seconds), 4)}
 
 
@@ -132,7 +129,7 @@ def renamed_rel(rel, key):
 def name_key(rel):
     """Collision key of a relative output path: case-insensitive, so outputs stay distinct when copied to
     case-insensitive filesystems (macOS, Windows)."""
-    return _text(rel).casefold()
+    return display(rel).casefold()
 
 
 def safe_output_path(output_dir, rel):
@@ -140,13 +137,7 @@ def safe_output_path(output_dir, rel):
     reason = unsafe_member_reason(rel)
     if reason:
         raise ValueError(reason)
-    return FileSystems.join(output_dir, *[p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")])
-
-
-def relative_to(path, root):
-    """`path` relative to folder `root`, or None when it is not under it."""
-    root = root.rstrip("/")
-    return path[len(root) + 1 :] if path.startswith(root + "/") else None
+    return FileSystems.join(output_dir, *clean_member_name(rel).split("/"))
 
 
 #: A zip's members are read in at most this many units (each opens the zip and reads its directory).
@@ -202,10 +193,7 @@ class ExpandInputsDoFn(beam.DoFn):
                                                                   error="skipped: not an image file name"))
             elif m.kind == "file":
                 self.members.inc()
-                r = rel
-                for _, name in m.chain:
-                    r = member_rel(r, name)
-                yield Source(key=key, rel=r, path=path, chain=m.chain, size=m.size,
+                yield Source(key=key, rel=chain_rel(rel, m.chain), path=path, chain=m.chain, size=m.size,
                              unit=reading_unit(path, m.chain[0][0], top))
             elif m.kind in ("refused", "failed"):
                 self.refused.inc()
@@ -232,23 +220,24 @@ def _resolve_names(item, fmt):
     occupied = any(v[0] == "occ" for v in values)
     owners = sorted((v for v in values if v[0] == "own"), key=lambda v: v[1])
     owner = owners[-1][2] if owners else None  # the newest manifest's owner
-    keys = {_text(s.key) for s in sources}  # (manifests hold keys as displayed)
+    keys = {display(s.key) for s in sources}  # (manifests hold keys as displayed)
     if occupied:
         plain = None
     elif owner is not None:
         plain = owner if owner in keys else None
     else:
-        plain = _text(sources[0].key) if sources else None
+        plain = display(sources[0].key) if sources else None
     for s in sources:
         natural = output_rel(s.rel, fmt)
-        if _text(s.key) == plain:
+        if display(s.key) == plain:
             yield Assignment(s, natural)
         else:
             why = ("an input file lies at that path" if occupied else
                    f"a previous run's output for {plain} has that name" if owner is not None and owner in keys else
                    "a previous run's output of an input not in this run has that name" if owner is not None else
                    f"{len(sources)} inputs map to that name; {plain} keeps it")
-            yield Assignment(s, renamed_rel(natural, s.key), (f"output renamed: {_text(natural)!r} is taken ({why})",))
+            note = f"output renamed: {display(natural)!r} is taken ({why})"
+            yield Assignment(s, renamed_rel(natural, s.key), (note,))
 
 
 def _check_unique(item, output_dir):
@@ -259,7 +248,7 @@ def _check_unique(item, output_dir):
     for a in named[1:]:
         yield beam.pvalue.TaggedOutput(ROWS, manifest_row(
             a.source.key, a.source.rel, FAILED, FileSystems.join(output_dir, a.rel), a.rel, stage="name",
-            error=f"output name {_text(a.rel)!r} collides with {_text(named[0].source.key)!r} after renaming"))
+            error=f"output name {display(a.rel)!r} collides with {display(named[0].source.key)!r} after renaming"))
 
 
 class AssignOutputs(beam.PTransform):
@@ -501,7 +490,7 @@ class ColorizeDoFn(beam.DoFn):
         """Colorize one source into `rel`; always returns its manifest row."""
         t0 = time.perf_counter()
         notes = list(notes)
-        out = FileSystems.join(self.output_dir, *rel.split("/"))
+        out = safe_output_path(self.output_dir, rel)  # (checked already by SkipFinishedDoFn)
         meta = {}
         local, reserved = None, 0
         try:

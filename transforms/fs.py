@@ -49,17 +49,14 @@ def write_atomically(path, data):
 
 def delete_tree(path):
     """Delete a folder and everything under it on any filesystem (object stores have no folders: every
-    object under the prefix goes); returns how many files were deleted. A missing folder is no error."""
+    object under the prefix goes). A missing folder is no error."""
     if not is_remote(path):
-        if not os.path.isdir(path):
-            return 0
-        n = sum(len(files) for _, _, files in os.walk(path))
-        shutil.rmtree(path)
-        return n
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        return
     found = [m.path for m in FileSystems.match([FileSystems.join(path, "**")])[0].metadata_list]
     if found:
         FileSystems.delete(found)
-    return len(found)
 
 
 def read_json(path):
@@ -253,9 +250,3 @@ class OutputLock:
                 FileSystems.delete([self.path])
         except Exception:
             pass
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()

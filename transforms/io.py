@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from .fs import is_remote, read_bytes
-from .sources import Limits, MemberError, is_archive_name, member_rel, walk_archive
+from .sources import Limits, MemberError, chain_key, chain_rel, is_archive_name, walk_archive
 
 #: File names taken as images (the content decides the format; see colorize_tf.imageio.DECODE_FORMATS).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".webp",
@@ -88,10 +88,15 @@ def _glob_root(pattern):
     return pattern[:cut].rsplit("/", 1)[0] if "/" in pattern[:cut] else ""
 
 
+def relative_to(path, root):
+    """`path` relative to folder `root`, or None when it is not under it."""
+    root = root.rstrip("/")
+    return path[len(root) + 1 :] if root and path.startswith(root + "/") else None
+
+
 def _rel(path, root):
-    if root and path.startswith(root.rstrip("/") + "/"):
-        return path[len(root.rstrip("/")) + 1 :]
-    return posixpath.basename(path)
+    inside = relative_to(path, root) if root else None
+    return posixpath.basename(path) if inside is None else inside
 
 
 def _match(pattern):
@@ -103,7 +108,7 @@ def is_image_name(path):
 
 
 def _under(path, prefixes):
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+    return any(path == p or relative_to(path, p) is not None for p in prefixes)
 
 
 def _walk_local(root, follow_symlinks):
@@ -273,7 +278,7 @@ class ReadFileDoFn(beam.DoFn):
         with tempfile.TemporaryDirectory(prefix="colorize-read-") as tmp, \
                 FileSystems.open(path, compression_type="uncompressed") as fh:
             for m in walk_archive(fh, path, limits, tmpdir=tmp):
-                where = "!".join([path] + [name for _, name in m.chain])
+                where = chain_key(path, m.chain)
                 if m.kind in ("refused", "failed"):
                     self.read_failed.inc()
                     yield beam.pvalue.TaggedOutput(DEAD, dead_letter(where, "archive", m.reason))
@@ -290,10 +295,7 @@ class ReadFileDoFn(beam.DoFn):
                         data = f.read()
                     os.unlink(local)
                     self.read_ok.inc()
-                    nested_rel = rel
-                    for _, name in m.chain[:-1]:
-                        nested_rel = member_rel(nested_rel, name)
-                    yield ImageFile(path=where, rel=member_rel(nested_rel, m.chain[-1][1]), data=data)
+                    yield ImageFile(path=where, rel=chain_rel(rel, m.chain), data=data)
 
 
 def check_input(spec: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-import shutil
 import stat
 import tempfile
 from typing import Callable, Iterator, Optional, Tuple
@@ -122,6 +121,13 @@ def clean_member_name(name):
 def member_rel(archive_rel, name):
     """Relative path of a member: under the archive's stem."""
     return f"{archive_stem(archive_rel)}/{clean_member_name(name)}"
+
+
+def chain_rel(rel, chain):
+    """Relative path of the member reached by `chain` from the archive at `rel` (nested archives by their stems)."""
+    for _, name in chain:
+        rel = member_rel(rel, name)
+    return rel
 
 
 def chain_key(path, chain, duplicated=()):
@@ -370,10 +376,8 @@ def copy_to_local(fs_open, path, tmpdir, cap):
 
 
 def remove_quietly(path):
+    """Delete a local temporary file; one already gone is no error."""
     try:
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
+        os.unlink(path)
     except FileNotFoundError:
         pass
