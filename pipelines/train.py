@@ -18,7 +18,6 @@ workers); images reaching the threshold leave, the rest are re-clustered.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sys
@@ -50,7 +49,8 @@ class TrainOptions(PipelineOptions):
         parser.add_argument("--learning_rate", type=float, default=1e-3)
         parser.add_argument("--patience", type=int, default=3, help="Early-stopping patience (epochs).")
         parser.add_argument("--val_fraction", type=float, default=0.1, help="Share of images held out.")
-        parser.add_argument("--tune_images", type=int, default=32, help="Held-out images used to tune refinement.")
+        parser.add_argument("--tune_images", type=int, default=64,
+                            help="Validation images (a stratified sample) used to tune refinement.")
         parser.add_argument(
             "--refine", default=None,
             help="Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).",
@@ -99,40 +99,57 @@ def read_image_table(features_dir):
     return sorted(rows, key=lambda r: r["image_id"])
 
 
-def is_held_out(image_id, fraction, seed=0):
-    """Deterministic train/validation split by hashing the image id."""
-    h = int.from_bytes(hashlib.sha256(f"val:{seed}:{image_id}".encode()).digest()[:8], "little")
-    return (h / 2.0**64) < fraction
-
-
 def split_rows(rows, opts):
-    """(train rows, held-out rows), deterministic by image id."""
+    """(train rows, validation rows): `opts.val_fraction` of the images, stratified over sources and
+    scene types (colorize_tf.splits), deterministic by image id."""
+    from colorize_tf.splits import validation_ids
+
     if opts.max_images:
         rows = rows[: opts.max_images]
-    val = [r for r in rows if is_held_out(r["image_id"], opts.val_fraction, opts.seed)]
-    train = [r for r in rows if not is_held_out(r["image_id"], opts.val_fraction, opts.seed)]
+    held = validation_ids([r["image_id"] for r in rows], opts.val_fraction, opts.seed)
+    val = [r for r in rows if r["image_id"] in held]
+    train = [r for r in rows if r["image_id"] not in held]
     if not train:
         raise ValueError("no training images left after the validation split")
     return train, val
 
 
 def root_spec(rows, opts, model_dir):
-    """The all-images regressor: its held-out images stop training early and tune the refinement."""
+    """The all-images regressor: its validation images stop training early; a stratified sample of them
+    (`opts.tune_images`) tunes the refinement."""
+    from colorize_tf.splits import stratified_sample
+
     train, val = split_rows(rows, opts)
+    path_of = {r["image_id"]: r["path"] for r in val}
+    tune = stratified_sample([r["image_id"] for r in val], opts.tune_images, opts.seed)
     return {
         "cluster_id": "all",
         "train_ids": [r["image_id"] for r in train],
         "val_ids": [r["image_id"] for r in val],
-        "val_paths": [r["path"] for r in val],
+        "val_paths": [path_of[i] for i in tune],
         "model_dir": model_dir,
         "with_parser": True,
     }
 
 
-def cluster_spec(cluster, by_id, opts, model_dir, root_dir=None):
-    """One cluster's training element: members split into training and early-stopping images
-    (with `root_dir`, the cluster's regressor fine-tunes the root one)."""
-    val = [m for m in cluster.members if is_held_out(m, opts.val_fraction, opts.seed)]
+def write_split(out, rows, opts):
+    """``OUT/validation.txt``: the validation images' paths, one per line (a list file for
+    ``pipelines.evaluate --input`` and ``benchmarks/quality.py``, where selection settings are chosen),
+    and ``OUT/split.json``: their ids and images per stratum."""
+    from colorize_tf.splits import strata_counts
+
+    train, val = split_rows(rows, opts)
+    write_atomically(FileSystems.join(out, "validation.txt"), "".join(r["path"] + "\n" for r in val).encode())
+    split = {"val_fraction": opts.val_fraction, "seed": opts.seed, "train_strata": strata_counts(r["image_id"] for r in train),
+             "validation_strata": strata_counts(r["image_id"] for r in val), "validation": [r["image_id"] for r in val]}
+    write_atomically(FileSystems.join(out, "split.json"), json.dumps(split, indent=1).encode())
+
+
+def cluster_spec(cluster, by_id, opts, model_dir, root_dir=None, held_out=frozenset()):
+    """One cluster's training element: members split into training and early-stopping images (the
+    validation images of the whole set, `held_out`); with `root_dir`, the cluster's regressor
+    fine-tunes the root one."""
+    val = [m for m in cluster.members if m in held_out]
     train = [m for m in cluster.members if m not in set(val)] or list(cluster.members)
     return {
         "cluster_id": cluster.cluster_id,
@@ -242,6 +259,8 @@ def run(argv=None):
     opts = job_args(options)
     require(opts, "features", "output")
     rows = read_image_table(opts.features)
+    if not is_dry_run(options):
+        write_split(opts.output, rows, opts)
     try:
         if not opts.adaptive_clustering:
             return _run(options, lambda p: build(p, opts, [root_spec(rows, opts, opts.output)],
@@ -276,6 +295,7 @@ def run_clustered(options, opts, rows):
                          f"{missing[:3]}")
     by_id = {r["image_id"]: r for r in rows}
     ids = sorted(by_id)
+    held_out = {r["image_id"] for r in split_rows(rows, opts)[1]}
     gist = np.array([by_id[i]["gist"] for i in ids], np.float32)
     hists = None
     if all(by_id[i].get("semantic_hist") for i in ids):
@@ -288,7 +308,7 @@ def run_clustered(options, opts, rows):
     def train_layer(clusters):
         layer = clusters[0].layer
         init = root_dir if opts.cluster_init == "root" and opts.family == "regressor" else None
-        specs = [cluster_spec(c, by_id, opts, FileSystems.join(out, "clusters", c.cluster_id), init)
+        specs = [cluster_spec(c, by_id, opts, FileSystems.join(out, "clusters", c.cluster_id), init, held_out)
                  for c in clusters]
         _run(options, lambda p: build(p, opts, specs, refine, tune_images=0, measure=True, label=f"L{layer}",
                                       out=FileSystems.join(out, "layers")))
