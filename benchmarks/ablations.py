@@ -1,7 +1,7 @@
 """Ablations by configuration: train and score variants of the model on one split, print one table.
 
-    python benchmarks/ablations.py --features runs/sf_features_sem --out runs/ablations \
-        --list ../shared/data/siftflow/test.txt --root ../shared/data/siftflow/images [--bundle runs/sf_bundle]
+    python benchmarks/ablations.py --features runs/sf_features_sem --output runs/ablations \
+        --input ../shared/data/siftflow/test.txt --list_root ../shared/data/siftflow/images [--bundle runs/sf_bundle]
 
 Variants: all blocks; without patch; without DAISY; without semantic (each retrained on the stored
 descriptors with ``pipelines.train --use_blocks``); without refinement (the full model, refinement off);
@@ -19,8 +19,8 @@ from pipelines import train  # noqa: E402
 
 
 def score(model, args, extra=()):
-    out = os.path.join(args.out, f"q_{os.path.basename(model)}{'_' + '_'.join(extra) if extra else ''}.json")
-    argv = ["--model", model, "--list", args.list, "--root", args.root, "--json", out]
+    out = os.path.join(args.output, f"q_{os.path.basename(model)}{'_' + '_'.join(extra) if extra else ''}.json")
+    argv = ["--model", model, "--input", args.input, "--list_root", args.list_root, "--output", out]
     if args.limit:
         argv += ["--limit", str(args.limit)]
     for e in extra:
@@ -32,14 +32,14 @@ def score(model, args, extra=()):
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--features", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--list", required=True)
-    p.add_argument("--root", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--list_root", required=True)
     p.add_argument("--bundle", default=None)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--limit", type=int, default=0)
     args = p.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.output, exist_ok=True)
     blocks = [b["name"] for b in json.load(open(os.path.join(args.features, "config.json")))["descriptor"]]
     variants = {"all blocks": blocks}
     for b in blocks:
@@ -47,7 +47,7 @@ def main(argv=None):
     rows = []
     full_dir = None
     for name, use in variants.items():
-        model = os.path.join(args.out, "model_" + "_".join(use))
+        model = os.path.join(args.output, "model_" + "_".join(use))
         if not os.path.exists(os.path.join(model, "model.json")):
             train.run([f"--features={args.features}", f"--output={model}", f"--use_blocks={','.join(use)}",
                        f"--epochs={args.epochs}", "--runner=FnApiRunner"])

@@ -1,14 +1,14 @@
 """Mean PSNR / L_UV of a model on colour images, next to the gray baseline.
 
     python benchmarks/quality.py --model runs/sf_model \
-        --list ../shared/data/siftflow/test.txt --root ../shared/data/siftflow/images [--refine 0,0,0]
+        --input ../shared/data/siftflow/test.txt --list_root ../shared/data/siftflow/images [--refine 0,0,0]
 
-Prints one line per setting and a JSON summary (the full evaluation job with
-HTML report is ``pipelines.evaluate``).
+Prints one line per setting (mean RGB PSNR, its gain over gray with a paired bootstrap 95 % interval, L_UV,
+colourfulness and its ratio to the true photos') and a JSON summary (the full evaluation job with HTML
+report is ``pipelines.evaluate``).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -19,10 +19,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colorize_tf.imageio import load_image  # noqa: E402
-from colorize_tf.colorize import Timing, load_colorizer, refine_uv  # noqa: E402
+from colorize_tf.colorize import Timing, refine_uv  # noqa: E402
 from colorize_tf.color import recombine  # noqa: E402
-from colorize_tf.metrics import gray_baseline, l_uv, psnr, uv_of  # noqa: E402
+from colorize_tf.files import write_json  # noqa: E402
+from colorize_tf.metrics import bootstrap_interval, colourfulness, gray_baseline, l_uv, psnr, uv_of  # noqa: E402
 from colorize_tf.refine import RefineParams  # noqa: E402
+from colorize_tf.registry import ColorizeSettings, load_colorizer  # noqa: E402
+from pipelines.options import add_selection, job_parser, refine_arg  # noqa: E402
 
 
 def list_images(list_file, root):
@@ -35,71 +38,82 @@ def list_images(list_file, root):
     return [path for path, _ in files]
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True)
-    p.add_argument("--list", required=True)
-    p.add_argument("--root", required=True)
-    p.add_argument("--refine", action="append", default=None,
-                   help="Extra refinement settings 'D,SC,SS' to score besides the model's own (repeatable).")
-    p.add_argument("--limit", type=int, default=0)
+def build_parser():
+    p = job_parser(__doc__, "python benchmarks/quality.py", beam=False)
+    p.add_argument("--model", required=True, help="Model directory or bundle.")
+    p.add_argument("--input", required=True, help="List file, folder or glob of colour images.")
+    p.add_argument("--list_root", default=None, help="Base folder for relative list-file entries.")
+    p.add_argument("--refine", type=refine_arg, action="append", default=None,
+                   help="Extra refinement settings 'D,SC,SS[,SCALE]' to score besides the model's own (repeatable).")
+    p.add_argument("--limit", type=int, default=0, help="Score at most this many images (0 = all).")
     p.add_argument("--stride", type=int, default=None,
                    help="Prediction stride (default: the colorizer's, 2 with a reduced-resolution refinement).")
-    p.add_argument("--selection_k", type=int, default=None, help="Bundles: top-k for cluster selection.")
-    p.add_argument("--json", default=None, help="Also write per-image scores here.")
-    p.add_argument("--selection_layers", default=None,
-                   help="Bundles: candidate layers, e.g. '0' or 'all' (default: the bundle's setting).")
-    args = p.parse_args(argv)
-    paths = list_images(args.list, args.root)
+    add_selection(p)
+    p.add_argument("--output", default=None, help="Also write the summary and per-image scores to this JSON file.")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    paths = list_images(args.input, args.list_root)
     if args.limit:
         paths = paths[: args.limit]
-    layers = None
-    if args.selection_layers == "all":
-        layers = list(range(1000))
-    elif args.selection_layers is not None:
-        layers = [int(v) for v in args.selection_layers.split(",")]
-    col = load_colorizer(args.model, tile=0, k=args.selection_k, layers=layers, stride=args.stride)
+    col = load_colorizer(args.model, ColorizeSettings(tile=0, selection_k=args.selection_k,
+                                                      selection_layers=args.selection_layers, stride=args.stride))
     print(f"prediction stride {col.stride}")
     settings = [("model", col.refine), ("raw", RefineParams(0, 0.1, 1.0))]
-    for text in args.refine or []:
-        settings.append((text, RefineParams.parse(text)))
-    scores = {name: {"psnr": [], "l_uv": []} for name, _ in settings}
-    gray_psnr, gray_luv, clusters = [], [], []
+    for params in args.refine or []:
+        settings.append((",".join(str(v) for v in (params.diameter, params.sigma_color, params.sigma_space,
+                                                     params.scale)), params))
+    scores = {name: {"psnr": [], "l_uv": [], "colourfulness": []} for name, _ in settings}
+    gray_psnr, gray_luv, truth_cf, clusters = [], [], [], []
     timing = Timing()
     t0 = time.perf_counter()
     for path in paths:
         pic = load_image(path)
         truth = pic.rgb
         true_uv = uv_of(truth)
-        info = {}
-        raw = col.raw_uv(pic.gray, timing=timing, info=info)
-        clusters.append(info.get("cluster"))
+        raw = col.chroma(pic.gray)
+        clusters.append(raw.cluster)
+        for stage in ("parser", "features", "inference"):
+            setattr(timing, stage, getattr(timing, stage) + getattr(raw.timing, stage))
         for name, params in settings:
-            uv = refine_uv(pic.gray, raw, params, tile=0)
-            scores[name]["psnr"].append(psnr(recombine(pic.gray, uv), truth))
+            uv = refine_uv(pic.gray, raw.uv, params, tile=0)
+            rgb = recombine(pic.gray, uv)
+            scores[name]["psnr"].append(psnr(rgb, truth))
             scores[name]["l_uv"].append(l_uv(uv, true_uv))
+            scores[name]["colourfulness"].append(colourfulness(rgb))
         gray_psnr.append(psnr(gray_baseline(truth), truth))
         gray_luv.append(l_uv(np.zeros_like(true_uv), true_uv))
+        truth_cf.append(colourfulness(truth))
     summary = {
         "model": args.model,
         "images": len(paths),
         "stride": col.stride,
         "gray": {"mean_psnr": float(np.mean(gray_psnr)), "mean_l_uv": float(np.mean(gray_luv))},
+        "truth_colourfulness": float(np.mean(truth_cf)),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    print(f"{'setting':<22} {'mean PSNR':>10} {'mean L_UV':>10}")
-    print(f"{'gray (U=V=0)':<22} {summary['gray']['mean_psnr']:>10.2f} {summary['gray']['mean_l_uv']:>10.5f}")
+    print(f"{'setting':<26} {'mean PSNR':>10} {'gain [95% CI]':>22} {'mean L_UV':>10} {'colourfulness':>14}")
+    print(f"{'gray (U=V=0)':<26} {summary['gray']['mean_psnr']:>10.2f} {'':>22} {summary['gray']['mean_l_uv']:>10.5f}"
+          f" {0.0:>14.2f}")
     for name, params in settings:
+        gain = bootstrap_interval(np.subtract(scores[name]["psnr"], gray_psnr))
+        cf = float(np.mean(scores[name]["colourfulness"]))
         s = {"mean_psnr": float(np.mean(scores[name]["psnr"])), "mean_l_uv": float(np.mean(scores[name]["l_uv"])),
+             "gain": {"mean": gain[0], "ci95": [gain[1], gain[2]]}, "colourfulness": cf,
+             "colourfulness_ratio": cf / max(summary["truth_colourfulness"], 1e-9),
              "refine": [params.diameter, params.sigma_color, params.sigma_space, params.scale]}
         summary[name] = s
-        print(f"{name + ' ' + str(s['refine']):<22} {s['mean_psnr']:>10.2f} {s['mean_l_uv']:>10.5f}")
+        ci = f"{gain[0]:+.2f} [{gain[1]:+.2f}, {gain[2]:+.2f}]"
+        print(f"{name:<26} {s['mean_psnr']:>10.2f} {ci:>22} {s['mean_l_uv']:>10.5f} "
+              f"{cf:>7.2f} ({s['colourfulness_ratio']:.2f})")
+    print(f"true photos' colourfulness {summary['truth_colourfulness']:.2f}")
     print(json.dumps(summary))
-    if args.json:
+    if args.output:
         per_image = [{"path": p, "cluster": c, "psnr_gray": g, **{n: scores[n]["psnr"][i] for n, _ in settings}}
                      for i, (p, c, g) in enumerate(zip(paths, clusters, gray_psnr))]
-        with open(args.json, "w") as fh:
-            json.dump({"summary": summary, "images": per_image}, fh, indent=1)
+        write_json(args.output, {"summary": summary, "images": per_image})
     return 0
 
 

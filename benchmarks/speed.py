@@ -18,7 +18,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colorize_tf.color import luminance  # noqa: E402
-from colorize_tf.colorize import Timing, load_colorizer  # noqa: E402
+from colorize_tf.registry import ColorizeSettings, load_colorizer  # noqa: E402
+from pipelines.options import refine_arg  # noqa: E402
 from colorize_tf.features import sample_pixels  # noqa: E402
 
 
@@ -28,15 +29,13 @@ def main(argv=None):
     p.add_argument("--sizes", default="256,512,1024")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--tile", type=int, default=512)
-    p.add_argument("--refine", default=None, help="Override the model's refinement 'D,SC,SS[,SCALE]'.")
+    p.add_argument("--refine", type=refine_arg, default=None, help="Override the model's refinement 'D,SC,SS[,SCALE]'.")
     p.add_argument("--stride", type=int, default=None, help="Prediction stride (default: the colorizer's).")
     args = p.parse_args(argv)
     from skimage import data
 
     photo = data.astronaut()
-    from colorize_tf.refine import RefineParams
-
-    col = load_colorizer(args.model, tile=args.tile, refine=RefineParams.parse(args.refine), stride=args.stride)
+    col = load_colorizer(args.model, ColorizeSettings(refine=args.refine, tile=args.tile, stride=args.stride))
     print(f"model {args.model}: blocks {'+'.join(col.descriptor.names)}, refine {col.refine}, stride {col.stride}")
     print(f"{'size':>10} {'total':>8} {'parser+sel':>10} {'features':>9} {'inference':>10} {'refine':>8} "
           f"{'recombine':>10}")
@@ -45,9 +44,7 @@ def main(argv=None):
         col.colorize(gray)  # warm-up (graph tracing, caches)
         runs = []
         for _ in range(args.runs):
-            t = Timing()
-            col.colorize(gray, timing=t)
-            runs.append(t)
+            runs.append(col.colorize(gray).timing)
         med = {k: float(np.median([getattr(r, k) for r in runs]))
                for k in ("total", "parser", "features", "inference", "refinement", "recombine")}
         print(f"{size}x{size:<5} {med['total']:>8.3f} {med['parser']:>10.3f} {med['features']:>9.3f} "

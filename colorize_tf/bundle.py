@@ -17,7 +17,8 @@ import os
 import time
 from typing import List
 
-from .checksums import check_component, file_inside, read_json_meta, sha256_file, write_json_atomic
+from .checksums import check_component, file_inside, sha256_file
+from .files import PARTIAL, read_json_meta, write_json
 from .clustering import Cluster
 
 BUNDLE_FILE = "bundle.json"
@@ -30,7 +31,7 @@ def _files_under(root):
         for n in names:
             p = os.path.join(d, n)
             rel = os.path.relpath(p, root).replace(os.sep, "/")
-            if rel != BUNDLE_FILE and not rel.endswith(".tmp") and "/tensorboard/" not in "/" + rel:
+            if rel != BUNDLE_FILE and PARTIAL not in rel and "/tensorboard/" not in "/" + rel:
                 out.append(rel)
     return sorted(out)
 
@@ -51,7 +52,7 @@ def write_bundle(bundle_dir, clusters: List[Cluster], reports, params, extra=Non
         "files": files,
     }
     meta.update(extra or {})
-    write_json_atomic(os.path.join(bundle_dir, BUNDLE_FILE), meta)
+    write_json(os.path.join(bundle_dir, BUNDLE_FILE), meta)
     return meta
 
 

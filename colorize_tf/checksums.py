@@ -59,32 +59,3 @@ def load_verified_keras(path, expected_sha256, meta_name, verify=True):
     if verify and expected_sha256 != sha256_file(path):
         raise ValueError(f"{path} does not match the checksum in {meta_name}: altered or corrupt")
     return keras.saving.load_model(path, compile=False, safe_mode=True)
-
-
-def write_json_atomic(path, obj):
-    """Write JSON to a temporary sibling and rename it into place."""
-    import json
-    import os
-
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
-
-
-def read_json_meta(directory, filename, fmt, what):
-    """Read ``directory/filename`` and check its ``format`` field; clear errors for a missing or foreign file."""
-    import json
-
-    path = os.path.join(directory, filename)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{directory} is not a {what}: {filename} missing")
-    check_regular_file(path, 64 << 20)
-    with open(path) as fh:
-        try:
-            meta = json.load(fh)
-        except ValueError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise ValueError(f"{path}: not a {fmt} file")
-    return meta

@@ -112,6 +112,7 @@ class LayerReport:
     sizes: List[int]
     removed: int
     mean_psnr: float
+    unmeasured: int = 0  # images whose PSNR could not be measured (unreadable reference image): dropped
 
 
 def adaptive_clustering(
@@ -124,6 +125,7 @@ def adaptive_clustering(
     epsilon_db=-26.0,
     max_layers=4,
     seed=0,
+    max_unmeasured_fraction=0.1,
 ):
     """Algorithm 3: layered k-means with PSNR-based pruning.
 
@@ -147,6 +149,10 @@ def adaptive_clustering(
         Error threshold on E(I) = -PSNR; an image with E(I) <= epsilon leaves the set.
     max_layers : int
         Safety bound: images that never reach the threshold would otherwise loop forever.
+    max_unmeasured_fraction : float
+        Images `train_layer` returns no PSNR for (an unreadable reference image) are counted in the
+        layer's report and leave the set; more than this share of a layer is a systematic failure
+        (RuntimeError).
 
     Returns
     -------
@@ -170,16 +176,22 @@ def adaptive_clustering(
                  [len(c.members) for c in layer_clusters])
         psnr = train_layer(layer_clusters)
         missing = [i for i in remaining if i not in psnr]
+        if len(missing) > max_unmeasured_fraction * len(remaining):
+            raise RuntimeError(f"layer {layer}: no PSNR measured for {len(missing)} of {len(remaining)} images "
+                               f"(more than {max_unmeasured_fraction:.0%}), e.g. {missing[:3]}")
         if missing:
-            raise RuntimeError(f"layer {layer}: no PSNR measured for {len(missing)} images, e.g. {missing[:3]}")
-        keep = [i for i in remaining if -psnr[i] > epsilon_db]
+            log.warning("layer %d: %d images could not be measured and leave the set, e.g. %s", layer,
+                        len(missing), missing[:3])
+        measured = [i for i in remaining if i in psnr]
+        keep = [i for i in measured if -psnr[i] > epsilon_db]
         reports.append(LayerReport(layer, len(remaining), [c.cluster_id for c in layer_clusters],
-                                   [len(c.members) for c in layer_clusters], len(remaining) - len(keep),
-                                   float(np.mean([psnr[i] for i in remaining]))))
+                                   [len(c.members) for c in layer_clusters], len(measured) - len(keep),
+                                   float(np.mean([psnr[i] for i in measured])) if measured else float("nan"),
+                                   len(missing)))
         log.info("layer %d: mean training PSNR %.2f dB, %d images reach %.1f dB and leave, %d remain", layer,
                  reports[-1].mean_psnr, reports[-1].removed, -epsilon_db, len(keep))
         clusters.extend(layer_clusters)
-        if len(keep) == len(remaining):
+        if len(keep) == len(measured):
             log.info("layer %d removed no image: stopping", layer)
             break
         remaining = keep

@@ -182,22 +182,34 @@ def finish(gray, uv, refine=RefineParams(), tile=DEFAULT_TILE, timing=None):
     return rgb, uv
 
 
-def colorize_gray(gray, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE, timing=None):
-    """Colorize a luminance image with one regressor: descriptors -> U, V -> refinement -> RGB.
+@dataclasses.dataclass
+class Colorized:
+    """One colorization's result.
 
-    Returns ``(rgb, uv)`` as `finish`.
+    Attributes
+    ----------
+    rgb : ndarray of float32, shape (H, W, 3), or None
+        In [0, 1]; its BT.601 luminance equals the input (None from ``chroma()``: not recombined yet).
+    uv : ndarray of float32, shape (H, W, 2)
+        Chrominance (refined by ``colorize()``, raw from ``chroma()``).
+    cluster : str or None
+        The bundle cluster whose regressor predicted (None for a single model).
+    timing : Timing
+        Seconds per stage.
     """
-    timing = timing if timing is not None else Timing()
-    uv = predict_uv(gray, regressor, descriptor, tile=tile, timing=timing)
-    return finish(gray, uv, refine, tile, timing)
+
+    rgb: Optional[np.ndarray]
+    uv: np.ndarray
+    cluster: Optional[str] = None
+    timing: Timing = dataclasses.field(default_factory=Timing)
 
 
-class Colorizer:
-    """A model directory loaded for colorization.
+class PixelColorizer:
+    """A per-pixel model (the paper's regressor or a baseline) loaded for colorization.
 
     Parameters
     ----------
-    regressor : colorize_tf.regressor.Regressor
+    predictor : object with ``predict(x) -> (N, 2)`` and ``input_dim``
     descriptor : Descriptor
     refine : RefineParams
     tile : int
@@ -205,52 +217,42 @@ class Colorizer:
         Prediction stride (`predict_uv`); default `default_stride(refine)`.
     """
 
-    def __init__(self, regressor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE, stride=None):
-        if descriptor.dim != regressor.input_dim:
-            raise ValueError(
-                f"descriptor width {descriptor.dim} != model input {regressor.input_dim}"
-            )
-        self.regressor = regressor
+    def __init__(self, predictor, descriptor, refine=RefineParams(), tile=DEFAULT_TILE, stride=None):
+        if descriptor.dim != predictor.input_dim:
+            raise ValueError(f"descriptor width {descriptor.dim} != model input {predictor.input_dim}")
+        self.predictor = predictor
         self.descriptor = descriptor
         self.refine = refine
         self.tile = tile
         self.stride = default_stride(refine) if stride is None else int(stride)
 
     @classmethod
-    def load(cls, model_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None,
-             parser=None, stride=None):
-        """Load `model_dir`; refinement defaults to the parameters stored with the model.
+    def load(cls, model_dir, settings=None):
+        """Load `model_dir` (any per-pixel family); refinement defaults to the one stored with the model,
+        the scene parser to the one the model carries (``model_dir/parser``)."""
+        from .registry import ColorizeSettings, load_descriptor, load_predictor, stored_parser
 
-        A model with a semantic block uses `parser` (an already loaded SceneParser), else
-        the one in `parser_dir`, else the one stored in ``model_dir/parser``.
-        """
-        import os
+        settings = settings or ColorizeSettings()
+        predictor = load_predictor(model_dir)
+        desc = load_descriptor(predictor.meta["descriptor"], stored_parser(model_dir, settings.parser_dir))
+        refine = settings.refine or RefineParams(**predictor.meta.get("refine", {}))
+        return cls(predictor, desc, refine, settings.tile, settings.stride)
 
-        from .baselines import load_predictor
-        from .parser import SceneParser, needs_parser
+    def chroma(self, gray):
+        """Unrefined chrominance: a `Colorized` with ``rgb=None``."""
+        timing = Timing()
+        uv = predict_uv(gray, self.predictor, self.descriptor, self.tile, timing, stride=self.stride)
+        return Colorized(None, uv, None, timing)
 
-        reg = load_predictor(model_dir)
-        context = {}
-        if needs_parser(reg.meta["descriptor"]):
-            context["parser"] = parser or SceneParser.load(parser_dir or os.path.join(model_dir, "parser"))
-        desc = Descriptor.from_config(reg.meta["descriptor"], **context)
-        if refine is None:
-            refine = RefineParams(**reg.meta.get("refine", {}))
-        return cls(reg, desc, refine, tile, stride)
-
-    def raw_uv(self, gray, timing=None, info=None):
-        """Unrefined chrominance (H, W, 2) for luminance (H, W)."""
-        if info is not None:
-            info["cluster"] = None
-        return predict_uv(gray, self.regressor, self.descriptor, self.tile, timing, stride=self.stride)
-
-    def colorize(self, gray, timing=None, info=None):
-        """Colorize luminance (H, W) in [0, 1]; returns ``(rgb, uv)``, see `colorize_gray`."""
-        return finish(gray, self.raw_uv(gray, timing, info), self.refine, self.tile, timing)
+    def colorize(self, gray):
+        """Colorize luminance (H, W) in [0, 1] -> `Colorized`."""
+        raw = self.chroma(gray)
+        raw.rgb, raw.uv = finish(gray, raw.uv, self.refine, self.tile, raw.timing)
+        return raw
 
 
-class Ensemble:
-    """A clustered bundle (colorize_tf.bundle): per image, select a cluster, use its regressor.
+class ClusteredColorizer(PixelColorizer):
+    """A clustered bundle (colorize_tf.bundle): per image, select one cluster and use its regressor.
 
     Parameters
     ----------
@@ -258,12 +260,11 @@ class Ensemble:
     descriptor : Descriptor
         Shared by every cluster's regressor.
     clusters : list of colorize_tf.clustering.Cluster
-        Candidates for selection (all layers).
+        Candidates for selection.
     refine : RefineParams
     tile : int
     k : int
-        Top-k clusters by GIST distance, then the best semantic-histogram cosine
-        (1 = GIST only).
+        Top-k clusters by GIST distance, then the best semantic-histogram cosine (1 = GIST only).
     gist_size : int
     stride : int, optional
         Prediction stride (`predict_uv`); default `default_stride(refine)`.
@@ -284,32 +285,30 @@ class Ensemble:
         self._semantic = names.index("semantic") if "semantic" in names else None
 
     @classmethod
-    def load(cls, bundle_dir, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None,
-             layers=None, stride=None):
-        """Load and verify a bundle; `layers` (e.g. ``[0]``) restricts the candidate clusters
-        (default: the bundle's ``selection_layers`` parameter, else all layers)."""
+    def load(cls, bundle_dir, settings=None):
+        """Load and verify a bundle. Candidate layers and k default to the bundle's stored
+        ``selection_layers`` / ``selection_k`` (chosen on validation images)."""
         import os
 
         from .bundle import read_bundle
-        from .parser import SceneParser, needs_parser
+        from .registry import ColorizeSettings, load_descriptor, stored_parser
         from .regressor import read_metadata
 
+        settings = settings or ColorizeSettings()
         meta, clusters = read_bundle(bundle_dir)
-        if layers is None:
-            layers = meta.get("params", {}).get("selection_layers")  # None: all layers
-        if layers is not None:
-            clusters = [c for c in clusters if c.layer in set(layers)]
-        root = read_metadata(os.path.join(bundle_dir, "root"))
-        context = {}
-        if needs_parser(root["descriptor"]):
-            context["parser"] = SceneParser.load(parser_dir or os.path.join(bundle_dir, "root", "parser"))
-        desc = Descriptor.from_config(root["descriptor"], **context)
-        if refine is None:
-            refine = RefineParams(**root.get("refine", {}))
         params = meta.get("params", {})
-        return cls(bundle_dir, desc, clusters, refine, tile,
-                   k=params.get("selection_k", 3) if k is None else k, gist_size=params.get("gist_size", 128),
-                   stride=stride)
+        layers = settings.selection_layers
+        if layers is None:
+            layers = params.get("selection_layers")  # None: all layers
+        if layers:
+            clusters = [c for c in clusters if c.layer in set(layers)]
+        root_dir = os.path.join(bundle_dir, "root")
+        root = read_metadata(root_dir)
+        desc = load_descriptor(root["descriptor"], stored_parser(root_dir, settings.parser_dir))
+        refine = settings.refine or RefineParams(**root.get("refine", {}))
+        k = settings.selection_k or params.get("selection_k", 3)
+        return cls(bundle_dir, desc, clusters, refine, settings.tile, k=k, gist_size=params.get("gist_size", 128),
+                   stride=settings.stride)
 
     def regressor(self, cluster_id):
         """The (cached) regressor of a cluster; ``"root"`` is the all-images model."""
@@ -333,34 +332,19 @@ class Ensemble:
         hist = semantic_histogram(states[self._semantic]) if self._semantic is not None else None
         return self.clusters[select_cluster(gist(gray, self.gist_size), hist, self.clusters, self.k)].cluster_id
 
-    def raw_uv(self, gray, timing=None, info=None):
-        """Unrefined chrominance (H, W, 2); `info` receives the chosen cluster."""
+    def chroma(self, gray):
+        """Unrefined chrominance of the selected cluster's regressor: a `Colorized` with ``rgb=None``."""
         gray = np.asarray(gray, dtype=np.float32)
-        timing = timing if timing is not None else Timing()
+        timing = Timing()
         t0 = time.perf_counter()
         states = self.descriptor.prepare(gray)
         cid = self.select(gray, states)
         timing.parser += time.perf_counter() - t0
-        if info is not None:
-            info["cluster"] = cid
-        return predict_uv(gray, self.regressor(cid), self.descriptor, self.tile, timing, states, self.stride)
-
-    def colorize(self, gray, timing=None, info=None):
-        """Colorize luminance (H, W) in [0, 1]; returns ``(rgb, uv)``; `info` receives the chosen cluster."""
-        return finish(gray, self.raw_uv(gray, timing, info), self.refine, self.tile, timing)
+        uv = predict_uv(gray, self.regressor(cid), self.descriptor, self.tile, timing, states, self.stride)
+        return Colorized(None, uv, cid, timing)
 
 
-def load_colorizer(path, refine: Optional[RefineParams] = None, tile=DEFAULT_TILE, parser_dir=None, k=None,
-                   layers=None, stride=None):
-    """A `Colorizer` for a model directory or an `Ensemble` for a bundle directory."""
-    from .bundle import is_bundle
-
-    if is_bundle(path):
-        return Ensemble.load(path, refine=refine, tile=tile, parser_dir=parser_dir, k=k, layers=layers, stride=stride)
-    return Colorizer.load(path, refine=refine, tile=tile, parser_dir=parser_dir, stride=stride)
-
-
-def colorize_reduced(colorizer, gray, chroma_max_side=0, timing=None, info=None):
+def colorize_reduced(colorizer, gray, chroma_max_side=0):
     """Colorize, predicting chroma at a reduced resolution for large images.
 
     When the longer side exceeds `chroma_max_side` (> 0), descriptors, the
@@ -370,16 +354,30 @@ def colorize_reduced(colorizer, gray, chroma_max_side=0, timing=None, info=None)
 
     Returns
     -------
-    rgb : ndarray of float32, shape (H, W, 3)
+    Colorized
+        ``rgb`` and ``uv`` at the full resolution of `gray`.
     """
     import cv2
 
     gray = np.asarray(gray, dtype=np.float32)
     h, w = gray.shape
     if not chroma_max_side or max(h, w) <= chroma_max_side:
-        return colorizer.colorize(gray, timing=timing, info=info)[0]
+        return colorizer.colorize(gray)
     s = chroma_max_side / float(max(h, w))
     small = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    _, uv = colorizer.colorize(small, timing=timing, info=info)
-    uv = cv2.resize(uv, (w, h), interpolation=cv2.INTER_LINEAR)
-    return recombine(gray, uv)
+    out = colorizer.colorize(small)
+    out.uv = cv2.resize(out.uv, (w, h), interpolation=cv2.INTER_LINEAR)
+    t0 = time.perf_counter()
+    out.rgb = recombine(gray, out.uv)
+    out.timing.recombine += time.perf_counter() - t0
+    return out
+
+
+def _register():
+    from .registry import Family, register
+
+    register(Family("bundle", "clustered regressors (Algorithm 3): GIST + semantic-histogram selection",
+                    colorizer=ClusteredColorizer.load))
+
+
+_register()

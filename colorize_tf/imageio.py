@@ -479,6 +479,21 @@ def normalise_format(fmt):
     return name
 
 
+#: Output extension per input extension when the format is kept (formats that cannot hold colour well, or
+#: that we do not write, become PNG). The one naming table of the `colorize` command and the archive job.
+KEEP_EXTENSION = {".jpg": ".jpg", ".jpeg": ".jpeg", ".jpe": ".jpg", ".jfif": ".jpg", ".png": ".png",
+                  ".tif": ".tif", ".tiff": ".tiff", ".bmp": ".bmp", ".dib": ".bmp", ".webp": ".webp"}
+
+
+def output_extension(ext, fmt=None):
+    """Extension of an output for an input extension `ext`: ``.FMT`` when a format is asked for, else the
+    input's own where we write it (spelling kept: ``.jpeg`` stays ``.jpeg``), else its KEEP_EXTENSION."""
+    if fmt:
+        return "." + str(fmt).lower().lstrip(".")
+    kept = KEEP_EXTENSION.get(ext.lower(), ".png")
+    return ext if kept == ext.lower() else kept
+
+
 def output_bits(bits, fmt):
     """Bits per sample an output of `fmt` gets for a source of `bits`: 16 only where the format holds it."""
     return 16 if bits == 16 and fmt in ("PNG", "TIFF") else 8

@@ -60,3 +60,42 @@ def _as_uint8(img):
 def _as_float(img):
     img = np.asarray(img)
     return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+
+
+def colourfulness(rgb):
+    """Hasler & Suesstrunk (2003) colourfulness M of an RGB image (0 = gray; ~ 30-60 for everyday photos).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3)
+        uint8, or float in [0, 1].
+
+    Returns
+    -------
+    float
+        ``sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2)`` with ``rg = R - G`` and
+        ``yb = (R + G) / 2 - B`` on the 0..255 scale.
+    """
+    img = _as_float(rgb).reshape(-1, 3) * 255.0
+    rg = img[:, 0] - img[:, 1]
+    yb = 0.5 * (img[:, 0] + img[:, 1]) - img[:, 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def bootstrap_interval(gains, n_boot=2000, seed=0, level=0.95):
+    """Paired bootstrap interval of a mean per-image gain (e.g. PSNR of a model minus PSNR of gray).
+
+    Parameters
+    ----------
+    gains : array-like, shape (N,)
+        One paired difference per image.
+
+    Returns
+    -------
+    (mean, low, high) : tuple of float
+    """
+    gains = np.asarray(gains, np.float64)
+    rng = np.random.default_rng(seed)
+    means = gains[rng.integers(0, len(gains), size=(n_boot, len(gains)))].mean(1)
+    tail = (1 - level) / 2 * 100
+    return float(gains.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))

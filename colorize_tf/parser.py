@@ -19,7 +19,8 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from .checksums import load_verified_keras, read_json_meta, sha256_file, write_json_atomic
+from .checksums import load_verified_keras, sha256_file
+from .files import read_json_meta, write_json
 from .features import Block, register_block
 
 PARSER_FILE = "parser.keras"
@@ -229,7 +230,7 @@ class SceneParser:
         meta.update(extra or {})
         meta["format"] = PARSER_FORMAT
         meta["files"] = {PARSER_FILE: sha256_file(kpath)}
-        write_json_atomic(os.path.join(directory, PARSER_META), meta)
+        write_json(os.path.join(directory, PARSER_META), meta)
         self.meta, self.directory = meta, directory
         return meta
 

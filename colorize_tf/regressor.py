@@ -3,10 +3,10 @@
 Network: input (descriptor, standardised) -> 3 x Dense(input/2, ReLU) ->
 Dense(2, linear) = (U, V); least squares loss (eq. 1).
 
-A model directory holds ``regressor.keras`` (weights and architecture,
-standardisation baked in as a Normalization layer) and ``model.json``
-(descriptor blocks, standardisation statistics, training record, default
-refinement, versions, SHA-256 of the Keras file). Nothing is pickled.
+A model directory holds ``regressor.keras`` (weights and architecture; the input
+standardisation lives only in its Normalization layer) and ``model.json``
+(descriptor blocks, training record, default refinement, versions, SHA-256 of
+the Keras file). Nothing is pickled.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from .checksums import load_verified_keras, read_json_meta, sha256_file, write_json_atomic
+from .checksums import load_verified_keras, sha256_file
+from .files import read_json_meta, write_json
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +107,9 @@ def train_regressor(
     if init_model is None:
         mean, std = standardisation(x)
         model = build_model(x.shape[1], mean, std, hidden_layers=hidden_layers)
-    else:  # the starting network's standardisation is kept, and recorded
+    else:  # the starting network's standardisation (its Normalization layer) is kept
         model = keras.models.clone_model(init_model)
         model.set_weights(init_model.get_weights())
-        norm = model.get_layer("standardise")
-        mean = np.asarray(norm.mean, np.float32).ravel()
-        std = np.sqrt(np.asarray(norm.variance, np.float32)).ravel()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     start_val = None
     if init_model is not None and val is not None:
@@ -152,8 +150,6 @@ def train_regressor(
         "seed": seed,
         "history": history,
         "seconds": round(time.time() - t0, 2),
-        "mean": mean.tolist(),
-        "std": std.tolist(),
     }
     for key in ("loss", "val_loss"):
         if history.get(key):
@@ -196,7 +192,6 @@ def save_model_dir(model_dir, model, descriptor_config, training, refine=None, e
         "format_version": FORMAT_VERSION,
         "descriptor": descriptor_config,
         "input_dim": int(model.input_shape[-1]),
-        "normalization": {"mean": training.pop("mean"), "std": training.pop("std")},
         "training": training,
         "refine": refine or {},
         "versions": versions(),
@@ -205,7 +200,7 @@ def save_model_dir(model_dir, model, descriptor_config, training, refine=None, e
     }
     if extra:
         meta.update(extra)
-    write_json_atomic(os.path.join(model_dir, META_FILE), meta)
+    write_json(os.path.join(model_dir, META_FILE), meta)
     return meta
 
 
@@ -263,3 +258,41 @@ class Regressor:
         for s in range(0, len(x), chunk_rows):
             out[s : s + chunk_rows] = self._fn(x[s : s + chunk_rows]).numpy()
         return out
+
+
+_START_MODELS = {}
+
+
+def _start_model(init_dir):
+    """The network a cluster fine-tunes, loaded once per process."""
+    if init_dir not in _START_MODELS:
+        _START_MODELS[init_dir] = Regressor.load(init_dir).model
+    return _START_MODELS[init_dir]
+
+
+def train_family(x, uv, val, settings, init_dir=None, log_dir=None, log_prefix=""):
+    """Registry entry: fit a regressor (fine-tuning the one in `init_dir` if given) -> (Regressor, record)."""
+    init = _start_model(init_dir) if init_dir else None
+    model, record = train_regressor(x, uv, val=val, epochs=settings.epochs, batch_size=settings.batch_size,
+                                    learning_rate=settings.learning_rate, patience=settings.patience,
+                                    seed=settings.seed, log_dir=log_dir, log_prefix=log_prefix, init_model=init)
+    return Regressor(model, {"input_dim": x.shape[1]}), record
+
+
+def save_family(model_dir, predictor, descriptor_config, record, refine):
+    """Registry entry: write the model directory; `refine` is a RefineParams."""
+    import dataclasses
+
+    return save_model_dir(model_dir, predictor.model, descriptor_config, record, refine=dataclasses.asdict(refine))
+
+
+def _register():
+    from .colorize import PixelColorizer
+    from .registry import Family, register
+
+    register(Family("regressor", "the paper's per-pixel network (Sec. III-A)", colorizer=PixelColorizer.load,
+                    load=lambda model_dir, meta, verify: Regressor.load(model_dir, verify=verify),
+                    train=train_family, save=save_family))
+
+
+_register()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 import sys
@@ -30,26 +29,26 @@ import uuid
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from colorize_tf.imageio import BASE_RSS_BYTES, DEFAULT_MAX_PIXELS, pixel_limit_for_budget
+from colorize_tf.imageio import BASE_RSS_BYTES, DEFAULT_MAX_PIXELS, normalise_format, pixel_limit_for_budget
+from colorize_tf.registry import ColorizeSettings
 from transforms.colorize import (
     FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, OCCUPIED, ROWS, SKIPPED, AssignOutputs, ColorizeDoFn,
     ExpandInputsDoFn, SkipFinishedDoFn, dead_to_row, owners_from_manifest,
 )
-from transforms.fs import OutputLock, OutputLockError, delete_tree, is_remote
+from transforms.fs import OutputLock, OutputLockError, delete_tree, is_remote, write_json
 from transforms.io import DEAD, ListFiles
 from transforms.sources import Limits
 
-from .options import JobOptions, UsageError, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401
+from .options import (JobFailed, UsageError, add_inputs, add_model, add_output, add_refine, add_selection, alias,
+                      is_dry_run, job_parser, main_entry, parse_job, run_pipeline)
 
 log = logging.getLogger(__name__)
 MANIFEST_DIR = "_manifest"
-FORMATS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
 BASE_RSS_MB = BASE_RSS_BYTES >> 20
 
 
-class FailureThresholdExceeded(RuntimeError):
+class FailureThresholdExceeded(JobFailed):
     """More inputs failed than ``--max_failed_fraction`` allows (the manifest is written)."""
 
     def __init__(self, summary, limit):
@@ -59,39 +58,50 @@ class FailureThresholdExceeded(RuntimeError):
         self.summary = summary
 
 
-class ArchiveOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--format", default=None, help=f"Output format for every image ({', '.join(FORMATS)}); "
-                                                           "default: keep each input's where it can hold colour, "
-                                                           "else PNG.")
-        parser.add_argument("--jpeg_quality", type=int, default=95, help="JPEG / WebP quality, 1-100.")
-        parser.add_argument("--force", action="store_true", help="Redo inputs whose output exists.")
-        parser.add_argument("--worker_memory_mb", type=int, default=2500,
-                            help="Peak resident memory a worker may reach; the default pixel limit and the image "
-                                 "work in flight per worker follow from it.")
-        parser.add_argument("--archive_max_pixels", type=int, default=None,
-                            help="Images with more pixels fail before decoding (default: what "
-                                 "--worker_memory_mb allows, 40 M pixels at 2500 MB).")
-        parser.add_argument("--max_file_bytes", type=int, default=None,
-                            help="Larger files and archive members are refused (default: 8 bytes per allowed "
-                                 "pixel + 64 MiB).")
-        parser.add_argument("--max_archive_depth", type=int, default=3,
-                            help="Archives nested deeper are refused (1 = no archives inside archives).")
-        parser.add_argument("--follow_symlinks", action="store_true",
-                            help="Follow symbolic links in input folders (default: refuse them, as archive links).")
-        parser.add_argument("--max_failed_fraction", type=float, default=0.1,
-                            help="Exit with status 3 (after writing the manifest) when more than this share of "
-                                 "the processed inputs failed.")
-        parser.add_argument("--lock_stale_minutes", type=float, default=30.0,
-                            help="A lock from another host whose heartbeat is older than this is taken over.")
-        parser.add_argument("--refine_params", default=None,
-                            help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
-        parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (64-8192; 0 = no tiling).")
-        parser.add_argument("--chroma_max_side", type=int, default=0,
-                            help="Predict chroma with the longer side reduced to this (0 = full resolution; else "
-                                 ">= 32).")
-        parser.add_argument("--archive_selection_k", type=int, default=None, help="Clusters compared per image.")
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.colorize_archive")
+    add_inputs(parser, what="Scans: folder (recursive, hidden files included), glob, list file, .zip / .tar[.gz] "
+                            "archive or file; any Beam filesystem. Never modified")
+    add_model(parser)
+    add_output(parser, "Output folder (any Beam filesystem); must not be the input.")
+    parser.add_argument("--format", default=None,
+                        help="Output format for every image (jpg, png, tif, webp, bmp); default: keep each input's "
+                             "where it can hold colour, else PNG.")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG / WebP quality, 1-100.")
+    parser.add_argument("--overwrite", action="store_true", help="Redo inputs whose output exists.")
+    add_refine(parser, old=("--refine_params",))
+    add_selection(parser, old_k=("--archive_selection_k",))
+    parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (64-8192; 0 = no tiling).")
+    parser.add_argument("--chroma_max_side", type=int, default=0,
+                        help="Predict chroma with the longer side reduced to this (0 = full resolution; else >= 32).")
+    limits = parser.add_argument_group("limits and safety")
+    limits.add_argument("--worker_memory_mb", type=int, default=2500,
+                        help="Peak resident memory a worker may reach; the default pixel limit and the image work "
+                             "in flight per worker follow from it.")
+    limits.add_argument("--max_pixels", type=int, default=None,
+                        help="Images with more pixels fail before decoding (default: what --worker_memory_mb "
+                             "allows, 40 M pixels at 2500 MB).")
+    limits.add_argument("--max_file_bytes", type=int, default=None,
+                        help="Larger files and archive members are refused (default: 8 bytes per allowed pixel "
+                             "+ 64 MiB).")
+    limits.add_argument("--max_archive_depth", type=int, default=3,
+                        help="Archives nested deeper are refused (1 = no archives inside archives).")
+    limits.add_argument("--follow_symlinks", action="store_true",
+                        help="Follow symbolic links in input folders (default: refuse them, as archive links).")
+    limits.add_argument("--max_failed_fraction", type=float, default=0.1,
+                        help="Exit with status 3 (after writing the manifest) when more than this share of the "
+                             "processed inputs failed.")
+    limits.add_argument("--lock_stale_minutes", type=float, default=30.0,
+                        help="A lock from another host whose heartbeat is older than this is taken over.")
+    alias(parser, "--jpeg_quality", "--quality")
+    alias(parser, "--force", "--overwrite")
+    alias(parser, "--archive_max_pixels", "--max_pixels")
+    return parser
+
+
+def colorize_settings(opts):
+    return ColorizeSettings(refine=opts.refine, tile=opts.tile, parser_dir=opts.parser,
+                            selection_k=opts.selection_k, selection_layers=opts.selection_layers)
 
 
 def _range(name, value, lo, hi, allow_zero=False):
@@ -106,34 +116,29 @@ def _range(name, value, lo, hi, allow_zero=False):
 
 def check_options(opts):
     """Validate option values; `UsageError` with a one-line message."""
-    require(opts, "input", "model", "output")
-    if opts.format is not None and opts.format.lower().lstrip(".") not in FORMATS:
-        raise UsageError(f"--format {opts.format!r} is not an output format: choose from {', '.join(FORMATS)}")
-    _range("jpeg_quality", opts.jpeg_quality, 1, 100)
+    if opts.format is not None:
+        try:
+            normalise_format(opts.format)
+        except ValueError as exc:
+            raise UsageError(f"--format: {exc}") from None
+    _range("quality", opts.quality, 1, 100)
     _range("tile", opts.tile, 64, 8192, allow_zero=True)
     _range("chroma_max_side", opts.chroma_max_side, 32, 65536, allow_zero=True)
     _range("worker_memory_mb", opts.worker_memory_mb, BASE_RSS_MB + 100, 1 << 20)
-    _range("archive_max_pixels", opts.archive_max_pixels, 1, 1 << 34)
+    _range("max_pixels", opts.max_pixels, 1, 1 << 34)
     _range("max_file_bytes", opts.max_file_bytes, 1, 1 << 40)
     _range("max_archive_depth", opts.max_archive_depth, 1, 16)
-    _range("archive_selection_k", opts.archive_selection_k, 1, 1000)
+    _range("selection_k", opts.selection_k, 1, 1000)
     if not 0.0 <= opts.max_failed_fraction <= 1.0:
         raise UsageError(f"--max_failed_fraction {opts.max_failed_fraction} is out of range: expected 0..1")
     if not opts.lock_stale_minutes > 0:
         raise UsageError("--lock_stale_minutes must be > 0")
-    if opts.refine_params is not None:
-        from colorize_tf.refine import RefineParams
-
-        try:
-            RefineParams.parse(opts.refine_params)
-        except ValueError as exc:
-            raise UsageError(f"--refine_params: {exc}") from None
 
 
 def limits_of(opts):
     """(max_pixels, Limits, memory budget in bytes) from the options and the memory budget."""
     budget = (opts.worker_memory_mb << 20)
-    max_pixels = opts.archive_max_pixels or min(DEFAULT_MAX_PIXELS, pixel_limit_for_budget(budget, BASE_RSS_MB << 20))
+    max_pixels = opts.max_pixels or min(DEFAULT_MAX_PIXELS, pixel_limit_for_budget(budget, BASE_RSS_MB << 20))
     max_bytes = opts.max_file_bytes or max_pixels * 8 + (64 << 20)
     return max_pixels, Limits(max_bytes=max_bytes, max_depth=opts.max_archive_depth), budget - (BASE_RSS_MB << 20)
 
@@ -173,7 +178,7 @@ def check_model(opts):
     from transforms.colorize import shared_colorizer
 
     try:
-        shared_colorizer(opts.model, opts.refine_params, opts.tile, opts.parser, opts.archive_selection_k)
+        shared_colorizer(opts.model, colorize_settings(opts))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"--model {opts.model}: cannot be used ({type(exc).__name__}: {first})") from None
@@ -196,14 +201,14 @@ def build(pipeline, opts, stamp, tmp_dir, previous=()):
             | "PreviousOwners" >> beam.FlatMap(owners_from_manifest, opts.output)
         )
     named = expanded.sources | "AssignOutputs" >> AssignOutputs(opts.output, opts.format, expanded[OCCUPIED], owners)
-    todo = named["named"] | "SkipFinished" >> beam.ParDo(SkipFinishedDoFn(opts.output, opts.force)).with_outputs(
+    todo = named["named"] | "SkipFinished" >> beam.ParDo(SkipFinishedDoFn(opts.output, opts.overwrite)).with_outputs(
         ROWS, main="todo")
     done = (
         todo.todo
         | "GroupReadingUnits" >> beam.GroupByKey()
         | "Colorize" >> beam.ParDo(ColorizeDoFn(
-            opts.model, opts.output, tmp_dir, opts.jpeg_quality, max_pixels, limits, opts.refine_params, opts.tile,
-            opts.chroma_max_side, opts.parser, opts.archive_selection_k, memory_budget=budget))
+            opts.model, colorize_settings(opts), opts.output, tmp_dir, opts.quality, max_pixels, limits,
+            opts.chroma_max_side, memory_budget=budget))
     )
     dead = found[DEAD] | "DeadToRows" >> beam.Map(dead_to_row)
     rows = (done, todo[ROWS], named[ROWS], expanded[ROWS], dead) | "ManifestRows" >> beam.Flatten()
@@ -264,9 +269,7 @@ def _absolute(path):
 
 
 def run(argv=None):
-    options = PipelineOptions(argv)
-    opts = job_args(options)
-    check_options(opts)
+    opts, options = parse_job(build_parser(), argv, check_options)
     opts.input, opts.output, opts.list_root = _absolute(opts.input), _absolute(opts.output), _absolute(opts.list_root)
     output_exclusions(opts.input, opts.output)
     now = time.time()  # stamps sort in run order (microseconds: two runs in one second stay ordered)
@@ -298,8 +301,7 @@ def run(argv=None):
         run_pipeline(pipeline, options)
         rows = read_manifest(opts.output, stamp)
         summary = summarise(rows, time.time() - t0, stamp, FileSystems.join(manifest_dir, f"manifest-{stamp}.parquet"))
-        with FileSystems.create(FileSystems.join(manifest_dir, f"summary-{stamp}.json")) as fh:
-            fh.write(json.dumps(summary, indent=1).encode())
+        write_json(FileSystems.join(manifest_dir, f"summary-{stamp}.json"), summary)
         delete_tree(tmp_dir)
     finally:
         lock.release()
@@ -324,11 +326,7 @@ def summarise(rows, seconds, stamp, manifest_path):
 
 
 def main(argv=None):
-    try:
-        return main_entry(run, argv)
-    except FailureThresholdExceeded as exc:
-        print(f"colorize-archive: {exc}", file=sys.stderr)
-        return 3
+    return main_entry(run, argv)
 
 
 if __name__ == "__main__":

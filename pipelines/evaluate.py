@@ -12,7 +12,6 @@ so it scales like the archive job.
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -20,63 +19,90 @@ import time
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.ml.inference.base import RunInference
 
-from transforms.evaluate import EvaluateDoFn
-from transforms.io import DEAD, ReadImages, read_jsonl
+from colorize_tf.registry import ColorizeSettings
+from transforms.evaluate import ReadForEvaluationDoFn, ScoreDoFn
+from transforms.fs import write_json
+from transforms.inference import ColorizerHandler
+from transforms.io import DEAD, ReadImages, read_jsonl, write_jsonl
 
-from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
+from .options import (JobFailed, add_inputs, add_model, add_output, add_refine, add_selection, is_dry_run,
+                      job_parser, main_entry, parse_job, run_pipeline)
 
 log = logging.getLogger(__name__)
 
 
-class EvaluateOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--eval_refine", default=None, help="'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (default: model's).")
-        parser.add_argument("--eval_selection_k", type=int, default=None)
-        parser.add_argument("--no_pictures", action="store_true", help="Skip the per-image JPEGs and HTML images.")
-        parser.add_argument("--baselines", default=None,
-                            help="Comparators scored in the same pass: 'NAME=MODEL_DIR,NAME=MODEL_DIR' "
-                                 "(see pipelines.train --family).")
-
-
-def build(pipeline, opts, model):
-    read = pipeline | "ReadImages" >> ReadImages(opts.input, opts.list_root, max_bytes=None)
-    refine = opts.eval_refine
-    scored = read["files"] | "Evaluate" >> beam.ParDo(
-        EvaluateDoFn(model, opts.output, refine=refine, parser_dir=opts.parser, selection_k=opts.eval_selection_k,
-                     pictures=not opts.no_pictures, baselines=parse_baselines(opts.baselines))
-    ).with_outputs(DEAD, main="records")
-    scored.records | "RecordsToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteRecords" >> beam.io.WriteToText(
-        FileSystems.join(opts.output, "records", "records"), file_name_suffix=".jsonl")
-    dead = (read[DEAD], scored[DEAD]) | "AllDead" >> beam.Flatten()
-    dead | "DeadToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteDead" >> beam.io.WriteToText(
-        FileSystems.join(opts.output, "records", "dead"), file_name_suffix=".jsonl")
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.evaluate")
+    add_inputs(parser, what="Colour images to score")
+    add_model(parser)
+    add_output(parser, "Report folder (any Beam filesystem).")
+    add_refine(parser, old=("--eval_refine",))
+    add_selection(parser, old_k=("--eval_selection_k",))
+    parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (0 = whole image).")
+    parser.add_argument("--no_pictures", action="store_true", help="Skip the per-image JPEGs and HTML images.")
+    parser.add_argument("--baselines", type=parse_baselines, default={},
+                        help="Comparators scored in the same pass: 'NAME=MODEL_DIR,NAME=MODEL_DIR' "
+                             "(see pipelines.train --family).")
+    parser.add_argument("--max_failed_fraction", type=float, default=0.1,
+                        help="Stop the job when more than this share of images fails inside colorization.")
+    return parser
 
 
 def parse_baselines(text):
-    """'NAME=DIR,NAME=DIR' -> {NAME: DIR}."""
-    if not text:
-        return {}
+    """'NAME=DIR,NAME=DIR' -> {NAME: DIR} (argparse type)."""
+    import argparse
+
     out = {}
-    for part in text.split(","):
+    for part in (text or "").split(","):
         name, _, path = part.partition("=")
-        if not name or not path:
-            raise SystemExit(f"--baselines entry {part!r}: expected NAME=MODEL_DIR")
+        if not name.strip() or not path.strip() or name.strip() == "model":
+            raise argparse.ArgumentTypeError(f"entry {part!r}: expected NAME=MODEL_DIR (NAME not 'model')")
         out[name.strip()] = path.strip()
     return out
 
 
+def build(pipeline, args):
+    read = pipeline | "ReadImages" >> ReadImages(args.input, args.list_root, max_bytes=None)
+    examples = read["files"] | "ReadForEvaluation" >> beam.ParDo(ReadForEvaluationDoFn()).with_outputs(
+        DEAD, main="examples")
+    settings = ColorizeSettings(refine=args.refine, tile=args.tile, parser_dir=args.parser,
+                                selection_k=args.selection_k, selection_layers=args.selection_layers)
+    handler = ColorizerHandler({"model": args.model, **args.baselines}, {"model": settings},
+                               ColorizeSettings(tile=args.tile, parser_dir=args.parser))
+    colorized, failed = examples.examples | "Colorize" >> RunInference(handler).with_exception_handling(
+        threshold=args.max_failed_fraction)
+    records = colorized | "Score" >> beam.ParDo(ScoreDoFn(args.output, pictures=not args.no_pictures))
+    write_jsonl(records, FileSystems.join(args.output, "records", "records"), "Records")
+    failures = failed.failed_inferences | "FailedToDead" >> beam.FlatMap(_failed_rows)
+    dead = (read[DEAD], examples[DEAD], failures) | "AllDead" >> beam.Flatten()
+    write_jsonl(dead, FileSystems.join(args.output, "records", "dead"), "Dead")
+
+
+def _failed_rows(failure):
+    """RunInference's (batch, exception) -> one dead letter per image of the batch."""
+    batch, exc = failure
+    return [{"path": ex.path, "stage": "colorize", "reason": repr(exc)[:500]} for ex in batch]
+
+
 def summarise(records):
-    """report.json content: per-image records and their means."""
+    """report.json content: per-image records, their means, the paired bootstrap 95 % interval of the PSNR
+    gain over gray per system, and the colourfulness of outputs relative to the true photos."""
+    from colorize_tf.metrics import bootstrap_interval
+
     records = sorted(records, key=lambda r: r["image_id"])
     out = {"images": len(records)}
-    keys = ["psnr", "psnr_gray", "l_uv", "l_uv_gray", "seconds"]
+    keys = ["psnr", "psnr_gray", "l_uv", "l_uv_gray", "colourfulness", "colourfulness_truth", "seconds"]
     keys += sorted({k for r in records for k in r if k.startswith(("psnr_", "l_uv_")) and k not in keys})
     for key in keys:
         vals = [r[key] for r in records if r.get(key) is not None and np.isfinite(r[key])]
         out[f"mean_{key}"] = float(np.mean(vals)) if vals else None
+    if records:
+        for key in ["psnr"] + sorted(k for k in keys if k.startswith("psnr_") and k != "psnr_gray"):
+            gain, lo, hi = bootstrap_interval([r[key] - r["psnr_gray"] for r in records])
+            out[f"gain_{key}"] = {"mean": gain, "ci95": [lo, hi]}
+        out["colourfulness_ratio"] = out["mean_colourfulness"] / max(out["mean_colourfulness_truth"], 1e-9)
     clusters = [r["cluster"] for r in records if r.get("cluster")]
     if clusters:
         out["clusters_used"] = {c: clusters.count(c) for c in sorted(set(clusters))}
@@ -90,14 +116,13 @@ def write_report(report_dir, records, model, seconds=None):
 
     report = summarise(records)
     report.update(model=model, wall_seconds=seconds)
-    with FileSystems.create(FileSystems.join(report_dir, "report.json")) as fh:
-        fh.write(json.dumps(report, indent=1).encode())
+    write_json(FileSystems.join(report_dir, "report.json"), report)
     rows = sorted(records, key=lambda r: r["psnr"] - r["psnr_gray"], reverse=True)
     html_rows = [{"name": f"{r['image_id']} ({r.get('cluster') or '-'})", "gray": r.get("gray_image"),
                   "ours": r.get("ours_image"), "truth": r.get("truth_image"), "psnr": r["psnr"],
                   "psnr_gray": r["psnr_gray"], "l_uv": r["l_uv"], "l_uv_gray": r["l_uv_gray"],
                   "seconds": r["seconds"]} for r in rows]
-    if "://" not in report_dir:
+    if "://" not in report_dir and records:
         side_by_side_html(html_rows, FileSystems.join(report_dir, "index.html"),
                           f"{model}: mean PSNR {report['mean_psnr']:.2f} dB (gray {report['mean_psnr_gray']:.2f}), "
                           f"sorted by gain")
@@ -112,20 +137,22 @@ def read_records(report_dir):
 
 
 def run(argv=None):
-    options = PipelineOptions(argv)
-    opts = job_args(options)
-    require(opts, "input", "model", "output")
-    model = opts.model
+    args, options = parse_job(build_parser(), argv)
     t0 = time.time()
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, opts, model)
+    build(pipeline, args)
     result = run_pipeline(pipeline, options)
     if is_dry_run(options):
         return result
-    report = write_report(opts.output, read_records(opts.output), model, round(time.time() - t0, 1))
-    log.info("%d images: mean PSNR %.2f dB (gray %.2f), mean L_UV %.5f (gray %.5f); report in %s", report["images"],
-             report["mean_psnr"], report["mean_psnr_gray"], report["mean_l_uv"], report["mean_l_uv_gray"],
-             opts.output)
+    records = read_records(args.output)
+    if not records:
+        raise JobFailed(f"no image could be scored (see {FileSystems.join(args.output, 'records', 'dead-*.jsonl')})")
+    report = write_report(args.output, records, args.model, round(time.time() - t0, 1))
+    gain = report["gain_psnr"]
+    log.info("%d images: mean PSNR %.2f dB (gray %.2f; gain %.2f dB, 95%% CI %.2f..%.2f), mean L_UV %.5f "
+             "(gray %.5f), colourfulness %.1f (truth %.1f); report in %s", report["images"], report["mean_psnr"],
+             report["mean_psnr_gray"], gain["mean"], *gain["ci95"], report["mean_l_uv"], report["mean_l_uv_gray"],
+             report["mean_colourfulness"], report["mean_colourfulness_truth"], args.output)
     return report
 
 

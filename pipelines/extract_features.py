@@ -17,15 +17,16 @@ import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf.imageio import DEFAULT_MAX_PIXELS
 from colorize_tf.features import DEFAULT_BLOCKS, Descriptor, config_dim
 from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
+from transforms.fs import write_json
 from transforms.io import DEAD, ReadImages
 
-from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
+from .options import (UsageError, add_inputs, add_output, add_seed, is_dry_run, job_parser, main_entry, parse_job,
+                      positive_int, run_pipeline)
 
 #: Pixels sampled per image; see README ("Sampling").
 DEFAULT_SAMPLES = 2048
@@ -34,29 +35,33 @@ DEFAULT_SAMPLES = 2048
 log = logging.getLogger(__name__)
 
 
-class FeatureOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--samples_per_image", type=int, default=DEFAULT_SAMPLES, help="N_s, pixels per image.")
-        parser.add_argument(
-            "--edge_fraction", type=float, default=0.0,
-            help="Share of samples drawn proportionally to gradient magnitude (rest uniform).",
-        )
-        parser.add_argument("--blocks", default=None,
-                            help="Descriptor blocks, in order (default patch,daisy, plus semantic with --parser).")
-        parser.add_argument("--patch_size", type=int, default=7)
-        parser.add_argument("--daisy_radius", type=int, default=15)
-        parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
-        parser.add_argument("--gist_size", type=int, default=128,
-                            help="GIST (global descriptor) computed on the gray image resized to this side; 0 = off.")
-        parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.extract_features")
+    add_inputs(parser)
+    add_output(parser, "Features folder (any Beam filesystem).")
+    parser.add_argument("--parser", default=None,
+                        help="Scene-parser directory (pipelines.train_parser): adds the semantic block.")
+    parser.add_argument("--samples_per_image", type=positive_int, default=DEFAULT_SAMPLES, help="N_s, pixels per image.")
+    parser.add_argument("--edge_fraction", type=float, default=0.0,
+                        help="Share of samples drawn proportionally to gradient magnitude (rest uniform).")
+    parser.add_argument("--blocks", default=None,
+                        help="Descriptor blocks, in order (default patch,daisy, plus semantic with --parser).")
+    parser.add_argument("--patch_size", type=positive_int, default=7, help="Side of the luminance patch block.")
+    parser.add_argument("--daisy_radius", type=positive_int, default=15, help="DAISY radius in pixels.")
+    parser.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                        help="Larger images become dead letters (decoding bound).")
+    parser.add_argument("--gist_size", type=int, default=128,
+                        help="GIST (global descriptor) computed on the gray image resized to this side; 0 = off.")
+    parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
+    add_seed(parser)
+    return parser
 
 
 def descriptor_config_from_options(opts):
     """Descriptor block configs from the options (JSON-able; the parser itself loads on the workers)."""
     names = opts.blocks or ",".join(DEFAULT_BLOCKS + (("semantic",) if opts.parser else ()))
     if opts.parser and "semantic" not in names:
-        raise SystemExit(f"--parser given but --blocks {names!r} has no 'semantic' block: add it or drop --parser")
+        raise UsageError(f"--parser given but --blocks {names!r} has no 'semantic' block: add it or drop --parser")
     configs = []
     for name in (n.strip() for n in names.split(",") if n.strip()):
         if name == "semantic":
@@ -82,8 +87,7 @@ def write_config(opts, descriptor_config):
     }
     if not FileSystems.exists(opts.output):
         FileSystems.mkdirs(opts.output)
-    with FileSystems.create(FileSystems.join(opts.output, "config.json")) as fh:
-        fh.write(json.dumps(config, indent=1).encode())
+    write_json(FileSystems.join(opts.output, "config.json"), config)
     return config
 
 
@@ -118,9 +122,7 @@ def build(pipeline, opts, descriptor_config):
 
 def run(argv=None):
     """Run the feature job; returns the Beam PipelineResult."""
-    options = PipelineOptions(argv)
-    opts = job_args(options)
-    require(opts, "input", "output")
+    opts, options = parse_job(build_parser(), argv)
     descriptor_config = descriptor_config_from_options(opts)
     write_config(opts, descriptor_config)
     pipeline = beam.Pipeline(options=options)

@@ -1,23 +1,44 @@
-"""Options shared by every job.
+"""Job flags, the way Beam's own examples do them: each job's `argparse` parser takes its flags,
+``parse_known_args`` passes the rest to `PipelineOptions`.
 
-Beam parses all PipelineOptions subclasses loaded in a process together when
-it serialises a pipeline, so an option name may be defined only once and no
-option may be argparse-``required``: the shared ones live here, each job's
-own ones in its module, and `require` checks presence at run time.
+One vocabulary across jobs, the ``colorize`` command and the benchmarks (one name per concept):
+
+==================  ==========================================================================
+concept             flag
+==================  ==========================================================================
+inputs              ``--input`` (folder, glob, list file, archive or file), ``--list_root``
+output              ``--output``
+model               ``--model`` (model directory or bundle), ``--parser`` (scene parser)
+refinement          ``--refine D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]`` (parsed into a RefineParams)
+cluster selection   ``--selection_k``, ``--selection_layers``
+pixel limit         ``--max_pixels``
+replace outputs     ``--overwrite``
+output quality      ``--quality``
+==================  ==========================================================================
+
+Old spellings (``--refine_params``, ``--eval_refine``, ``--archive_selection_k``,
+``--eval_selection_k``, ``--archive_max_pixels``, ``--force``, ``--jpeg_quality``, the parser job's
+``--parser_epochs`` ...) still work for one release and print a deprecation warning. Values are parsed
+and checked here, on the launcher, into typed objects (`RefineParams`, tuples of layers) that DoFns
+receive; a bad value stops the job before anything is submitted.
 """
-from apache_beam.options.pipeline_options import PipelineOptions
 
+from __future__ import annotations
 
-class JobOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--input", default=None, help="Input: folder, glob, list file or file (any Beam filesystem).")
-        parser.add_argument("--output", default=None, help="Output folder (any Beam filesystem).")
-        parser.add_argument("--seed", type=int, default=0, help="Seed for sampling, splits and initialisation.")
-        parser.add_argument("--model", default=None, help="Model directory or clustered bundle (jobs that colorize).")
-        parser.add_argument("--list_root", default=None, help="Base folder for relative list-file entries.")
-        parser.add_argument("--parser", default=None,
-                            help="Scene-parser directory (pipelines.train_parser): adds the semantic block.")
+import argparse
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+#: Beam options most jobs need, listed in every job's --help (``--help_beam`` prints all of them).
+BEAM_EPILOG = """\
+Beam pipeline options: every other --flag goes to Beam's PipelineOptions, e.g. --runner (default here:
+FnApiRunner, in-process), --direct_num_workers=2 --direct_running_mode=multi_threading (local parallelism),
+--runner=DataflowRunner --project --region --temp_location --setup_file=./setup.py [--dry_run=True],
+--runner=PortableRunner --job_endpoint --environment_type --environment_config (Flink, Spark).
+--help_beam lists all of Beam's options."""
 
 
 class UsageError(Exception):
@@ -27,28 +48,192 @@ class UsageError(Exception):
     """
 
 
-def require(opts, *names):
-    """Raise a clear error when a needed option is missing."""
-    missing = [n for n in names if getattr(opts, n, None) in (None, "")]
-    if missing:
-        raise UsageError("missing required option(s): " + ", ".join("--" + n for n in missing))
+class JobFailed(Exception):
+    """The job ran but its result is unusable (e.g. more inputs failed than allowed); the message is one
+    line. `main_entry` prints it and exits with status 3."""
 
 
-def job_args(options):
-    """All parsed options (shared and job-specific) as one attribute namespace.
+class _Deprecated(argparse.Action):
+    """An old spelling: stores into the new flag's destination and warns."""
 
-    Workers never need the launcher's ``__main__``: every DoFn imports what it
-    uses, so ``save_main_session`` stays off unless asked for (Dataflow would
-    otherwise pickle the launcher's session).
+    def __init__(self, option_strings, dest, new=None, target_type=None, flag_const=None, **kwargs):
+        self.new, self.target_type, self.flag_const = new, target_type, flag_const
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        if self.flag_const is not None:
+            values = self.flag_const
+        elif self.target_type is not None:
+            values = self.target_type(values)
+        setattr(namespace, self.dest, values)
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Defaults shown where they say something; description and epilog keep their line breaks."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32, width=110)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text \
+                and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+    def _fill_text(self, text, width, indent):
+        return "\n".join(indent + line for line in text.splitlines())
+
+
+class _JobParser(argparse.ArgumentParser):
+    """Argparse whose errors are `UsageError`s: one line (``PROG: error: MESSAGE``, exit 2 via
+    `main_entry`), not a usage block."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def job_parser(doc, prog=None, beam=True):
+    """A job's parser: the module docstring's first paragraph as description, defaults in the help;
+    a Beam job's epilog points at Beam's options."""
+    parser = _JobParser(
+        prog=prog, description=(doc or "").strip().split("\n\n")[0], epilog=BEAM_EPILOG if beam else None,
+        allow_abbrev=False, formatter_class=_Formatter)
+    if beam:
+        parser.add_argument("--help_beam", action="store_true", help="List all of Beam's pipeline options and exit.")
+    parser.deprecated = []
+    parser.base_epilog = parser.epilog
+    return parser
+
+
+def alias(parser, old, new):
+    """Accept `old` as a deprecated spelling of the already defined flag `new`."""
+    target = next(a for a in parser._actions if new in a.option_strings)
+    is_flag = target.nargs == 0
+    parser.add_argument(old, dest=target.dest, action=_Deprecated, new=new, help=argparse.SUPPRESS,
+                        target_type=None if is_flag else target.type, nargs=0 if is_flag else None,
+                        flag_const=target.const if is_flag else None)
+    parser.deprecated.append((old, new))
+    parser.epilog = ((parser.base_epilog + "\n\n") if parser.base_epilog else "") + \
+        "Deprecated spellings (still accepted, with a warning): " + \
+        ", ".join(f"{o} -> {n}" for o, n in parser.deprecated) + "."
+
+
+def refine_arg(text):
+    """``--refine`` value -> RefineParams (argparse type; a bad value is a usage error)."""
+    from colorize_tf.refine import RefineParams
+
+    try:
+        return RefineParams.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def layers_arg(text):
+    """``--selection_layers`` value: ``all`` -> () (every layer), ``0,1`` -> (0, 1)."""
+    if str(text).strip().lower() == "all":
+        return ()
+    try:
+        layers = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or layer numbers like '0' or '0,1'") from None
+    if any(v < 0 for v in layers):
+        raise argparse.ArgumentTypeError(f"{text!r}: layer numbers start at 0")
+    return layers
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 1")
+    return value
+
+
+def add_inputs(parser, required=True, what="Images"):
+    parser.add_argument("--input", required=required,
+                        help=f"{what}: folder (recursive), glob, list file (one path or glob per line), "
+                             "file; any Beam filesystem.")
+    parser.add_argument("--list_root", default=None,
+                        help="Base folder for relative list-file entries (default: the list file's folder).")
+
+
+def add_output(parser, what="Output folder (any Beam filesystem).", required=True):
+    parser.add_argument("--output", required=required, help=what)
+
+
+def add_model(parser, required=True):
+    parser.add_argument("--model", required=required,
+                        help="Model directory or clustered bundle (pipelines.train output; any Beam filesystem).")
+    parser.add_argument("--parser", default=None,
+                        help="Scene-parser directory to use instead of the one stored with the model.")
+
+
+def add_refine(parser, help_text="Refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (0,0,0 = off); "
+                                 "default: the one tuned and stored with the model.", old=()):
+    parser.add_argument("--refine", type=refine_arg, default=None, help=help_text)
+    for name in old:
+        alias(parser, name, "--refine")
+
+
+def add_selection(parser, k_default=None, layers_default=None, old_k=()):
+    parser.add_argument("--selection_k", type=positive_int, default=k_default,
+                        help="Bundles: top-k clusters by GIST, then the semantic histogram picks one (1 = GIST only)"
+                             + ("" if k_default else "; default: the bundle's") + ".")
+    parser.add_argument("--selection_layers", type=layers_arg, default=layers_default,
+                        help="Bundles: layers whose clusters are candidates ('all' or e.g. '0' or '0,1')"
+                             + ("" if layers_default is not None else "; default: the bundle's") + ".")
+    for name in old_k:
+        alias(parser, name, "--selection_k")
+
+
+def add_seed(parser):
+    parser.add_argument("--seed", type=int, default=0, help="Seed for sampling, splits and initialisation.")
+
+
+def beam_parser():
+    """Argparse parser holding every registered Beam PipelineOptions flag."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(prog="Beam pipeline options", allow_abbrev=False)
+    seen = {}
+    for cls in PipelineOptions.__subclasses__():
+        seen.setdefault(str(cls), cls)
+    for cls in seen.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def parse_job(parser, argv=None, checks=None):
+    """Parse a job's flags; the rest become its PipelineOptions.
+
+    Returns
+    -------
+    args : argparse.Namespace
+        The job's flags (typed).
+    options : PipelineOptions
+        Beam's flags; flags neither the job nor Beam knows are a `UsageError`.
     """
-    import types
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
-    from apache_beam.options.pipeline_options import SetupOptions
-
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help_beam" in argv:
+        beam_parser().print_help()
+        raise SystemExit(0)
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in beam_parser().parse_known_args(rest)[1] if a.startswith("-")]
+    if unknown:
+        raise UsageError(f"unrecognised option(s) {' '.join(unknown)} (neither this job's nor Beam's; see --help)")
+    options = PipelineOptions(rest)
     setup = options.view_as(SetupOptions)
-    if setup.save_main_session is None:
+    if setup.save_main_session is None:  # workers never need the launcher's __main__
         setup.save_main_session = False
-    return types.SimpleNamespace(**options.get_all_options(retain_unknown_options=False))
+    if checks:
+        checks(args)
+    return args, options
 
 
 def is_dry_run(options):
@@ -68,9 +253,6 @@ def run_pipeline(pipeline, options):
 
 def setup_logging(verbose=False):
     """Our loggers at INFO with timestamps; Beam/TensorFlow at WARNING unless `verbose`."""
-    import logging
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
@@ -80,10 +262,6 @@ def setup_logging(verbose=False):
 
 def main_entry(run, argv=None):
     """Console-script body: logging, the local runner unless one is given, then `run(argv)`."""
-    import sys
-
-    import os
-
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a.startswith("--runner") for a in argv):
@@ -91,7 +269,13 @@ def main_entry(run, argv=None):
     try:
         run(argv)
     except UsageError as exc:
-        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m") else "colorize"
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{_prog()}: error: {exc}", file=sys.stderr)
         return 2
+    except JobFailed as exc:
+        print(f"{_prog()}: failed: {exc}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _prog():
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m") else "colorize"

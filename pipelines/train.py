@@ -18,223 +18,147 @@ workers); images reaching the threshold leave, the rest are re-clustered.
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 
 import apache_beam as beam
 import numpy as np
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.ml.inference.base import RunInference
 
 from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
-from transforms.fs import copy_tree, is_remote, local_copy, match_paths, read_json, write_atomically
-from transforms.io import read_jsonl
-from transforms.training import KeyByClusterDoFn, MeasurePSNRDoFn, TrainRegressorDoFn
+from colorize_tf.registry import ColorizeSettings, TrainSettings, trainable_names
+from transforms.fs import copy_tree, local_copy, match_paths
+from transforms.inference import ClusterModelsHandler
+from transforms.io import DEAD, read_jsonl, write_jsonl
+from transforms.train_specs import (cluster_spec, read_config, read_image_table, root_spec, split_rows,
+                                    write_bundle_anywhere, write_split)
+from transforms.training import KeyByClusterDoFn, ReferenceImageDoFn, TrainRegressorDoFn, psnr_row
 
-from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
-
+from .options import (UsageError, add_refine, add_selection, add_seed, is_dry_run, job_parser, main_entry,
+                      parse_job, positive_int, run_pipeline)
 
 log = logging.getLogger(__name__)
 
 
-class TrainOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--features", default=None, help="Output folder of pipelines.extract_features.")
-        parser.add_argument("--epochs", type=int, default=20)
-        parser.add_argument("--batch_size", type=int, default=1024)
-        parser.add_argument("--learning_rate", type=float, default=1e-3)
-        parser.add_argument("--patience", type=int, default=3, help="Early-stopping patience (epochs).")
-        parser.add_argument("--val_fraction", type=float, default=0.1, help="Share of images held out.")
-        parser.add_argument("--tune_images", type=int, default=64,
-                            help="Validation images (a stratified sample) used to tune refinement.")
-        parser.add_argument(
-            "--refine", default=None,
-            help="Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).",
-        )
-        parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
-        parser.add_argument("--family", default="regressor",
-                            choices=["regressor", "mean_chroma", "hog_svr", "richart"],
-                            help="Model family: the paper's regressor or a comparator baseline (colorize_tf.baselines).")
-        parser.add_argument("--use_blocks", default=None,
-                            help="Train on these stored descriptor blocks only, e.g. 'patch,daisy' (ablations).")
-        parser.add_argument("--adaptive_clustering", action="store_true",
-                            help="Train a clustered bundle (Algorithm 3) instead of one regressor.")
-        parser.add_argument("--root_model", default=None,
-                            help="Clustering: reuse this trained all-images model directory as the bundle's root.")
-        parser.add_argument("--cluster_init", default="root", choices=["root", "scratch"],
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.train")
+    parser.add_argument("--features", required=True, help="Output folder of pipelines.extract_features.")
+    parser.add_argument("--output", required=True, help="Model directory (or bundle) to write (any Beam filesystem).")
+    parser.add_argument("--parser", default=None,
+                        help="Scene-parser directory (default: the one the feature job used).")
+    parser.add_argument("--family", default="regressor", choices=trainable_names(),
+                        help="Model family (colorize_tf.registry): the paper's regressor or a baseline.")
+    parser.add_argument("--epochs", type=positive_int, default=20, help="Most epochs (early stopping may end sooner).")
+    parser.add_argument("--batch_size", type=positive_int, default=1024, help="Samples per gradient step.")
+    parser.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate.")
+    parser.add_argument("--patience", type=positive_int, default=3, help="Early-stopping patience (epochs).")
+    parser.add_argument("--val_fraction", type=float, default=0.1,
+                        help="Share of images held out for validation, stratified over sources and scene types.")
+    parser.add_argument("--tune_images", type=int, default=64,
+                        help="Validation images (a stratified sample) that tune the refinement.")
+    add_refine(parser, "Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).")
+    parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
+    parser.add_argument("--use_blocks", default=None,
+                        help="Train on these stored descriptor blocks only, e.g. 'patch,daisy' (ablations).")
+    clustering = parser.add_argument_group("adaptive clustering (Algorithm 3)")
+    clustering.add_argument("--adaptive_clustering", action="store_true",
+                            help="Train a clustered bundle instead of one model.")
+    clustering.add_argument("--root_model", default=None,
+                            help="Reuse this trained all-images model directory as the bundle's root.")
+    clustering.add_argument("--cluster_init", default="root", choices=["root", "scratch"],
                             help="Clusters' regressors start from the root regressor (fine-tuning) or from scratch.")
-        parser.add_argument("--cluster_learning_rate", type=float, default=1e-4,
+    clustering.add_argument("--cluster_learning_rate", type=float, default=1e-4,
                             help="Learning rate when fine-tuning the root regressor for a cluster.")
-        parser.add_argument("--n0", type=int, default=24, help="Clusters on layer 0 (paper: 24).")
-        parser.add_argument("--mu", type=int, default=0,
+    clustering.add_argument("--n0", type=positive_int, default=24, help="Clusters on layer 0 (paper: 24).")
+    clustering.add_argument("--mu", type=int, default=0,
                             help="Minimal images per cluster; 0 = eq. 3, alpha * N_w / N_s (paper: 80).")
-        parser.add_argument("--alpha", type=float, default=12.5,
+    clustering.add_argument("--alpha", type=float, default=12.5,
                             help="Eq. 3 scale; 12.5 gives mu = 80 for the paper's 114-d descriptor and N_s = 2048.")
-        parser.add_argument("--epsilon", type=float, default=-26.0, help="Error threshold on -PSNR (dB).")
-        parser.add_argument("--max_layers", type=int, default=4)
-        parser.add_argument("--selection_layers", default="0",
-                            help="Layers whose clusters are candidates at colorization ('all' or e.g. '0' or '0,1'); "
-                                 "layer 0 measured best on SIFT Flow (README).")
-        parser.add_argument("--selection_k", type=int, default=3,
-                            help="At colorization: top-k clusters by GIST, then semantic histogram.")
+    clustering.add_argument("--epsilon", type=float, default=-26.0, help="Error threshold on -PSNR (dB).")
+    clustering.add_argument("--max_layers", type=positive_int, default=4, help="Most layers.")
+    clustering.add_argument("--max_unmeasured_fraction", type=float, default=0.1,
+                            help="Share of a layer's reference images that may fail to be measured (unreadable) "
+                                 "before the job stops.")
+    add_selection(parser, k_default=3, layers_default="0")
+    add_seed(parser)
+    return parser
 
 
-def read_config(features_dir):
-    return read_json(FileSystems.join(features_dir, "config.json"))
+def check(args):
+    if not 0 <= args.val_fraction < 1:
+        raise UsageError(f"--val_fraction {args.val_fraction}: expected 0 <= value < 1")
+    if args.use_blocks and args.family != "regressor" and args.adaptive_clustering:
+        raise UsageError("--adaptive_clustering trains regressors only")
 
 
-def read_image_table(features_dir):
-    """Rows of the feature job's per-image Parquet table, sorted by id."""
-    pattern = FileSystems.join(features_dir, "images", "images-*.parquet")
-    rows = []
-    for p in match_paths(pattern, "image tables"):
-        with FileSystems.open(p, compression_type="uncompressed") as fh:
-            rows.extend(pq.read_table(fh).to_pylist())
-    if not rows:
-        raise FileNotFoundError(f"no image rows under {pattern}")
-    return sorted(rows, key=lambda r: r["image_id"])
+def train_settings(args):
+    return TrainSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                         patience=args.patience, seed=args.seed)
 
 
-def split_rows(rows, opts):
-    """(train rows, validation rows): `opts.val_fraction` of the images, stratified over sources and
-    scene types (colorize_tf.splits), deterministic by image id."""
-    from colorize_tf.splits import validation_ids
-
-    if opts.max_images:
-        rows = rows[: opts.max_images]
-    held = validation_ids([r["image_id"] for r in rows], opts.val_fraction, opts.seed)
-    val = [r for r in rows if r["image_id"] in held]
-    train = [r for r in rows if r["image_id"] not in held]
-    if not train:
-        raise ValueError("no training images left after the validation split")
-    return train, val
-
-
-def root_spec(rows, opts, model_dir):
-    """The all-images regressor: its validation images stop training early; a stratified sample of them
-    (`opts.tune_images`) tunes the refinement."""
-    from colorize_tf.splits import stratified_sample
-
-    train, val = split_rows(rows, opts)
-    path_of = {r["image_id"]: r["path"] for r in val}
-    tune = stratified_sample([r["image_id"] for r in val], opts.tune_images, opts.seed)
-    return {
-        "cluster_id": "all",
-        "train_ids": [r["image_id"] for r in train],
-        "val_ids": [r["image_id"] for r in val],
-        "val_paths": [path_of[i] for i in tune],
-        "model_dir": model_dir,
-        "with_parser": True,
-    }
-
-
-def write_split(out, rows, opts):
-    """``OUT/validation.txt``: the validation images' paths, one per line (a list file for
-    ``pipelines.evaluate --input`` and ``benchmarks/quality.py``, where selection settings are chosen),
-    and ``OUT/split.json``: their ids and images per stratum."""
-    from colorize_tf.splits import strata_counts
-
-    train, val = split_rows(rows, opts)
-    write_atomically(FileSystems.join(out, "validation.txt"), "".join(r["path"] + "\n" for r in val).encode())
-    split = {"val_fraction": opts.val_fraction, "seed": opts.seed, "train_strata": strata_counts(r["image_id"] for r in train),
-             "validation_strata": strata_counts(r["image_id"] for r in val), "validation": [r["image_id"] for r in val]}
-    write_atomically(FileSystems.join(out, "split.json"), json.dumps(split, indent=1).encode())
-
-
-def cluster_spec(cluster, by_id, opts, model_dir, root_dir=None, held_out=frozenset()):
-    """One cluster's training element: members split into training and early-stopping images (the
-    validation images of the whole set, `held_out`); with `root_dir`, the cluster's regressor
-    fine-tunes the root one."""
-    val = [m for m in cluster.members if m in held_out]
-    train = [m for m in cluster.members if m not in set(val)] or list(cluster.members)
-    return {
-        "cluster_id": cluster.cluster_id,
-        "train_ids": train,
-        "val_ids": [m for m in val if m not in set(train)],
-        "val_paths": [],
-        "model_dir": model_dir,
-        "with_parser": False,
-        "members": [(m, by_id[m]["path"]) for m in cluster.members],
-        "init_model_dir": root_dir,
-        "learning_rate": opts.cluster_learning_rate if root_dir else None,
-    }
-
-
-def parse_refine(text):
-    """'D,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' -> RefineParams fields as a dict (None = tune)."""
-    import dataclasses
-
-    from colorize_tf.refine import RefineParams
-
-    params = RefineParams.parse(text)
-    return None if params is None else dataclasses.asdict(params)
-
-
-def train_kwargs(opts):
-    return {
-        "epochs": opts.epochs,
-        "batch_size": opts.batch_size,
-        "learning_rate": opts.learning_rate,
-        "patience": opts.patience,
-        "seed": opts.seed,
-    }
-
-
-def build(pipeline, opts, specs, refine=None, tune_images=None, measure=False, label="", out=None):
-    """Train one regressor per spec; with `measure`, also the members' PSNR with their cluster's model.
-
-    Returns the PCollection of training summaries (and writes them to ``out``/training_summary*.jsonl).
-    """
-    config = read_config(opts.features)
-    shards = match_paths(FileSystems.join(opts.features, "samples", "samples-*.tfrecord.gz"), "TFRecord shards")
-    parser_dir = opts.parser or config.get("parser")
+def build(pipeline, args, specs, refine=None, measure=False, label="", out=None):
+    """Train one model per spec; with `measure`, also colorize every member with its cluster's model
+    (RunInference) and write the PSNRs. Returns the PCollection of training summaries."""
+    config = read_config(args.features)
+    shards = match_paths(FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz"), "TFRecord shards")
+    parser_dir = args.parser or config.get("parser")
     descriptor, columns = config["descriptor"], None
-    if opts.use_blocks:
-        descriptor, columns = select_blocks(descriptor, opts.use_blocks)
+    if args.use_blocks:
+        descriptor, columns = select_blocks(descriptor, args.use_blocks)
         columns = columns.tolist()
-        if not needs_parser(descriptor):
-            parser_dir = None
-    trainer = TrainRegressorDoFn(shards, descriptor, train_kwargs(opts),
-                                 opts.tune_images if tune_images is None else tune_images,
-                                 refine, parser_dir=parser_dir, family=opts.family, columns=columns)
+    if not needs_parser(descriptor):
+        parser_dir = None
+    trainer = TrainRegressorDoFn(shards, descriptor, train_settings(args), refine, parser_dir=parser_dir,
+                                 family=args.family, columns=columns)
     if len(specs) == 1:  # one model: it reads the shards itself
         summaries = (
             pipeline
             | f"ClusterSpecs{label}" >> beam.Create(specs)
-            | f"TrainRegressors{label}" >> beam.ParDo(trainer)
+            | f"TrainModels{label}" >> beam.ParDo(trainer)
         )
     else:  # many clusters: read the samples once and group them by cluster (a shuffle), train in parallel
         cluster_of = {m: s["cluster_id"] for s in specs for m in s["train_ids"] + s["val_ids"]}
         summaries = (
             pipeline
             | f"ReadSamples{label}" >> beam.io.ReadFromTFRecord(
-                FileSystems.join(opts.features, "samples", "samples-*.tfrecord.gz"))
+                FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz"))
             | f"KeyByCluster{label}" >> beam.ParDo(KeyByClusterDoFn(cluster_of))
             | f"GroupByCluster{label}" >> beam.GroupByKey()
-            | f"TrainRegressors{label}" >> beam.ParDo(trainer, specs={s["cluster_id"]: s for s in specs})
+            | f"TrainModels{label}" >> beam.ParDo(trainer, specs={s["cluster_id"]: s for s in specs})
         )
-    out = out or opts.output
-    summaries | f"SummaryToJson{label}" >> beam.Map(json.dumps, sort_keys=True) | f"WriteSummary{label}" >> (
-        beam.io.WriteToText(FileSystems.join(out, f"training_summary{label}"), file_name_suffix=".jsonl",
-                            shard_name_template="")
-    )
+    out = out or args.output
+    write_jsonl(summaries, FileSystems.join(out, f"training_summary{label}"), f"Summary{label}", one_file=True)
     if measure:
         members = {s["cluster_id"]: s["members"] for s in specs}
-        psnrs = (
+        cluster_of_dir = {s["model_dir"]: s["cluster_id"] for s in specs}
+        refs = (
             summaries
             | f"ReferenceImages{label}" >> beam.FlatMap(
-                lambda s: [(s["cluster_id"], s["model_dir"], i, p) for i, p in members[s["cluster_id"]]])
+                lambda s: [(s["model_dir"], i, p) for i, p in members[s["cluster_id"]]])
             | f"SpreadImages{label}" >> beam.Reshuffle()
-            | f"MeasurePSNR{label}" >> beam.ParDo(MeasurePSNRDoFn(parser_dir))
+            | f"DecodeReferences{label}" >> beam.ParDo(ReferenceImageDoFn()).with_outputs(DEAD, main="examples")
         )
-        psnrs | f"PsnrToJson{label}" >> beam.Map(json.dumps, sort_keys=True) | f"WritePsnr{label}" >> (
-            beam.io.WriteToText(FileSystems.join(out, f"psnr{label}"), file_name_suffix=".jsonl")
+        colorized, failed = (
+            refs.examples
+            | f"ColorizeReferences{label}" >> RunInference(
+                ClusterModelsHandler(ColorizeSettings(tile=0, parser_dir=parser_dir))).with_exception_handling()
         )
+        psnrs = colorized | f"Score{label}" >> beam.Map(psnr_row, cluster_of_dir)
+        write_jsonl(psnrs, FileSystems.join(out, f"psnr{label}"), f"Psnr{label}")
+        unmeasured = (
+            (refs[DEAD], failed.failed_inferences | f"InferenceFailures{label}" >> beam.Map(_failed_row))
+            | f"AllUnmeasured{label}" >> beam.Flatten()
+        )
+        write_jsonl(unmeasured, FileSystems.join(out, f"unmeasured{label}"), f"Unmeasured{label}")
     return summaries
+
+
+def _failed_row(failure):
+    """A RunInference failure (batch, exception) -> dead-letter rows for its images."""
+    batch, exc = failure
+    return {"path": ",".join(ex.path for _, ex in batch), "stage": "colorize", "reason": repr(exc)[:500]}
 
 
 class _DryRun(Exception):
@@ -255,81 +179,71 @@ def _run(options, build_fn):
 
 
 def run(argv=None):
-    options = PipelineOptions(argv)
-    opts = job_args(options)
-    require(opts, "features", "output")
-    rows = read_image_table(opts.features)
+    args, options = parse_job(build_parser(), argv, check)
+    rows = read_image_table(args.features)
+    train, val = split_rows(rows, args.val_fraction, args.seed, args.max_images)
     if not is_dry_run(options):
-        write_split(opts.output, rows, opts)
+        write_split(args.output, train, val, args.val_fraction, args.seed)
+    root = root_spec(train, val, args.output, args.tune_images, args.seed)
     try:
-        if not opts.adaptive_clustering:
-            return _run(options, lambda p: build(p, opts, [root_spec(rows, opts, opts.output)],
-                                                 parse_refine(opts.refine)))
-        return run_clustered(options, opts, rows)
+        if not args.adaptive_clustering:
+            return _run(options, lambda p: build(p, args, [root], args.refine))
+        return run_clustered(options, args, train + val, {r["image_id"] for r in val}, root)
     except _DryRun as dry:  # the first job's graph, built and staged, not run
         return dry.result
 
 
-def run_clustered(options, opts, rows):
+def run_clustered(options, args, rows, held_out, root):
     """Algorithm 3 with one Beam job per layer; writes the bundle."""
-    from colorize_tf.bundle import BUNDLE_FILE, write_bundle
     from colorize_tf.clustering import adaptive_clustering, minimal_cluster_size
     from colorize_tf.regressor import read_metadata
 
-    out = opts.output
+    out = args.output
     root_dir = FileSystems.join(out, "root")
-    if opts.root_model:
-        log.info("root regressor: copied from %s", opts.root_model)
-        copy_tree(opts.root_model, root_dir)
+    if args.root_model:
+        log.info("root regressor: copied from %s", args.root_model)
+        copy_tree(args.root_model, root_dir)
     else:
         log.info("root regressor on all %d images", len(rows))
-        _run(options, lambda p: build(p, opts, [root_spec(rows, opts, root_dir)], parse_refine(opts.refine),
-                                      label="Root", out=out))
-    root = read_metadata(local_copy(root_dir))
-    refine = root["refine"]
-    if opts.max_images:
-        rows = rows[: opts.max_images]
+        _run(options, lambda p: build(p, args, [dict(root, model_dir=root_dir)], args.refine, label="Root", out=out))
+    refine_fields = read_metadata(local_copy(root_dir))["refine"]
+    from colorize_tf.refine import RefineParams
+
+    refine = RefineParams(**refine_fields)
     missing = [r["image_id"] for r in rows if not r.get("gist")]
     if missing:
-        raise SystemExit(f"{len(missing)} images have no GIST in the image table (rerun the feature job): "
+        raise UsageError(f"{len(missing)} images have no GIST in the image table (rerun the feature job): "
                          f"{missing[:3]}")
     by_id = {r["image_id"]: r for r in rows}
     ids = sorted(by_id)
-    held_out = {r["image_id"] for r in split_rows(rows, opts)[1]}
+    path_of = {i: by_id[i]["path"] for i in ids}
     gist = np.array([by_id[i]["gist"] for i in ids], np.float32)
     hists = None
     if all(by_id[i].get("semantic_hist") for i in ids):
         hists = np.array([by_id[i]["semantic_hist"] for i in ids], np.float32)
-    config = read_config(opts.features)
-    dim = len(select_blocks(config["descriptor"], opts.use_blocks)[1]) if opts.use_blocks else config["dim"]
-    mu = opts.mu or minimal_cluster_size(dim, config["samples_per_image"], opts.alpha)
-    log.info("adaptive clustering: %d images, N0=%d, mu=%d, epsilon=%.1f dB", len(ids), opts.n0, mu, opts.epsilon)
+    config = read_config(args.features)
+    dim = len(select_blocks(config["descriptor"], args.use_blocks)[1]) if args.use_blocks else config["dim"]
+    mu = args.mu or minimal_cluster_size(dim, config["samples_per_image"], args.alpha)
+    log.info("adaptive clustering: %d images, N0=%d, mu=%d, epsilon=%.1f dB", len(ids), args.n0, mu, args.epsilon)
+    init = root_dir if args.cluster_init == "root" and args.family == "regressor" else None
 
     def train_layer(clusters):
         layer = clusters[0].layer
-        init = root_dir if opts.cluster_init == "root" and opts.family == "regressor" else None
-        specs = [cluster_spec(c, by_id, opts, FileSystems.join(out, "clusters", c.cluster_id), init, held_out)
-                 for c in clusters]
-        _run(options, lambda p: build(p, opts, specs, refine, tune_images=0, measure=True, label=f"L{layer}",
-                                      out=FileSystems.join(out, "layers")))
-        measured = read_jsonl(FileSystems.join(out, "layers", f"psnrL{layer}-*.jsonl"))
-        return {m["image_id"]: m["psnr"] for m in measured if m["psnr"] == m["psnr"]}  # drop NaN (failed)
+        specs = [cluster_spec(c, path_of, FileSystems.join(out, "clusters", c.cluster_id), held_out, init,
+                              args.cluster_learning_rate) for c in clusters]
+        layers_dir = FileSystems.join(out, "layers")
+        _run(options, lambda p: build(p, args, specs, refine, measure=True, label=f"L{layer}", out=layers_dir))
+        measured = read_jsonl(FileSystems.join(layers_dir, f"psnrL{layer}-*.jsonl"))
+        return {m["image_id"]: m["psnr"] for m in measured}
 
-    clusters, reports = adaptive_clustering(ids, gist, hists, train_layer, n0=opts.n0, mu=mu,
-                                            epsilon_db=opts.epsilon, max_layers=opts.max_layers, seed=opts.seed)
-    params = {"n0": opts.n0, "mu": mu, "alpha": opts.alpha, "epsilon_db": opts.epsilon, "max_layers": opts.max_layers,
-              "selection_k": opts.selection_k,
-              "selection_layers": None if opts.selection_layers == "all" else
-              [int(v) for v in opts.selection_layers.split(",")],
+    clusters, reports = adaptive_clustering(ids, gist, hists, train_layer, n0=args.n0, mu=mu,
+                                            epsilon_db=args.epsilon, max_layers=args.max_layers, seed=args.seed,
+                                            max_unmeasured_fraction=args.max_unmeasured_fraction)
+    params = {"n0": args.n0, "mu": mu, "alpha": args.alpha, "epsilon_db": args.epsilon, "max_layers": args.max_layers,
+              "selection_k": args.selection_k, "selection_layers": list(args.selection_layers) or None,
               "gist_size": config.get("gist_size", 128),
               "samples_per_image": config["samples_per_image"], "descriptor_dim": dim}
-    if is_remote(out):  # checksums are taken on a local copy; bundle.json goes up last
-        local = local_copy(out, refresh=True)
-        meta = write_bundle(local, clusters, reports, params)
-        with open(FileSystems.join(local, BUNDLE_FILE), "rb") as fh:
-            write_atomically(FileSystems.join(out, BUNDLE_FILE), fh.read())
-    else:
-        meta = write_bundle(out, clusters, reports, params)
+    meta = write_bundle_anywhere(out, clusters, reports, params)
     log.info("bundle written to %s: %d clusters on %d layers", out, len(clusters), len(reports))
     return meta
 

@@ -20,7 +20,6 @@ import tempfile
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from colorize_tf import parser_train
 from colorize_tf.imageio import load_image
@@ -30,27 +29,35 @@ from transforms.fs import copy_tree, is_remote, local_copy, match_paths
 from transforms.io import DEAD
 from transforms.parser import PrepareParserExampleDoFn
 
-from .options import JobOptions, is_dry_run, job_args, main_entry, require, run_pipeline  # noqa: F401  (JobOptions registers shared flags)
+from .options import add_seed, alias, is_dry_run, job_parser, main_entry, parse_job, positive_int, run_pipeline
 
 log = logging.getLogger(__name__)
 
 
-class ParserOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--data", default=None, help="Labelled dataset folder (SIFT Flow, Stanford, generic).")
-        parser.add_argument("--layout", default=None, choices=[None, "siftflow", "stanford", "generic"])
-        parser.add_argument("--parser_work_size", type=int, default=256, help="Longer side the parser sees.")
-        parser.add_argument("--parser_epochs", type=int, default=25)
-        parser.add_argument("--parser_batch_size", type=int, default=16)
-        parser.add_argument("--parser_crop", type=int, default=192, help="Training crop side.")
-        parser.add_argument("--parser_base", type=int, default=24, help="Channels of the first stage.")
-        parser.add_argument("--parser_learning_rate", type=float, default=2e-3)
-        parser.add_argument("--class_weight_power", type=float, default=0.5,
-                            help="Median-frequency weights ** power (0 = unweighted).")
-        parser.add_argument("--max_train_images", type=int, default=0, help="0 = all.")
-        parser.add_argument("--smooth_sigma_spatial", type=float, default=8.0)
-        parser.add_argument("--smooth_sigma_color", type=float, default=0.1)
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.train_parser")
+    parser.add_argument("--data", required=True, help="Labelled dataset folder (SIFT Flow, Stanford, generic).")
+    parser.add_argument("--output", required=True, help="Parser directory to write (any Beam filesystem).")
+    parser.add_argument("--layout", default=None, choices=["siftflow", "stanford", "generic"],
+                        help="Dataset layout (default: detected).")
+    parser.add_argument("--work_size", type=positive_int, default=256, help="Longer side the parser sees.")
+    parser.add_argument("--epochs", type=positive_int, default=25, help="Training epochs.")
+    parser.add_argument("--batch_size", type=positive_int, default=16, help="Crops per step.")
+    parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side.")
+    parser.add_argument("--base_channels", type=positive_int, default=24, help="Channels of the first stage.")
+    parser.add_argument("--learning_rate", type=float, default=2e-3, help="Adam learning rate (cosine decay).")
+    parser.add_argument("--class_weight_power", type=float, default=0.5,
+                        help="Median-frequency weights ** power (0 = unweighted).")
+    parser.add_argument("--max_images", type=int, default=0, help="Train on at most this many images (0 = all).")
+    parser.add_argument("--smooth_sigma_spatial", type=float, default=8.0, help="Domain-transform sigma (pixels).")
+    parser.add_argument("--smooth_sigma_color", type=float, default=0.1, help="Domain-transform range sigma.")
+    add_seed(parser)
+    for old, new in (("--parser_work_size", "--work_size"), ("--parser_epochs", "--epochs"),
+                     ("--parser_batch_size", "--batch_size"), ("--parser_crop", "--crop"),
+                     ("--parser_base", "--base_channels"), ("--parser_learning_rate", "--learning_rate"),
+                     ("--max_train_images", "--max_images")):
+        alias(parser, old, new)
+    return parser
 
 
 def build(pipeline, opts, dataset):
@@ -58,15 +65,15 @@ def build(pipeline, opts, dataset):
     items = []
     for split in ("train", "test"):
         pairs = dataset.splits.get(split, [])
-        if split == "train" and opts.max_train_images:
-            pairs = pairs[: opts.max_train_images]
+        if split == "train" and opts.max_images:
+            pairs = pairs[: opts.max_images]
         items += [(split, name, img, mask) for name, img, mask in pairs]
     prepared = (
         pipeline
         | "ListPairs" >> beam.Create(items)
         | "Spread" >> beam.Reshuffle()
         | "PrepareExamples" >> beam.ParDo(
-            PrepareParserExampleDoFn(dataset.lut, opts.parser_work_size)
+            PrepareParserExampleDoFn(dataset.lut, opts.work_size)
         ).with_outputs("train", "test", DEAD)
     )
     for split in ("train", "test"):
@@ -78,7 +85,7 @@ def build(pipeline, opts, dataset):
     )
 
 
-def test_items(dataset, split="test"):
+def held_out_items(dataset, split="test"):
     """(gray float, label) pairs of a split at the original resolution."""
     import cv2
 
@@ -88,9 +95,7 @@ def test_items(dataset, split="test"):
 
 
 def run(argv=None):
-    options = PipelineOptions(argv)
-    opts = job_args(options)
-    require(opts, "data", "output")
+    opts, options = parse_job(build_parser(), argv)
     dataset = open_dataset(opts.data, opts.layout)
     log.info("%s dataset %s: %d classes, %s", dataset.layout, opts.data, len(dataset.classes),
              {k: len(v) for k, v in dataset.splits.items()})
@@ -104,14 +109,14 @@ def run(argv=None):
     pairs = parser_train.load_pairs([local_copy(s) for s in shards])
     log.info("training the parser on %d prepared images", len(pairs))
     parser, record = parser_train.fit_parser(
-        pairs, dataset.classes, epochs=opts.parser_epochs, batch_size=opts.parser_batch_size,
-        crop=opts.parser_crop, base=opts.parser_base, learning_rate=opts.parser_learning_rate,
-        weighting_power=opts.class_weight_power, seed=opts.seed, work_size=opts.parser_work_size,
+        pairs, dataset.classes, epochs=opts.epochs, batch_size=opts.batch_size,
+        crop=opts.crop, base=opts.base_channels, learning_rate=opts.learning_rate,
+        weighting_power=opts.class_weight_power, seed=opts.seed, work_size=opts.work_size,
         smoothing={"sigma_spatial": opts.smooth_sigma_spatial, "sigma_color": opts.smooth_sigma_color},
     )
     metrics = {}
     for smooth in (False, True):
-        m = parser_train.evaluate_parser(parser, test_items(dataset), smooth=smooth)
+        m = parser_train.evaluate_parser(parser, held_out_items(dataset), smooth=smooth)
         metrics["smoothed" if smooth else "raw"] = m
         log.info("held-out %s: pixel acc %.4f, mean class acc %.4f, mean IoU %.4f, %.1f ms/image",
                  "smoothed" if smooth else "raw", m["pixel_accuracy"], m["mean_class_accuracy"], m["mean_iou"],

@@ -72,7 +72,7 @@ def test_mixed_archive_every_member_accounted(model_dir, tmp_path):
     n = mixed_archive(str(arch))
     out = tmp_path / "out"
     summary = colorize_archive.run([f"--input={arch}", f"--model={model_dir}", f"--output={out}",
-                                    "--archive_max_pixels=100000000", "--max_failed_fraction=1", "--runner=FnApiRunner"])
+                                    "--max_pixels=100000000", "--max_failed_fraction=1", "--runner=FnApiRunner"])
     rows = colorize_archive.read_manifest(str(out))
     assert summary["inputs"] == len(rows) == n == summary["done"] + summary["skipped"] + summary["failed"]
     by = {r["input"].split("!", 1)[1]: r for r in rows}
@@ -96,7 +96,7 @@ def test_mixed_archive_every_member_accounted(model_dir, tmp_path):
     assert (out / "_manifest").exists() and list((out / "_manifest").glob("manifest-*.csv"))
     # rerun: finished outputs are skipped, bad members fail again with the same reasons
     again = colorize_archive.run([f"--input={arch}", f"--model={model_dir}", f"--output={out}",
-                                  "--archive_max_pixels=100000000", "--max_failed_fraction=1", "--runner=FnApiRunner"])
+                                  "--max_pixels=100000000", "--max_failed_fraction=1", "--runner=FnApiRunner"])
     # (the archive is re-read; its finished members are skipped one by one)
     assert again["done"] == 0 and again["skipped"] == 5 + 1 and again["failed"] == summary["failed"]  # + readme.txt
 

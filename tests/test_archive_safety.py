@@ -42,9 +42,9 @@ def scans(tmp_path):
 
 @pytest.mark.parametrize("flag,words", [
     ("--tile=-1", "--tile -1 is out of range"), ("--chroma_max_side=-1", "--chroma_max_side"),
-    ("--archive_max_pixels=0", "--archive_max_pixels 0"), ("--max_file_bytes=0", "--max_file_bytes 0"),
-    ("--jpeg_quality=0", "--jpeg_quality 0"), ("--format=exe", "--format 'exe'"),
-    ("--refine_params=5000,0.1,4", "too wide"), ("--refine_params=a,b", "expected 'D,SIGMA"),
+    ("--max_pixels=0", "--max_pixels 0"), ("--max_file_bytes=0", "--max_file_bytes 0"),
+    ("--quality=0", "--quality 0"), ("--format=exe", "unknown output format 'exe'"),
+    ("--refine=5000,0.1,4", "too wide"), ("--refine=a,b", "expected 'D,SIGMA"),
     ("--max_failed_fraction=2", "--max_failed_fraction"), ("--max_archive_depth=0", "--max_archive_depth"),
 ])
 def test_invalid_options_fail_at_launch_with_one_line(flag, words, scans, model_dir, tmp_path, capsys):

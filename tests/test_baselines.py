@@ -42,7 +42,7 @@ def tiny_sets(tmp_path_factory):
                                                  ("richart", "patch3", 9)])
 def test_baseline_trains_and_predicts(tiny_sets, family, features, dim):
     from colorize_tf.color import luminance
-    from colorize_tf.colorize import Colorizer
+    from colorize_tf.registry import load_colorizer
     from colorize_tf.metrics import gray_baseline, psnr
     from pipelines import train
 
@@ -52,9 +52,10 @@ def test_baseline_trains_and_predicts(tiny_sets, family, features, dim):
                "--val_fraction=0.2", "--refine=0,0,0", "--runner=FnApiRunner"])
     meta = json.loads((model / "model.json").read_text())
     assert meta["family"] == family and meta["input_dim"] == dim
-    col = Colorizer.load(str(model))
+    col = load_colorizer(str(model))
     truth = synthetic_scene(64, 80, seed=399)
-    rgb, uv = col.colorize(luminance(truth))
+    out = col.colorize(luminance(truth))
+    rgb, uv = out.rgb, out.uv
     assert rgb.shape == (64, 80, 3)
     if family == "mean_chroma":
         assert np.allclose(uv, uv[0, 0]) and np.abs(uv[0, 0]).max() > 0.01  # one constant, non-gray colour

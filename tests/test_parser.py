@@ -92,9 +92,9 @@ def trained(tmp_path_factory):
     data = str(root / "data")
     write_generic(data, n=14)
     out = str(root / "parser")
-    metrics = train_parser.run([f"--data={data}", f"--output={out}", "--parser_epochs=40", "--parser_base=8",
-                                "--parser_crop=64", "--parser_batch_size=4", "--parser_work_size=64",
-                                "--parser_learning_rate=5e-3", "--runner=FnApiRunner"])
+    metrics = train_parser.run([f"--data={data}", f"--output={out}", "--epochs=40", "--base_channels=8",
+                                "--crop=64", "--batch_size=4", "--work_size=64",
+                                "--learning_rate=5e-3", "--runner=FnApiRunner"])
     return root, data, out, metrics
 
 
@@ -135,7 +135,7 @@ def test_semantic_block_in_feature_job_training_and_colorization(trained):
     import pyarrow.parquet as pq
 
     from colorize_tf import records
-    from colorize_tf.colorize import Colorizer
+    from colorize_tf.registry import ColorizeSettings, load_colorizer
     from pipelines import extract_features, train
 
     root, data, parser_dir, _ = trained
@@ -158,8 +158,8 @@ def test_semantic_block_in_feature_job_training_and_colorization(trained):
                "--runner=FnApiRunner"])
     assert os.path.exists(os.path.join(model, "parser", P.PARSER_FILE))  # self-contained
     _, lum, _ = scene_with_labels(50, 150, 170)
-    whole = Colorizer.load(model, tile=0).colorize(lum)[1]
-    tiled = Colorizer.load(model, tile=64).colorize(lum)[1]
+    whole = load_colorizer(model, ColorizeSettings(tile=0)).colorize(lum).uv
+    tiled = load_colorizer(model, ColorizeSettings(tile=64)).colorize(lum).uv
     assert whole.shape == (150, 170, 2)
     assert np.abs(whole - tiled).max() < 2e-3  # the domain transform's tail beyond the margin
     with pytest.raises(ValueError, match="semantic"):

@@ -64,9 +64,9 @@ def test_training_evaluation_and_parser_jobs_on_portable_runner(portable, featur
     assert report["images"] == 1 and report["per_image"][0]["cluster"]
     data = tmp_path / "labelled"
     write_generic(str(data), n=8)
-    metrics = train_parser.run([f"--data={data}", f"--output={tmp_path / 'parser'}", "--parser_epochs=1",
-                                "--parser_base=8", "--parser_crop=64", "--parser_batch_size=4",
-                                "--parser_work_size=64"] + portable)
+    metrics = train_parser.run([f"--data={data}", f"--output={tmp_path / 'parser'}", "--epochs=1",
+                                "--base_channels=8", "--crop=64", "--batch_size=4",
+                                "--work_size=64"] + portable)
     assert 0.0 <= metrics["raw"]["pixel_accuracy"] <= 1.0 and (tmp_path / "parser" / "parser.json").exists()
 
 

@@ -42,7 +42,7 @@ from apache_beam.metrics import Metrics
 
 from colorize_tf.imageio import (
     DEFAULT_MAX_PIXELS, ImageDecodeError, OutputCheckError, decode_image, encode_image,
-    normalise_format, output_bits, verify_encoded, work_bytes,
+    normalise_format, output_bits, output_extension, verify_encoded, work_bytes,
 )
 
 from .io import display, is_image_name, relative_to, unwire
@@ -79,12 +79,6 @@ MANIFEST_SCHEMA = pa.schema(
 )
 MANIFEST_COLUMNS = [f.name for f in MANIFEST_SCHEMA]
 
-#: Output extension per input extension when the format is kept (formats that cannot
-#: hold colour well, or that we do not write, become PNG).
-KEEP_FORMAT = {".jpg": ".jpg", ".jpeg": ".jpeg", ".jpe": ".jpg", ".jfif": ".jpg", ".png": ".png", ".tif": ".tif",
-               ".tiff": ".tiff", ".bmp": ".bmp", ".dib": ".bmp", ".webp": ".webp"}
-
-
 @dataclasses.dataclass(frozen=True)
 class Assignment:
     """A source and its output path relative to the output folder (one object, so that names which are not
@@ -111,12 +105,9 @@ def dead_to_row(dead):
 
 
 def output_rel(rel, fmt=None):
-    """Natural relative output path: same folders and stem; extension from `fmt`, or kept (see KEEP_FORMAT)."""
+    """Natural relative output path: same folders and stem; extension from colorize_tf.imageio.output_extension."""
     stem, ext = posixpath.splitext(rel)
-    if fmt:
-        return stem + "." + fmt.lower().lstrip(".")
-    kept = KEEP_FORMAT.get(ext.lower(), ".png")
-    return stem + (ext if kept == ext.lower() else kept)
+    return stem + output_extension(ext, fmt)
 
 
 def renamed_rel(rel, key):
@@ -367,19 +358,21 @@ _COLORIZERS = {}
 _COLORIZERS_LOCK = threading.Lock()
 
 
-def shared_colorizer(model_dir, refine=None, tile=512, parser_dir=None, selection_k=None):
-    """A colorizer loaded once per process for these settings (its threads share it; TensorFlow functions
-    are safe to call concurrently). The launcher's check loads it too, so in-process runners reuse it."""
-    key = (model_dir, refine, tile, parser_dir, selection_k)
+def shared_colorizer(model_dir, settings):
+    """A colorizer loaded once per process for these `settings` (a frozen ColorizeSettings; its threads
+    share it, TensorFlow functions are safe to call concurrently). The launcher's check loads it too, so
+    in-process runners reuse it."""
+    import dataclasses
+
+    key = (model_dir, settings)
     with _COLORIZERS_LOCK:
         if key not in _COLORIZERS:
-            from colorize_tf.colorize import load_colorizer
-            from colorize_tf.refine import RefineParams
+            from colorize_tf.registry import load_colorizer
 
             from .fs import local_copy
 
-            _COLORIZERS[key] = load_colorizer(local_copy(model_dir), refine=RefineParams.parse(refine), tile=tile,
-                                              parser_dir=local_copy(parser_dir), k=selection_k)
+            local = dataclasses.replace(settings, parser_dir=local_copy(settings.parser_dir))
+            _COLORIZERS[key] = load_colorizer(local_copy(model_dir), local)
         return _COLORIZERS[key]
 
 
@@ -394,8 +387,9 @@ class ColorizeDoFn(beam.DoFn):
 
     Parameters
     ----------
-    model_dir, parser_dir, refine, tile, selection_k
-        The model (`shared_colorizer`).
+    model_dir : str
+    settings : colorize_tf.registry.ColorizeSettings
+        The model and how it colorizes (`shared_colorizer`).
     output_dir : str
     tmp_dir : str
         This run's temporary folder (inside the output folder's ``_manifest``): outputs are written
@@ -410,19 +404,17 @@ class ColorizeDoFn(beam.DoFn):
         Bytes of image work in flight per worker process (`MemoryBudget`).
     """
 
-    def __init__(self, model_dir, output_dir, tmp_dir, quality=95, max_pixels=DEFAULT_MAX_PIXELS, limits=Limits(),
-                 refine=None, tile=512, chroma_max_side=0, parser_dir=None, selection_k=None,
-                 memory_budget=1600 << 20, log_every=50):
-        self.model_dir, self.output_dir, self.tmp_dir, self.quality = model_dir, output_dir, tmp_dir, quality
-        self.max_pixels, self.limits, self.refine, self.tile = max_pixels, limits, refine, tile
-        self.chroma_max_side, self.parser_dir, self.selection_k = chroma_max_side, parser_dir, selection_k
+    def __init__(self, model_dir, settings, output_dir, tmp_dir, quality=95, max_pixels=DEFAULT_MAX_PIXELS,
+                 limits=Limits(), chroma_max_side=0, memory_budget=1600 << 20, log_every=50):
+        self.model_dir, self.settings, self.output_dir, self.tmp_dir = model_dir, settings, output_dir, tmp_dir
+        self.quality, self.max_pixels, self.limits, self.chroma_max_side = quality, max_pixels, limits, chroma_max_side
         self.memory_budget, self.log_every = memory_budget, log_every
         self.done = Metrics.counter("archive", "images_done")
         self.failed = Metrics.counter("archive", "images_failed")
         self.pixels = Metrics.counter("archive", "pixels_done")
 
     def setup(self):
-        self.colorizer = shared_colorizer(self.model_dir, self.refine, self.tile, self.parser_dir, self.selection_k)
+        self.colorizer = shared_colorizer(self.model_dir, self.settings)
         self.budget = MemoryBudget.shared(self.memory_budget)
         self.local_tmp = tempfile.mkdtemp(prefix="colorize-work-")
         self._count, self._t0 = 0, time.time()
@@ -522,11 +514,12 @@ class ColorizeDoFn(beam.DoFn):
                 notes.append(f"16-bit source written as 8-bit {fmt}")
             if pic.alpha is not None and fmt not in ("PNG", "TIFF", "WEBP"):
                 notes.append(f"transparency dropped: {fmt} has no alpha channel")
-            info = {}
             try:
                 from colorize_tf.colorize import colorize_reduced
 
-                rgb = colorize_reduced(self.colorizer, pic.gray, self.chroma_max_side, info=info)
+                result = colorize_reduced(self.colorizer, pic.gray, self.chroma_max_side)
+                rgb, cluster = result.rgb, result.cluster
+                del result
             except MemoryError:
                 raise _Failure("colorize", "too large: out of memory while colorizing") from None
             except Exception as exc:
@@ -561,7 +554,7 @@ class ColorizeDoFn(beam.DoFn):
         if self.log_every and self._count % self.log_every == 0:
             log.info("worker colorized %d images (%.2f images/s)", self._count,
                      self._count / max(time.time() - self._t0, 1e-9))
-        return manifest_row(source.key, source.rel, DONE, out, rel, notes=notes, cluster=info.get("cluster"),
+        return manifest_row(source.key, source.rel, DONE, out, rel, notes=notes, cluster=cluster,
                             seconds=time.perf_counter() - t0, **_meta_args(meta))
 
     def _write_verified(self, out, data):

@@ -11,18 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 import shutil
 import tempfile
 import threading
-import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
 _LOCK = threading.Lock()
 _CACHE = {}
-#: Marker of a file being written (see `write_atomically`).
-PARTIAL = ".partial-"
+from colorize_tf.files import PARTIAL, json_bytes, partial_name, write_atomic  # noqa: F401  (PARTIAL re-exported)
 
 
 def is_remote(path):
@@ -37,12 +34,12 @@ def read_bytes(path):
 
 def write_atomically(path, data):
     """Write bytes to a temporary sibling (``PATH.partial-XXXXXXXX``), then rename it into place, on any
-    filesystem: readers never see a half-written file, and a killed writer leaves only a partial to clean."""
-    tmp = f"{path}{PARTIAL}{uuid.uuid4().hex[:8]}"
-    parent = posixpath.dirname(path)
-    if not is_remote(path) and parent:
-        os.makedirs(parent, exist_ok=True)
-    with FileSystems.create(tmp) as fh:
+    filesystem: readers never see a half-written file, and a killed writer leaves only a partial to clean
+    (local paths: colorize_tf.files.write_atomic)."""
+    if not is_remote(path):
+        return write_atomic(path, data)
+    tmp = partial_name(path)
+    with FileSystems.create(tmp, compression_type="uncompressed") as fh:
         fh.write(data)
     FileSystems.rename([tmp], [path])
 
@@ -64,7 +61,8 @@ def read_json(path):
 
 
 def write_json(path, obj):
-    write_atomically(path, json.dumps(obj, indent=1).encode("utf-8"))
+    """JSON (the project's layout) written atomically on any filesystem."""
+    write_atomically(path, json_bytes(obj))
 
 
 def match_paths(pattern, what="files"):

@@ -375,3 +375,12 @@ def read_jsonl(pattern):
     for m in FileSystems.match([pattern])[0].metadata_list:
         rows += [json.loads(line) for line in read_bytes(m.path).decode().splitlines() if line.strip()]
     return rows
+
+
+def write_jsonl(pcoll, prefix, label, one_file=False):
+    """Write dicts as JSON lines (sorted keys) to ``PREFIX-*.jsonl`` (``PREFIX.jsonl`` with `one_file`)."""
+    import json
+
+    kwargs = {"shard_name_template": ""} if one_file else {}
+    return pcoll | f"{label}ToJson" >> beam.Map(json.dumps, sort_keys=True) | f"Write{label}" >> \
+        beam.io.WriteToText(prefix, file_name_suffix=".jsonl", **kwargs)

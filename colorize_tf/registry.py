@@ -1,0 +1,190 @@
+"""Model families and the one loader for any model directory.
+
+A family is a way to turn training data into a model directory and a model directory into a
+colorizer. Each family registers four entries with one signature per entry (`Family`); callers never
+branch on family names:
+
+>>> from colorize_tf import registry
+>>> col = registry.load_colorizer("runs/sf_bundle")          # any model directory or bundle
+>>> out = col.colorize(gray)                                 # -> colorize_tf.colorize.Colorized
+>>> out.rgb, out.uv, out.cluster, out.timing.total
+
+Adding a family (e.g. a convolutional net trained on whole images)::
+
+    registry.register(registry.Family(
+        name="fusion", summary="Iizuka et al. 2016", blocks=None,
+        train=train_fusion,        # (x, uv, val, settings: TrainSettings, init_dir) -> (predictor, record)
+        save=save_fusion,          # (model_dir, predictor, descriptor_config, record, refine) -> meta
+        load=load_fusion,          # (model_dir, meta, verify) -> predictor
+        colorizer=FusionColorizer.load,  # (path, settings: ColorizeSettings) -> object with colorize(gray)
+    ))
+
+``model.json`` names its family (``"family"``; absent = ``"regressor"``); a folder with ``bundle.json``
+is the ``"bundle"`` family (clusters of regressors, Algorithm 3). Built-in families register when
+their modules are imported; `get` imports them on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import threading
+from typing import Callable, Dict, Optional, Tuple
+
+from .refine import RefineParams
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """How a family fits one model (one cluster's samples)."""
+
+    epochs: int = 20
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    patience: int = 3
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorizeSettings:
+    """How a loaded model colorizes (None = what the model directory stores).
+
+    Attributes
+    ----------
+    refine : RefineParams, optional
+        Overrides the stored (tuned) refinement.
+    tile : int
+        Tile side in pixels (0 = whole image at once).
+    parser_dir : str, optional
+        Scene parser to use instead of the one stored with the model.
+    selection_k : int, optional
+        Bundles: top-k clusters by GIST, then the semantic histogram decides.
+    selection_layers : tuple of int, optional
+        Bundles: layers whose clusters are candidates (empty tuple = all layers).
+    stride : int, optional
+        Prediction stride (`colorize_tf.colorize.predict_uv`).
+    """
+
+    refine: Optional[RefineParams] = None
+    tile: int = 512
+    parser_dir: Optional[str] = None
+    selection_k: Optional[int] = None
+    selection_layers: Optional[Tuple[int, ...]] = None
+    stride: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One model family's entries (see the module docstring for their signatures)."""
+
+    name: str
+    summary: str
+    colorizer: Callable
+    load: Optional[Callable] = None
+    train: Optional[Callable] = None
+    save: Optional[Callable] = None
+    blocks: Optional[str] = None  # descriptor blocks the family's paper uses (None: any)
+
+    @property
+    def trainable(self):
+        return self.train is not None
+
+
+_FAMILIES: Dict[str, Family] = {}
+_BUILTINS = ("colorize_tf.regressor", "colorize_tf.baselines", "colorize_tf.colorize")
+
+
+def register(family: Family):
+    """Add (or replace) a family."""
+    _FAMILIES[family.name] = family
+    return family
+
+
+@functools.lru_cache(maxsize=1)
+def _import_builtins():
+    import importlib
+
+    for module in _BUILTINS:
+        importlib.import_module(module)
+    return True
+
+
+def families() -> Dict[str, Family]:
+    """All registered families by name."""
+    _import_builtins()
+    return dict(_FAMILIES)
+
+
+def trainable_names():
+    """Names accepted by ``pipelines.train --family``."""
+    return sorted(n for n, f in families().items() if f.trainable)
+
+
+def get(name) -> Family:
+    fams = families()
+    if name not in fams:
+        raise ValueError(f"unknown model family {name!r} (known: {', '.join(sorted(fams))})")
+    return fams[name]
+
+
+def family_of(path) -> str:
+    """The family of a local model directory or bundle."""
+    from .bundle import is_bundle
+    from .regressor import read_metadata
+
+    if is_bundle(path):
+        return "bundle"
+    return read_metadata(path).get("family", "regressor")
+
+
+def load_predictor(model_dir, verify=True):
+    """The per-pixel predictor of a model directory (``predict(x) -> (N, 2)``, ``input_dim``, ``meta``)."""
+    from .regressor import read_metadata
+
+    meta = read_metadata(model_dir)
+    fam = get(meta.get("family", "regressor"))
+    if fam.load is None:
+        raise ValueError(f"{model_dir}: family {fam.name} has no per-pixel predictor")
+    predictor = fam.load(model_dir, meta, verify)
+    predictor.meta = meta
+    return predictor
+
+
+def load_colorizer(path, settings: ColorizeSettings = ColorizeSettings()):
+    """A colorizer for any local model directory or bundle: ``colorize(gray) -> Colorized``."""
+    return get(family_of(path)).colorizer(path, settings)
+
+
+_PARSER_LOCK = threading.Lock()
+_PARSERS: Dict[str, object] = {}
+
+
+def load_parser(directory):
+    """The scene parser in `directory`, loaded once per process (thread-safe)."""
+    from .parser import SceneParser
+
+    key = os.path.realpath(directory)
+    with _PARSER_LOCK:
+        if key not in _PARSERS:
+            _PARSERS[key] = SceneParser.load(directory)
+        return _PARSERS[key]
+
+
+def load_descriptor(config, parser_dir=None):
+    """The `Descriptor` of a stored block configuration; a semantic block gets the parser in `parser_dir`
+    (one per process). The only place that wires parsers into descriptors."""
+    from .features import Descriptor
+    from .parser import needs_parser
+
+    context = {}
+    if needs_parser(config):
+        if not parser_dir:
+            raise ValueError("the descriptor has a semantic block but no scene parser was given")
+        context["parser"] = load_parser(parser_dir)
+    return Descriptor.from_config(config, **context)
+
+
+def stored_parser(model_dir, parser_dir=None):
+    """`parser_dir` if given, else the parser a model directory carries (``MODEL/parser``)."""
+    return parser_dir or os.path.join(model_dir, "parser")
