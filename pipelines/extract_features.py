@@ -66,7 +66,7 @@ def descriptor_config_from_options(opts):
     for name in (n.strip() for n in names.split(",") if n.strip()):
         if name == "semantic":
             if not opts.parser:
-                raise SystemExit("the semantic block needs --parser PARSER_DIR")
+                raise UsageError("the semantic block needs --parser PARSER_DIR")
             configs.append(semantic_block_config(opts.parser))
         else:
             kwargs = {"patch": {"size": opts.patch_size}, "daisy": {"radius": opts.daisy_radius}}.get(name, {})

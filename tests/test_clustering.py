@@ -82,3 +82,28 @@ def test_cluster_json_round_trip():
     d = C.Cluster.from_json(c.to_json())
     assert d.cluster_id == "L1C02" and d.members == ["x", "y"] and np.allclose(d.centre, c.centre)
     assert np.allclose(d.semantic_hist, [0.5, 0.5])
+
+
+def test_clustered_colorizer_selects_by_semantic_histogram_among_gist_neighbours():
+    """Inside the bundle colorizer: top-k by GIST, then the semantic histogram of the parser's output decides."""
+    from types import SimpleNamespace
+
+    from colorize_tf.clustering import Cluster
+    from colorize_tf.colorize import ClusteredColorizer
+    from colorize_tf.gist import gist
+    from colorize_tf.refine import RefineParams
+
+    gray = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
+    g = gist(gray, 64)
+    probs = np.zeros((48, 64, 3), np.float32)
+    probs[..., 2] = 1.0  # the parser sees class 2 everywhere
+    near_wrong = Cluster("L0C00", 0, ["a"], g + 0.01, np.array([1.0, 0.0, 0.0], np.float32))
+    near_right = Cluster("L0C01", 0, ["b"], g + 0.02, np.array([0.0, 0.1, 0.9], np.float32))
+    far_right = Cluster("L0C02", 0, ["c"], g + 5.0, np.array([0.0, 0.0, 1.0], np.float32))
+    desc = SimpleNamespace(names=["patch", "semantic"])
+    clusters = [near_wrong, near_right, far_right]
+    pick = ClusteredColorizer("unused", desc, clusters, RefineParams(), k=2, gist_size=64).select
+    assert pick(gray, [None, probs]) == "L0C01"  # among the 2 nearest, the matching histogram wins
+    gist_only = ClusteredColorizer("unused", desc, clusters, RefineParams(), k=1, gist_size=64).select
+    assert gist_only(gray, [None, probs]) == "L0C00"  # k = 1: GIST alone
+    assert ClusteredColorizer("unused", desc, [], RefineParams()).select(gray, [None, probs]) == "root"

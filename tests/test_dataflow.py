@@ -65,14 +65,14 @@ def test_training_job_graphs(features_dir, model_dir, tmp_path):
 
     single = train.run([f"--features={features_dir}", f"--output={tmp_path / 'm'}"] + dataflow_args(tmp_path))
     top, _, staged, _ = job_graph(single)
-    assert {"ClusterSpecs", "TrainRegressors", "WriteSummary"} <= top
+    assert {"ClusterSpecs", "TrainModels", "WriteSummary"} <= top
     assert_worker_package(staged)
     # Algorithm 3: the first layer's job (GIST k-means needs no runner); later layers need its results
     layer = train.run([f"--features={features_dir}", f"--output={tmp_path / 'b'}", "--adaptive_clustering",
                        "--n0=2", "--mu=3", f"--root_model={model_dir}"] + dataflow_args(tmp_path))
     top, _, staged, _ = job_graph(layer)
-    assert {"ReadSamplesL0", "KeyByClusterL0", "GroupByClusterL0", "TrainRegressorsL0", "SpreadImagesL0",
-            "MeasurePSNRL0", "WritePsnrL0"} <= top
+    assert {"ReadSamplesL0", "KeyByClusterL0", "GroupByClusterL0", "TrainModelsL0", "SpreadImagesL0",
+            "DecodeReferencesL0", "ColorizeReferencesL0", "ScoreL0", "WritePsnrL0", "WriteUnmeasuredL0"} <= top
     assert_worker_package(staged)
 
 
@@ -91,7 +91,7 @@ def test_archive_evaluate_and_parser_job_graphs(images, model_dir, tmp_path):
     result = evaluate.run([f"--input={images}", f"--model={model_dir}", f"--output={tmp_path / 'r'}"]
                           + dataflow_args(tmp_path))
     top, _, staged, _ = job_graph(result)
-    assert {"ReadImages", "Evaluate", "WriteRecords", "WriteDead"} <= top
+    assert {"ReadImages", "ReadForEvaluation", "Colorize", "Score", "WriteRecords", "WriteDead"} <= top
     assert_worker_package(staged)
 
     data = tmp_path / "labelled"

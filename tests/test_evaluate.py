@@ -7,16 +7,6 @@ from PIL import Image
 from conftest import synthetic_scene, write_png
 
 
-def test_all_job_options_coexist():
-    """Beam parses every loaded PipelineOptions subclass together: names must not clash."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from pipelines import colorize_archive, evaluate, extract_features, train, train_parser  # noqa: F401
-
-    opts = PipelineOptions(["--input=x", "--model=m", "--epochs=3", "--parser_epochs=2"]).get_all_options()
-    assert opts["input"] == "x" and opts["model"] == "m" and opts["epochs"] == 3 and opts["parser_epochs"] == 2
-
-
 def test_evaluate_report(model_dir, tmp_path):
     from colorize_tf.metrics import gray_baseline, psnr
     from pipelines import evaluate

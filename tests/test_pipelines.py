@@ -223,7 +223,7 @@ def test_block_ablation_by_configuration(features_dir, tmp_path):
     assert meta["input_dim"] == 32 and [b["name"] for b in meta["descriptor"]] == ["daisy"]
     col = load_colorizer(str(out))
     assert col.descriptor.names == ["daisy"]
-    assert col.colorize(luminance(synthetic_scene(40, 50, seed=1)))[0].shape == (40, 50, 3)
+    assert col.colorize(luminance(synthetic_scene(40, 50, seed=1))).rgb.shape == (40, 50, 3)
 
 
 def test_cluster_regressor_fine_tunes_the_root_and_never_ends_worse(model_dir):

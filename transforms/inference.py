@@ -56,6 +56,10 @@ class _Measured:
         return out
 
 
+class Panel(dict):
+    """Loaded colorizers by name (a dict RunInference can share: it holds its models by weak reference)."""
+
+
 class ColorizerHandler(ModelHandler):
     """`ImageExample` -> PredictionResult(example, {name: Colorized}) for a panel of models.
 
@@ -78,8 +82,8 @@ class ColorizerHandler(ModelHandler):
     def load_model(self):
         from colorize_tf.registry import load_colorizer
 
-        return {name: load_colorizer(local_copy(path), self.settings.get(name, self.default_settings))
-                for name, path in self.models.items()}
+        return Panel((name, load_colorizer(local_copy(path), self.settings.get(name, self.default_settings)))
+                     for name, path in self.models.items())
 
     def run_inference(self, batch, model, inference_args=None):
         measured = _Measured(self.get_metrics_namespace())

@@ -169,13 +169,13 @@ class ReferenceImageDoFn(beam.DoFn):
 
 
 def psnr_row(result, cluster_of_dir):
-    """RunInference output (model_dir, PredictionResult) -> ``{"cluster_id", "image_id", "psnr"}``:
-    the training error E(I) = -PSNR of Algorithm 3."""
+    """RunInference's PredictionResult (model_id = the cluster's model directory) ->
+    ``{"cluster_id", "image_id", "psnr"}``: the training error E(I) = -PSNR of Algorithm 3."""
     from colorize_tf.metrics import psnr
 
-    model_dir, pred = result
+    pred = result
     ex = pred.example
-    return {"cluster_id": cluster_of_dir[model_dir], "image_id": ex.image_id, "psnr": psnr(pred.inference.rgb, ex.rgb)}
+    return {"cluster_id": cluster_of_dir[pred.model_id], "image_id": ex.image_id, "psnr": psnr(pred.inference.rgb, ex.rgb)}
 
 
 class KeyByClusterDoFn(beam.DoFn):
