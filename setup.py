@@ -1,4 +1,5 @@
 """Package set-up; also what Beam workers install with ``--setup_file ./setup.py``."""
+
 import setuptools
 
 REQUIRED = [
@@ -23,11 +24,15 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["colorize_tf", "colorize_tf.*", "transforms", "transforms.*",
-                                               "pipelines", "pipelines.*"]),
+    packages=setuptools.find_packages(
+        include=["colorize_tf", "colorize_tf.*", "transforms", "transforms.*", "pipelines", "pipelines.*"]
+    ),
     install_requires=REQUIRED,
-    extras_require={"test": ["pytest==9.2.0", "apache-beam[gcp]==2.77.0"], "gcp": ["apache-beam[gcp]==2.77.0"],
-                    "tensorboard": ["tensorboard"]},
+    extras_require={
+        "test": ["pytest==9.2.0", "ruff==0.17.6", "apache-beam[gcp]==2.77.0"],
+        "gcp": ["apache-beam[gcp]==2.77.0"],
+        "tensorboard": ["tensorboard"],
+    },
     entry_points={
         "console_scripts": [
             "colorize=pipelines.colorize:main",

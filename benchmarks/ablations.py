@@ -7,6 +7,7 @@ Variants: all blocks; without patch; without DAISY; without semantic (each retra
 descriptors with ``pipelines.train --use_blocks``); without refinement (the full model, refinement off);
 and, given ``--bundle``, with adaptive clustering.
 """
+
 import argparse
 import json
 import os
@@ -49,8 +50,15 @@ def main(argv=None):
     for name, use in variants.items():
         model = os.path.join(args.output, "model_" + "_".join(use))
         if not os.path.exists(os.path.join(model, "model.json")):
-            train.run([f"--features={args.features}", f"--output={model}", f"--use_blocks={','.join(use)}",
-                       f"--epochs={args.epochs}", "--runner=FnApiRunner"])
+            train.run(
+                [
+                    f"--features={args.features}",
+                    f"--output={model}",
+                    f"--use_blocks={','.join(use)}",
+                    f"--epochs={args.epochs}",
+                    "--runner=FnApiRunner",
+                ]
+            )
         s = score(model, args, ("0,0,0",) if name == "all blocks" else ())
         rows.append((name, s["model"]["mean_psnr"], s["model"]["mean_l_uv"]))
         if name == "all blocks":

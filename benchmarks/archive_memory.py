@@ -14,6 +14,7 @@
 * ``--hostile``: the generated hostile corpus of the tests (bombs, 1000 MiB zip members, ...) as a
   folder, a .tar.gz and a .zip: rows by status, peak RSS, wall time.
 """
+
 import argparse
 import json
 import os
@@ -33,10 +34,12 @@ def measure_job(args):
     A wrapper process whose only child is the job reads the job's peak from RUSAGE_CHILDREN.
     """
     cmd = [sys.executable, "-m", "pipelines.colorize_archive", *args, "--runner=FnApiRunner"]
-    probe = ("import json, resource, subprocess, sys, time; t = time.time(); "
-             f"r = subprocess.run({cmd!r}, capture_output=True, text=True); "
-             "print(json.dumps([r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-             "time.time() - t, r.stderr[-3000:]]))")
+    probe = (
+        "import json, resource, subprocess, sys, time; t = time.time(); "
+        f"r = subprocess.run({cmd!r}, capture_output=True, text=True); "
+        "print(json.dumps([r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+        "time.time() - t, r.stderr[-3000:]]))"
+    )
     res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     rc, peak_kb, sec, err = json.loads(res.stdout.strip().splitlines()[-1])
     return rc, peak_kb / 1024.0, sec, err
@@ -45,8 +48,11 @@ def measure_job(args):
 def run_job(model, inp, out, extra=()):
     """(exit status, peak RSS MB, seconds, summary or None) of one archive job."""
     rc, peak, sec, _ = measure_job([f"--input={inp}", f"--model={model}", f"--output={out}", *extra])
-    summ = sorted(f for f in os.listdir(os.path.join(out, "_manifest")) if f.startswith("summary-")) \
-        if os.path.isdir(os.path.join(out, "_manifest")) else []
+    summ = (
+        sorted(f for f in os.listdir(os.path.join(out, "_manifest")) if f.startswith("summary-"))
+        if os.path.isdir(os.path.join(out, "_manifest"))
+        else []
+    )
     summary = json.load(open(os.path.join(out, "_manifest", summ[-1]))) if summ else None
     return rc, peak, sec, summary
 
@@ -97,18 +103,24 @@ def main(argv=None):
     if len(points) >= 2:
         x, y = np.array(points, float).T
         slope, base = np.polyfit(x, y * (1 << 20), 1)
-        print(f"fit: peak RSS = {base / (1 << 20):.0f} MB + {slope:.1f} bytes/pixel "
-              f"-> a 2500 MB worker holds {(2500 * (1 << 20) - base) / slope / 1e6:.1f} M pixels")
+        print(
+            f"fit: peak RSS = {base / (1 << 20):.0f} MB + {slope:.1f} bytes/pixel "
+            f"-> a 2500 MB worker holds {(2500 * (1 << 20) - base) / slope / 1e6:.1f} M pixels"
+        )
     if args.pair:
         d = os.path.join(tmp, "pair")
         os.makedirs(d)
         for name in ("a.png", "b.png"):
             w, h = scan(os.path.join(d, name), args.pair)
         out = os.path.join(tmp, "out_pair")
-        rc, peak, sec, summary = run_job(args.model, d, out, ["--direct_running_mode=multi_threading",
-                                                             "--direct_num_workers=2"])
-        print(f"{'2 x ' + f'{w}x{h}' + ', 2 threads':<34} {2 * w * h:>11} {summary['done']:>6}/2 {peak:>12.0f} "
-              f"{sec:>8.1f}", flush=True)
+        rc, peak, sec, summary = run_job(
+            args.model, d, out, ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]
+        )
+        print(
+            f"{'2 x ' + f'{w}x{h}' + ', 2 threads':<34} {2 * w * h:>11} {summary['done']:>6}/2 {peak:>12.0f} "
+            f"{sec:>8.1f}",
+            flush=True,
+        )
         shutil.rmtree(d)
     if args.hostile:
         sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -117,14 +129,20 @@ def main(argv=None):
         entries, _ = hostile.files()
         folder = os.path.join(tmp, "hostile", "corpus")
         hostile.write(folder, entries)
-        packs = {"folder": folder, "tar.gz": hostile.pack(folder, folder + ".tar.gz"),
-                 "zip": hostile.pack(folder, folder + ".zip")}
+        packs = {
+            "folder": folder,
+            "tar.gz": hostile.pack(folder, folder + ".tar.gz"),
+            "zip": hostile.pack(folder, folder + ".zip"),
+        }
         for name, inp in packs.items():
             out = os.path.join(tmp, f"hostile_out_{name.replace('.', '_')}")
             rc, peak, sec, summary = run_job(args.model, inp, out, ["--max_failed_fraction=1"])
-            print(f"hostile corpus as {name:<7}: rc {rc}, {summary['inputs']} rows = done {summary['done']} + "
-                  f"skipped {summary['skipped']} + failed {summary['failed']} "
-                  f"(by stage {summary['failed_by_stage']}), peak RSS {peak:.0f} MB, {sec:.1f} s", flush=True)
+            print(
+                f"hostile corpus as {name:<7}: rc {rc}, {summary['inputs']} rows = done {summary['done']} + "
+                f"skipped {summary['skipped']} + failed {summary['failed']} "
+                f"(by stage {summary['failed_by_stage']}), peak RSS {peak:.0f} MB, {sec:.1f} s",
+                flush=True,
+            )
     shutil.rmtree(tmp, ignore_errors=True)
 
 

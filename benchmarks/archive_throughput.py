@@ -8,6 +8,7 @@
   the time includes job start-up, the figure a user sees);
 * peak RSS: the archive job on one generated `--big` image in a child process (ru_maxrss).
 """
+
 import argparse
 import os
 import shutil
@@ -22,9 +23,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def job(args, inp, out, workers, extra=()):
-    cmd = [sys.executable, "-m", "pipelines.colorize_archive", f"--input={inp}", f"--model={args.model}",
-           f"--output={out}", "--runner=FnApiRunner", "--direct_running_mode=multi_threading",
-           f"--direct_num_workers={workers}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.colorize_archive",
+        f"--input={inp}",
+        f"--model={args.model}",
+        f"--output={out}",
+        "--runner=FnApiRunner",
+        "--direct_running_mode=multi_threading",
+        f"--direct_num_workers={workers}",
+        *extra,
+    ]
     t0 = time.time()
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     return time.time() - t0
@@ -88,11 +98,21 @@ def main(argv=None):
         img = (127 + 60 * np.sin(xx / 37.0) * np.cos(yy / 53.0) + 40 * (yy / h)).astype(np.uint8)
         Image.fromarray(img).save(os.path.join(big, "scan.png"))
         # a fresh wrapper process whose only child is the job: its children's ru_maxrss is the job's peak
-        cmd = [sys.executable, "-m", "pipelines.colorize_archive", f"--input={big}", f"--model={args.model}",
-               f"--output={os.path.join(tmp, 'out_big')}", "--runner=FnApiRunner", *extra]
-        probe = ("import resource, subprocess, sys, time; t = time.time(); "
-                 f"subprocess.run({cmd!r}, check=True, capture_output=True); "
-                 "print(time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.colorize_archive",
+            f"--input={big}",
+            f"--model={args.model}",
+            f"--output={os.path.join(tmp, 'out_big')}",
+            "--runner=FnApiRunner",
+            *extra,
+        ]
+        probe = (
+            "import resource, subprocess, sys, time; t = time.time(); "
+            f"subprocess.run({cmd!r}, check=True, capture_output=True); "
+            "print(time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
         res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True)
         sec, peak_kb = res.stdout.split()
         print(f"{w}x{h} scan: {float(sec):.1f} s, peak RSS {int(peak_kb) / 1024:.0f} MB")

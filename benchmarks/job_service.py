@@ -10,6 +10,7 @@ fan-out and worker scaling on one machine:
     python -m pipelines.extract_features ... --runner=PortableRunner --job_endpoint=localhost:8099 \\
         --environment_type=EXTERNAL --environment_config=localhost:50000
 """
+
 import argparse
 import contextlib
 import os
@@ -20,7 +21,6 @@ import time
 
 from apache_beam.runners.portability import local_job_service_main
 from apache_beam.runners.portability.fn_api_runner import fn_runner
-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,17 +55,30 @@ def portable_services(workers, log_dir):
         job_service = ["benchmarks.job_service", f"--workers={workers}"]
     os.makedirs(log_dir, exist_ok=True)
     procs = [
-        subprocess.Popen([sys.executable, "-m", *job_service, "--port", str(job_port)], cwd=ROOT, env=env,
-                         stdout=open(os.path.join(log_dir, "job.log"), "w"), stderr=subprocess.STDOUT),
-        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                          "--service_port", str(pool_port)], cwd=ROOT, env=env,
-                         stdout=open(os.path.join(log_dir, "pool.log"), "w"), stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [sys.executable, "-m", *job_service, "--port", str(job_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=open(os.path.join(log_dir, "job.log"), "w"),
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=open(os.path.join(log_dir, "pool.log"), "w"),
+            stderr=subprocess.STDOUT,
+        ),
     ]
     try:
         wait_port(job_port)
         wait_port(pool_port)
-        yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}", "--environment_type=EXTERNAL",
-               f"--environment_config=localhost:{pool_port}"]
+        yield [
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{job_port}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{pool_port}",
+        ]
     finally:
         for p in procs:
             p.kill()

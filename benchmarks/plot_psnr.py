@@ -5,6 +5,7 @@
 Each JSON is written by ``benchmarks/quality.py --output``; the ``model`` setting
 (the model's own refinement) is plotted, plus the gray baseline of the first file.
 """
+
 import argparse
 import json
 import os

@@ -9,6 +9,7 @@ are wall clock from submission to completion (worker start-up included); the rat
 throughput(2 workers) / throughput(1 worker). Without ``--input``, 200 256x256 crops of a scikit-image
 photo are generated.
 """
+
 import argparse
 import json
 import os
@@ -48,18 +49,23 @@ def main(argv=None):
     for workers in [int(w) for w in args.workers.split(",")]:
         with portable_services(workers, os.path.join(tmp, f"logs{workers}")) as runner:
             t0 = time.time()
-            extract_features.run(common + [f"--output={os.path.join(tmp, f'feat{workers}')}", "--num_shards=4"]
-                               + feature_args + runner)
+            extract_features.run(
+                common + [f"--output={os.path.join(tmp, f'feat{workers}')}", "--num_shards=4"] + feature_args + runner
+            )
             t_feat = time.time() - t0
             feats = json.load(open(os.path.join(tmp, f"feat{workers}", "config.json")))
             t0 = time.time()
-            summary = colorize_archive.run(common + [f"--model={args.model}",
-                                                     f"--output={os.path.join(tmp, f'out{workers}')}"] + runner)
+            summary = colorize_archive.run(
+                common + [f"--model={args.model}", f"--output={os.path.join(tmp, f'out{workers}')}"] + runner
+            )
             t_arch = time.time() - t0
         results[workers] = (summary["done"], t_feat, t_arch)
-        print(f"workers {workers}: features {summary['inputs']} images in {t_feat:.1f} s "
-              f"({summary['inputs'] / t_feat:.2f} images/s, {feats['dim']}-d); archive {summary['done']} images in "
-              f"{t_arch:.1f} s ({summary['done'] / t_arch:.2f} images/s)", flush=True)
+        print(
+            f"workers {workers}: features {summary['inputs']} images in {t_feat:.1f} s "
+            f"({summary['inputs'] / t_feat:.2f} images/s, {feats['dim']}-d); archive {summary['done']} images in "
+            f"{t_arch:.1f} s ({summary['done'] / t_arch:.2f} images/s)",
+            flush=True,
+        )
     if 1 in results and 2 in results:
         (_, f1, a1), (_, f2, a2) = results[1], results[2]
         print(f"2-worker / 1-worker throughput ratio: feature job {f1 / f2:.2f}, archive job {a1 / a2:.2f}")

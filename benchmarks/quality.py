@@ -7,6 +7,7 @@ Prints one line per setting (mean RGB PSNR, its gain over gray with a paired boo
 colourfulness and its ratio to the true photos') and a JSON summary (the full evaluation job with HTML
 report is ``pipelines.evaluate``).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from colorize_tf.imageio import load_image  # noqa: E402
-from colorize_tf.colorize import Timing, refine_uv  # noqa: E402
 from colorize_tf.color import recombine  # noqa: E402
+from colorize_tf.colorize import Timing, refine_uv  # noqa: E402
 from colorize_tf.files import write_json  # noqa: E402
+from colorize_tf.imageio import load_image  # noqa: E402
 from colorize_tf.metrics import bootstrap_interval, colourfulness, gray_baseline, l_uv, psnr, uv_of  # noqa: E402
 from colorize_tf.refine import RefineParams  # noqa: E402
 from colorize_tf.registry import ColorizeSettings, load_colorizer  # noqa: E402
@@ -43,11 +44,20 @@ def build_parser():
     p.add_argument("--model", required=True, help="Model directory or bundle.")
     p.add_argument("--input", required=True, help="List file, folder or glob of colour images.")
     p.add_argument("--list_root", default=None, help="Base folder for relative list-file entries.")
-    p.add_argument("--refine", type=refine_arg, action="append", default=None,
-                   help="Extra refinement settings 'D,SC,SS[,SCALE]' to score besides the model's own (repeatable).")
+    p.add_argument(
+        "--refine",
+        type=refine_arg,
+        action="append",
+        default=None,
+        help="Extra refinement settings 'D,SC,SS[,SCALE]' to score besides the model's own (repeatable).",
+    )
     p.add_argument("--limit", type=int, default=0, help="Score at most this many images (0 = all).")
-    p.add_argument("--stride", type=int, default=None,
-                   help="Prediction stride (default: the colorizer's, 2 with a reduced-resolution refinement).")
+    p.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="Prediction stride (default: the colorizer's, 2 with a reduced-resolution refinement).",
+    )
     add_selection(p)
     p.add_argument("--output", default=None, help="Also write the summary and per-image scores to this JSON file.")
     return p
@@ -58,13 +68,18 @@ def main(argv=None):
     paths = list_images(args.input, args.list_root)
     if args.limit:
         paths = paths[: args.limit]
-    col = load_colorizer(args.model, ColorizeSettings(tile=0, selection_k=args.selection_k,
-                                                      selection_layers=args.selection_layers, stride=args.stride))
+    col = load_colorizer(
+        args.model,
+        ColorizeSettings(
+            tile=0, selection_k=args.selection_k, selection_layers=args.selection_layers, stride=args.stride
+        ),
+    )
     print(f"prediction stride {col.stride}")
     settings = [("model", col.refine), ("raw", RefineParams(0, 0.1, 1.0))]
     for params in args.refine or []:
-        settings.append((",".join(str(v) for v in (params.diameter, params.sigma_color, params.sigma_space,
-                                                     params.scale)), params))
+        settings.append(
+            (",".join(str(v) for v in (params.diameter, params.sigma_color, params.sigma_space, params.scale)), params)
+        )
     scores = {name: {"psnr": [], "l_uv": [], "colourfulness": []} for name, _ in settings}
     gray_psnr, gray_luv, truth_cf, clusters = [], [], [], []
     timing = Timing()
@@ -95,24 +110,34 @@ def main(argv=None):
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(f"{'setting':<26} {'mean PSNR':>10} {'gain [95% CI]':>22} {'mean L_UV':>10} {'colourfulness':>14}")
-    print(f"{'gray (U=V=0)':<26} {summary['gray']['mean_psnr']:>10.2f} {'':>22} {summary['gray']['mean_l_uv']:>10.5f}"
-          f" {0.0:>14.2f}")
+    print(
+        f"{'gray (U=V=0)':<26} {summary['gray']['mean_psnr']:>10.2f} {'':>22} {summary['gray']['mean_l_uv']:>10.5f}"
+        f" {0.0:>14.2f}"
+    )
     for name, params in settings:
         gain = bootstrap_interval(np.subtract(scores[name]["psnr"], gray_psnr))
         cf = float(np.mean(scores[name]["colourfulness"]))
-        s = {"mean_psnr": float(np.mean(scores[name]["psnr"])), "mean_l_uv": float(np.mean(scores[name]["l_uv"])),
-             "gain": {"mean": gain[0], "ci95": [gain[1], gain[2]]}, "colourfulness": cf,
-             "colourfulness_ratio": cf / max(summary["truth_colourfulness"], 1e-9),
-             "refine": [params.diameter, params.sigma_color, params.sigma_space, params.scale]}
+        s = {
+            "mean_psnr": float(np.mean(scores[name]["psnr"])),
+            "mean_l_uv": float(np.mean(scores[name]["l_uv"])),
+            "gain": {"mean": gain[0], "ci95": [gain[1], gain[2]]},
+            "colourfulness": cf,
+            "colourfulness_ratio": cf / max(summary["truth_colourfulness"], 1e-9),
+            "refine": [params.diameter, params.sigma_color, params.sigma_space, params.scale],
+        }
         summary[name] = s
         ci = f"{gain[0]:+.2f} [{gain[1]:+.2f}, {gain[2]:+.2f}]"
-        print(f"{name:<26} {s['mean_psnr']:>10.2f} {ci:>22} {s['mean_l_uv']:>10.5f} "
-              f"{cf:>7.2f} ({s['colourfulness_ratio']:.2f})")
+        print(
+            f"{name:<26} {s['mean_psnr']:>10.2f} {ci:>22} {s['mean_l_uv']:>10.5f} "
+            f"{cf:>7.2f} ({s['colourfulness_ratio']:.2f})"
+        )
     print(f"true photos' colourfulness {summary['truth_colourfulness']:.2f}")
     print(json.dumps(summary))
     if args.output:
-        per_image = [{"path": p, "cluster": c, "psnr_gray": g, **{n: scores[n]["psnr"][i] for n, _ in settings}}
-                     for i, (p, c, g) in enumerate(zip(paths, clusters, gray_psnr))]
+        per_image = [
+            {"path": p, "cluster": c, "psnr_gray": g, **{n: scores[n]["psnr"][i] for n, _ in settings}}
+            for i, (p, c, g) in enumerate(zip(paths, clusters, gray_psnr))
+        ]
         write_json(args.output, {"summary": summary, "images": per_image})
     return 0
 

@@ -11,6 +11,7 @@
 Loading verifies every listed file against its checksum and fails with a
 clear message on a missing or altered file. Nothing is pickled.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,8 @@ import time
 from typing import List
 
 from .checksums import check_component, file_inside, sha256_file
-from .files import PARTIAL, read_json_meta, write_json
 from .clustering import Cluster
+from .files import PARTIAL, read_json_meta, write_json
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "colorize_tf.bundle"

@@ -1,4 +1,5 @@
 """File checksums recorded in model metadata and verified on load, and checks of the files they name."""
+
 import hashlib
 import os
 import re

@@ -11,6 +11,7 @@ reaches the threshold (E(I) = -PSNR <= epsilon, i.e. PSNR >= -epsilon) leave
 the set; the rest are clustered again on the next layer into size / mu
 clusters, until fewer than mu images remain.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,8 +45,13 @@ class Cluster:
 
     @classmethod
     def from_json(cls, d):
-        return cls(d["cluster_id"], int(d["layer"]), list(d["members"]), np.asarray(d["centre"], np.float32),
-                   None if d.get("semantic_hist") is None else np.asarray(d["semantic_hist"], np.float32))
+        return cls(
+            d["cluster_id"],
+            int(d["layer"]),
+            list(d["members"]),
+            np.asarray(d["centre"], np.float32),
+            None if d.get("semantic_hist") is None else np.asarray(d["semantic_hist"], np.float32),
+        )
 
 
 def regressor_weights(input_dim, hidden_layers=3):
@@ -77,8 +83,9 @@ def kmeans(x, k, seed=0):
     return km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32)
 
 
-def cluster_layer(ids: Sequence[str], gist: np.ndarray, hists: Optional[np.ndarray], layer: int, k: int,
-                  seed=0, min_size=1) -> List[Cluster]:
+def cluster_layer(
+    ids: Sequence[str], gist: np.ndarray, hists: Optional[np.ndarray], layer: int, k: int, seed=0, min_size=1
+) -> List[Cluster]:
     """Group images into `k` clusters on one layer.
 
     Clusters smaller than `min_size` are merged into their nearest larger
@@ -99,8 +106,15 @@ def cluster_layer(ids: Sequence[str], gist: np.ndarray, hists: Optional[np.ndarr
     for new_i, c in enumerate(sorted(set(labels.tolist()))):
         idx = np.flatnonzero(labels == c)
         hist = None if hists is None else np.asarray(hists)[idx].mean(0).astype(np.float32)
-        out.append(Cluster(f"L{layer}C{new_i:02d}", layer, [ids[i] for i in idx],
-                           np.asarray(gist)[idx].mean(0).astype(np.float32), hist))
+        out.append(
+            Cluster(
+                f"L{layer}C{new_i:02d}",
+                layer,
+                [ids[i] for i in idx],
+                np.asarray(gist)[idx].mean(0).astype(np.float32),
+                hist,
+            )
+        )
     return out
 
 
@@ -170,26 +184,54 @@ def adaptive_clustering(
     while layer < max_layers and (layer == 0 or len(remaining) >= mu):
         k = min(n0, max(1, len(remaining) // mu)) if layer == 0 else max(1, len(remaining) // mu)
         rows = [index[i] for i in remaining]
-        layer_clusters = cluster_layer(remaining, gist[rows], None if hists is None else np.asarray(hists)[rows],
-                                       layer, k, seed=seed + layer, min_size=min(mu, len(remaining)) // 2 or 1)
-        log.info("layer %d: %d images in %d clusters (sizes %s)", layer, len(remaining), len(layer_clusters),
-                 [len(c.members) for c in layer_clusters])
+        layer_clusters = cluster_layer(
+            remaining,
+            gist[rows],
+            None if hists is None else np.asarray(hists)[rows],
+            layer,
+            k,
+            seed=seed + layer,
+            min_size=min(mu, len(remaining)) // 2 or 1,
+        )
+        log.info(
+            "layer %d: %d images in %d clusters (sizes %s)",
+            layer,
+            len(remaining),
+            len(layer_clusters),
+            [len(c.members) for c in layer_clusters],
+        )
         psnr = train_layer(layer_clusters)
         missing = [i for i in remaining if i not in psnr]
         if len(missing) > max_unmeasured_fraction * len(remaining):
-            raise RuntimeError(f"layer {layer}: no PSNR measured for {len(missing)} of {len(remaining)} images "
-                               f"(more than {max_unmeasured_fraction:.0%}), e.g. {missing[:3]}")
+            raise RuntimeError(
+                f"layer {layer}: no PSNR measured for {len(missing)} of {len(remaining)} images "
+                f"(more than {max_unmeasured_fraction:.0%}), e.g. {missing[:3]}"
+            )
         if missing:
-            log.warning("layer %d: %d images could not be measured and leave the set, e.g. %s", layer,
-                        len(missing), missing[:3])
+            log.warning(
+                "layer %d: %d images could not be measured and leave the set, e.g. %s", layer, len(missing), missing[:3]
+            )
         measured = [i for i in remaining if i in psnr]
         keep = [i for i in measured if -psnr[i] > epsilon_db]
-        reports.append(LayerReport(layer, len(remaining), [c.cluster_id for c in layer_clusters],
-                                   [len(c.members) for c in layer_clusters], len(measured) - len(keep),
-                                   float(np.mean([psnr[i] for i in measured])) if measured else float("nan"),
-                                   len(missing)))
-        log.info("layer %d: mean training PSNR %.2f dB, %d images reach %.1f dB and leave, %d remain", layer,
-                 reports[-1].mean_psnr, reports[-1].removed, -epsilon_db, len(keep))
+        reports.append(
+            LayerReport(
+                layer,
+                len(remaining),
+                [c.cluster_id for c in layer_clusters],
+                [len(c.members) for c in layer_clusters],
+                len(measured) - len(keep),
+                float(np.mean([psnr[i] for i in measured])) if measured else float("nan"),
+                len(missing),
+            )
+        )
+        log.info(
+            "layer %d: mean training PSNR %.2f dB, %d images reach %.1f dB and leave, %d remain",
+            layer,
+            reports[-1].mean_psnr,
+            reports[-1].removed,
+            -epsilon_db,
+            len(keep),
+        )
         clusters.extend(layer_clusters)
         if len(keep) == len(measured):
             log.info("layer %d removed no image: stopping", layer)

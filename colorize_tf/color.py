@@ -4,6 +4,7 @@ The paper works in YUV (BT.601): the network sees luminance features and
 predicts the two chrominance channels U and V. All arrays here are float32
 in [0, 1] for RGB and Y, and U in [-U_MAX, U_MAX], V in [-V_MAX, V_MAX].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +23,7 @@ YUV_TO_RGB = np.linalg.inv(RGB_TO_YUV)
 U_MAX = 0.436
 V_MAX = 0.615
 UV_SCALE = np.array([U_MAX, V_MAX], dtype=np.float32)
+
 
 def rgb_to_yuv(rgb):
     """Convert RGB to YUV (BT.601).
@@ -100,8 +102,11 @@ def to_uint(img, bits=8, rows=256):
     img = np.asarray(img)
     out = np.empty(img.shape, dtype=np.uint8 if bits == 8 else np.uint16)
     if img.ndim == 0:
-        return np.uint8(np.rint(np.clip(img, 0.0, 1.0) * peak)) if bits == 8 else np.uint16(
-            np.rint(np.clip(img, 0.0, 1.0) * peak))
+        return (
+            np.uint8(np.rint(np.clip(img, 0.0, 1.0) * peak))
+            if bits == 8
+            else np.uint16(np.rint(np.clip(img, 0.0, 1.0) * peak))
+        )
     for r in range(0, img.shape[0], rows):
         block = np.clip(img[r : r + rows], 0.0, 1.0) * peak
         out[r : r + rows] = np.rint(block, out=block)

@@ -5,6 +5,7 @@ refinement guided by the gray image -> recombination with the input
 luminance. Large images are processed in tiles with enough overlap that
 the result equals the whole-image computation, so memory stays bounded.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -96,8 +97,9 @@ def default_stride(refine: RefineParams):
     return 2 if refine.enabled and refine.scale <= 0.5 else 1
 
 
-def predict_uv(gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timing: Optional[Timing] = None,
-               states=None, stride=1):
+def predict_uv(
+    gray, regressor, descriptor: Descriptor, tile=DEFAULT_TILE, timing: Optional[Timing] = None, states=None, stride=1
+):
     """Raw (unrefined) chrominance for every pixel.
 
     Parameters
@@ -270,8 +272,7 @@ class ClusteredColorizer(PixelColorizer):
         Prediction stride (`predict_uv`); default `default_stride(refine)`.
     """
 
-    def __init__(self, bundle_dir, descriptor, clusters, refine, tile=DEFAULT_TILE, k=3, gist_size=128,
-                 stride=None):
+    def __init__(self, bundle_dir, descriptor, clusters, refine, tile=DEFAULT_TILE, k=3, gist_size=128, stride=None):
         self.bundle_dir = bundle_dir
         self.descriptor = descriptor
         self.clusters = clusters
@@ -307,8 +308,16 @@ class ClusteredColorizer(PixelColorizer):
         desc = load_descriptor(root["descriptor"], stored_parser(root_dir, settings.parser_dir))
         refine = settings.refine or RefineParams(**root.get("refine", {}))
         k = settings.selection_k or params.get("selection_k", 3)
-        return cls(bundle_dir, desc, clusters, refine, settings.tile, k=k, gist_size=params.get("gist_size", 128),
-                   stride=settings.stride)
+        return cls(
+            bundle_dir,
+            desc,
+            clusters,
+            refine,
+            settings.tile,
+            k=k,
+            gist_size=params.get("gist_size", 128),
+            stride=settings.stride,
+        )
 
     def regressor(self, cluster_id):
         """The (cached) regressor of a cluster; ``"root"`` is the all-images model."""
@@ -376,8 +385,13 @@ def colorize_reduced(colorizer, gray, chroma_max_side=0):
 def _register():
     from .registry import Family, register
 
-    register(Family("bundle", "clustered regressors (Algorithm 3): GIST + semantic-histogram selection",
-                    colorizer=ClusteredColorizer.load))
+    register(
+        Family(
+            "bundle",
+            "clustered regressors (Algorithm 3): GIST + semantic-histogram selection",
+            colorizer=ClusteredColorizer.load,
+        )
+    )
 
 
 _register()

@@ -16,6 +16,7 @@ Three layouts are understood (`open_dataset` detects which):
 
 Masks are mapped to class indices 0..N-1, with `IGNORE` (255) where unlabeled.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -98,8 +99,10 @@ def open_dataset(root, layout: Optional[str] = None) -> LabelledSet:
             if int(idx) > 0:
                 classes.append(name.strip())
         lut[1 : len(classes) + 1] = np.arange(len(classes))
-        splits = {s: _pairs(root, "images", "labels_semantic_png", _read_list(os.path.join(root, f"{s}.txt")))
-                  for s in ("train", "test")}
+        splits = {
+            s: _pairs(root, "images", "labels_semantic_png", _read_list(os.path.join(root, f"{s}.txt")))
+            for s in ("train", "test")
+        }
     elif layout == "stanford":
         classes = []
         for line in _read_list(os.path.join(root, "CLASSES.txt")):
@@ -119,7 +122,9 @@ def open_dataset(root, layout: Optional[str] = None) -> LabelledSet:
         if os.path.exists(ignore_file):
             for v in _read_list(ignore_file):
                 lut[int(v)] = IGNORE
-        names = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(root, "masks", "*.png")))
+        names = sorted(
+            os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(root, "masks", "*.png"))
+        )
         splits = {}
         for s in ("train", "val", "test"):
             if os.path.exists(os.path.join(root, f"{s}.txt")):

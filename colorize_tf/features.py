@@ -10,6 +10,7 @@ Blocks here: ``patch`` (7x7 luminance patch, 49-d, low level) and ``daisy``
 (DAISY, 32-d = 4 locations x 8 orientations, mid level). The semantic block
 (high level) lives with the scene parser and has the same interface.
 """
+
 from __future__ import annotations
 
 import math
@@ -214,8 +215,11 @@ def register_block(cls):
 
 
 #: Modules defining further blocks, imported on first use.
-BLOCK_MODULES = {"semantic": "colorize_tf.parser", "hog": "colorize_tf.baselines.hog",
-                 "luma": "colorize_tf.baselines.hog"}
+BLOCK_MODULES = {
+    "semantic": "colorize_tf.parser",
+    "hog": "colorize_tf.baselines.hog",
+    "luma": "colorize_tf.baselines.hog",
+}
 
 
 def block_type(name):

@@ -5,6 +5,7 @@ contrast normalisation) -> Gabor filter bank in the frequency domain
 (default 4 scales x 8 orientations) -> magnitude -> mean over a 4x4 grid
 of blocks = 4 * 8 * 16 = 512 values.
 """
+
 from __future__ import annotations
 
 import functools

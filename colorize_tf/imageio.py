@@ -13,6 +13,7 @@ resolution, and the descriptive EXIF tags (never a TIFF's structural tags, which
 override the writer's own). `verify_encoded` re-decodes an output and checks its size,
 alpha and that its luminance matches the input's within the format's quantisation.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -75,18 +76,42 @@ def work_bytes(width, height):
 
 # Magic numbers of formats seen in archives, to name what is refused ("unsupported format: ICO").
 _SIGNATURES = [
-    (0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"\xff\xd8\xff", "JPEG"), (0, b"II*\x00", "TIFF"),
-    (0, b"MM\x00*", "TIFF"), (0, b"II+\x00", "BigTIFF"), (0, b"MM\x00+", "BigTIFF"), (0, b"GIF8", "GIF"),
-    (0, b"BM", "BMP"), (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"), (0, b"\xff\x4f\xff\x51", "JPEG2000"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"II+\x00", "BigTIFF"),
+    (0, b"MM\x00+", "BigTIFF"),
+    (0, b"GIF8", "GIF"),
+    (0, b"BM", "BMP"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"),
+    (0, b"\xff\x4f\xff\x51", "JPEG2000"),
     (0, b"8BPS", "PSD"),
-    (0, b"%!PS", "PostScript/EPS"), (0, b"\xc5\xd0\xd3\xc6", "EPS"), (0, b"%PDF", "PDF"),
-    (0, b"gimp xcf", "GIMP XCF"), (0, b"DDS ", "DDS"), (0, b"icns", "ICNS"), (0, b"qoif", "QOI"),
-    (0, b"\xff\x0a", "JPEG XL"), (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"), (0, b"AT&TFORM", "DjVu"),
-    (0, b"SIMPLE  =", "FITS"), (0, b"\x59\xa6\x6a\x95", "Sun raster"), (0, b"\x01\xda", "SGI"),
-    (0, b"FORM", "IFF"), (0, b"PK\x03\x04", "ZIP archive"), (0, b"\x1f\x8b", "gzip data"),
-    (0, b"BZh", "bzip2 data"), (0, b"\xfd7zXZ\x00", "xz data"), (0, b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
-    (0, b"Rar!", "RAR archive"), (257, b"ustar", "tar archive"), (0, b"<svg", "SVG"), (0, b"<?xml", "XML/SVG"),
-    (0, b"\xd7\xcd\xc6\x9a", "WMF"), (0, b"\x01\x00\x00\x00", "EMF"),
+    (0, b"%!PS", "PostScript/EPS"),
+    (0, b"\xc5\xd0\xd3\xc6", "EPS"),
+    (0, b"%PDF", "PDF"),
+    (0, b"gimp xcf", "GIMP XCF"),
+    (0, b"DDS ", "DDS"),
+    (0, b"icns", "ICNS"),
+    (0, b"qoif", "QOI"),
+    (0, b"\xff\x0a", "JPEG XL"),
+    (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+    (0, b"AT&TFORM", "DjVu"),
+    (0, b"SIMPLE  =", "FITS"),
+    (0, b"\x59\xa6\x6a\x95", "Sun raster"),
+    (0, b"\x01\xda", "SGI"),
+    (0, b"FORM", "IFF"),
+    (0, b"PK\x03\x04", "ZIP archive"),
+    (0, b"\x1f\x8b", "gzip data"),
+    (0, b"BZh", "bzip2 data"),
+    (0, b"\xfd7zXZ\x00", "xz data"),
+    (0, b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
+    (0, b"Rar!", "RAR archive"),
+    (257, b"ustar", "tar archive"),
+    (0, b"<svg", "SVG"),
+    (0, b"<?xml", "XML/SVG"),
+    (0, b"\xd7\xcd\xc6\x9a", "WMF"),
+    (0, b"\x01\x00\x00\x00", "EMF"),
 ]
 
 
@@ -162,7 +187,11 @@ _EXIF_IFD0_TAGS = (
     0x0132,  # DateTime
     0x013B,  # Artist
     0x8298,  # Copyright
-    0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F,  # XPTitle, XPComment, XPAuthor, XPKeywords, XPSubject
+    0x9C9B,
+    0x9C9C,
+    0x9C9D,
+    0x9C9E,
+    0x9C9F,  # XPTitle, XPComment, XPAuthor, XPKeywords, XPSubject
 )
 _EXIF_SUB_IFDS = (0x8769, 0x8825)  # Exif IFD, GPS IFD
 _EXIF_DROP_IN_SUB = (0x927C, 0xA005)  # MakerNote (vendor offsets break when moved), Interoperability pointer
@@ -204,8 +233,10 @@ def _safe_info(img, notes):
         if space == b"RGB ":
             info["icc_profile"] = icc
         else:  # a gray or CMYK profile would misdescribe the RGB output
-            notes.append(f"ICC profile not carried: it describes {space.decode('latin-1').strip() or 'unknown'} "
-                         "data, the output is RGB")
+            notes.append(
+                f"ICC profile not carried: it describes {space.decode('latin-1').strip() or 'unknown'} "
+                "data, the output is RGB"
+            )
     dpi = img.info.get("dpi")
     try:
         dpi = tuple(float(v) for v in dpi) if dpi is not None else None
@@ -360,8 +391,9 @@ def decode_image(source, max_pixels=DEFAULT_MAX_PIXELS, need_rgb=True, on_size=N
             if name in DECODE_FORMATS:
                 raise ImageDecodeError(f"corrupt {name} file: its header cannot be read") from None
             if name:
-                raise ImageDecodeError(f"unsupported format: {name} (this job reads "
-                                       f"{', '.join(DECODE_FORMATS)})") from None
+                raise ImageDecodeError(
+                    f"unsupported format: {name} (this job reads {', '.join(DECODE_FORMATS)})"
+                ) from None
             raise ImageDecodeError("not an image (format not recognised)") from None
         except Exception as exc:  # header parsers raise anything on hostile bytes
             raise ImageDecodeError(_reason(exc, sniff_format(head))) from None
@@ -372,7 +404,8 @@ def decode_image(source, max_pixels=DEFAULT_MAX_PIXELS, need_rgb=True, on_size=N
                 raise ImageDecodeError(f"invalid image size {w}x{h}")
             if max_pixels and w * h > max_pixels:
                 raise ImageDecodeError(
-                    f"too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (raise --max_pixels to allow)")
+                    f"too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (raise --max_pixels to allow)"
+                )
             if on_size is not None:
                 on_size(w, h)
             try:
@@ -424,8 +457,10 @@ def _read_16bit_colour(data, img, fmt):
         try:
             arr = tifffile.imread(io.BytesIO(data), key=0)
         except Exception as exc:
-            raise ImageDecodeError(f"unsupported 16-bit colour TIFF variant: planar, compression "
-                                   f"{img.tag_v2.get(259)} ({type(exc).__name__}: {exc})") from None
+            raise ImageDecodeError(
+                f"unsupported 16-bit colour TIFF variant: planar, compression "
+                f"{img.tag_v2.get(259)} ({type(exc).__name__}: {exc})"
+            ) from None
         if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[1:] == (img.size[1], img.size[0]):
             arr = np.moveaxis(arr, 0, -1)
         return arr if arr.dtype == np.uint16 else None
@@ -460,9 +495,16 @@ def _decode_16bit_colour(data, img, fmt, need_rgb):
         gray = None if gray is None else np.rot90(gray, k)
         alpha = None if alpha is None else np.rot90(alpha, k)
     gray = np.ascontiguousarray(luminance(rgb) if gray is None else gray)
-    return Picture(gray=gray, rgb=None if rgb is None else np.ascontiguousarray(rgb),
-                   alpha=None if alpha is None else np.ascontiguousarray(alpha), bits=16, mode=img.mode + ";16",
-                   format=fmt, info=info, notes=notes)
+    return Picture(
+        gray=gray,
+        rgb=None if rgb is None else np.ascontiguousarray(rgb),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha),
+        bits=16,
+        mode=img.mode + ";16",
+        format=fmt,
+        info=info,
+        notes=notes,
+    )
 
 
 def load_image(path, max_pixels=DEFAULT_MAX_PIXELS):
@@ -481,8 +523,18 @@ def normalise_format(fmt):
 
 #: Output extension per input extension when the format is kept (formats that cannot hold colour well, or
 #: that we do not write, become PNG). The one naming table of the `colorize` command and the archive job.
-KEEP_EXTENSION = {".jpg": ".jpg", ".jpeg": ".jpeg", ".jpe": ".jpg", ".jfif": ".jpg", ".png": ".png",
-                  ".tif": ".tif", ".tiff": ".tiff", ".bmp": ".bmp", ".dib": ".bmp", ".webp": ".webp"}
+KEEP_EXTENSION = {
+    ".jpg": ".jpg",
+    ".jpeg": ".jpeg",
+    ".jpe": ".jpg",
+    ".jfif": ".jpg",
+    ".png": ".png",
+    ".tif": ".tif",
+    ".tiff": ".tiff",
+    ".bmp": ".bmp",
+    ".dib": ".bmp",
+    ".webp": ".webp",
+}
 
 
 def output_extension(ext, fmt=None):
@@ -607,12 +659,16 @@ def verify_encoded(data, gray, alpha=None, bits=8, fmt="PNG", quality=95, rows=5
         worst, total = max(worst, float(diff.max(initial=0.0))), total + float(diff.sum())
     mean = total / max(1, h * w)
     if worst > max_tol or mean > mean_tol:
-        raise OutputCheckError(f"the {fmt} output's luminance differs from the input's (max {worst:.4f}, "
-                               f"mean {mean:.4f}; allowed {max_tol:.4f} / {mean_tol:.4f})")
+        raise OutputCheckError(
+            f"the {fmt} output's luminance differs from the input's (max {worst:.4f}, "
+            f"mean {mean:.4f}; allowed {max_tol:.4f} / {mean_tol:.4f})"
+        )
     if alpha is not None and fmt in ALPHA_FORMATS:
         if arr.shape[2] != 4:
             raise OutputCheckError(f"the {fmt} output lost its alpha channel")
-        err = max(float(np.abs(arr[r : r + rows, :, 3].astype(np.float32) / peak - alpha[r : r + rows]).max(
-            initial=0.0)) for r in range(0, h, rows))
+        err = max(
+            float(np.abs(arr[r : r + rows, :, 3].astype(np.float32) / peak - alpha[r : r + rows]).max(initial=0.0))
+            for r in range(0, h, rows)
+        )
         if err > 2.01 / peak:
             raise OutputCheckError(f"the {fmt} output's alpha differs from the input's (max {err:.4f})")

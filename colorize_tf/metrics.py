@@ -1,4 +1,5 @@
 """Quality metrics: RGB PSNR (the paper's) and the L_UV error (Zhu, Zhao, Guo)."""
+
 from __future__ import annotations
 
 import numpy as np

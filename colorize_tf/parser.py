@@ -11,6 +11,7 @@ edge-preserving filter (Gastal & Oliveira) guided by the gray image.
 A parser directory holds ``parser.keras`` and ``parser.json`` (class names,
 working size, smoothing, metrics, SHA-256 of the Keras file).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,8 @@ import cv2
 import numpy as np
 
 from .checksums import load_verified_keras, sha256_file
-from .files import read_json_meta, write_json
 from .features import Block, register_block
+from .files import read_json_meta, write_json
 
 PARSER_FILE = "parser.keras"
 PARSER_META = "parser.json"
@@ -154,8 +155,9 @@ def smooth_probabilities(gray, probs, sigma_spatial=8.0, sigma_color=0.1, iterat
     out = np.empty_like(probs)
 
     def smooth(c0):  # OpenCV's domain transform takes up to 4 channels and runs on one thread
-        dtf = cv2.ximgproc.createDTFilter(guide, float(sigma_spatial), float(sigma_color), cv2.ximgproc.DTF_RF,
-                                          int(iterations))
+        dtf = cv2.ximgproc.createDTFilter(
+            guide, float(sigma_spatial), float(sigma_color), cv2.ximgproc.DTF_RF, int(iterations)
+        )
         chunk = np.ascontiguousarray(probs[..., c0 : c0 + 4])
         out[..., c0 : c0 + 4] = dtf.filter(chunk).reshape(chunk.shape)
 
@@ -204,6 +206,7 @@ class SceneParser:
         sm = meta.get("smoothing", {})
         self.sigma_spatial = float(sm.get("sigma_spatial", 8.0))
         self.sigma_color = float(sm.get("sigma_color", 0.1))
+
         def softmax_probs(t):
             return tf.nn.softmax(model(t, training=False), axis=-1)
 
@@ -218,8 +221,9 @@ class SceneParser:
     @classmethod
     def load(cls, directory, verify=True):
         meta = read_parser_meta(directory)
-        model = load_verified_keras(os.path.join(directory, PARSER_FILE), meta.get("files", {}).get(PARSER_FILE),
-                                    PARSER_META, verify)
+        model = load_verified_keras(
+            os.path.join(directory, PARSER_FILE), meta.get("files", {}).get(PARSER_FILE), PARSER_META, verify
+        )
         return cls(model, meta, directory)
 
     def save(self, directory, extra=None):
@@ -276,7 +280,7 @@ class SceneParser:
         return self.probabilities(gray, smooth).argmax(-1).astype(np.int32)
 
 
-def upsample_probabilities(probs, shape, window=None):
+def upsample_probabilities(probs, shape, crop=None):
     """Bilinear upsampling of working-resolution probabilities to the image grid.
 
     Parameters
@@ -285,7 +289,7 @@ def upsample_probabilities(probs, shape, window=None):
         Probabilities of the whole image at the working resolution.
     shape : (H, W)
         Full image size.
-    window : (row, col, rows, cols), optional
+    crop : (row, col, rows, cols), optional
         Only this part of the full-resolution grid (tiles); default all of it.
 
     Returns
@@ -295,7 +299,7 @@ def upsample_probabilities(probs, shape, window=None):
         1/32-pixel interpolation grid), so tiles agree exactly with the whole image.
     """
     H, W = shape
-    y0, x0, rows, cols = window if window is not None else (0, 0, H, W)
+    y0, x0, rows, cols = crop if crop is not None else (0, 0, H, W)
     h, w, n = probs.shape
     if (h, w) == (H, W):  # same grid: bilinear sampling at integer positions is the identity
         return np.array(probs[y0 : y0 + rows, x0 : x0 + cols], dtype=np.float32)
@@ -327,8 +331,12 @@ class SemanticBlock(Block):
 
     name = "semantic"
 
-    def __init__(self, parser: Optional[SceneParser] = None, classes: Optional[Sequence[str]] = None,
-                 parser_sha256: Optional[str] = None):
+    def __init__(
+        self,
+        parser: Optional[SceneParser] = None,
+        classes: Optional[Sequence[str]] = None,
+        parser_sha256: Optional[str] = None,
+    ):
         if parser is None:
             raise ValueError(
                 "the descriptor has a 'semantic' block: a scene parser is needed (pass --parser PARSER_DIR, "
@@ -354,8 +362,11 @@ class SemanticBlock(Block):
         return self.parser.probabilities(gray, raw=state, window=window)
 
     def config(self):
-        return {"name": self.name, "classes": list(self.parser.classes),
-                "parser_sha256": self.parser.meta.get("files", {}).get(PARSER_FILE)}
+        return {
+            "name": self.name,
+            "classes": list(self.parser.classes),
+            "parser_sha256": self.parser.meta.get("files", {}).get(PARSER_FILE),
+        }
 
 
 def read_parser_meta(directory):
@@ -366,8 +377,11 @@ def read_parser_meta(directory):
 def semantic_block_config(directory):
     """The ``semantic`` block's descriptor config for the parser in `directory` (no TensorFlow needed)."""
     meta = read_parser_meta(directory)
-    return {"name": SemanticBlock.name, "classes": list(meta["classes"]),
-            "parser_sha256": meta.get("files", {}).get(PARSER_FILE)}
+    return {
+        "name": SemanticBlock.name,
+        "classes": list(meta["classes"]),
+        "parser_sha256": meta.get("files", {}).get(PARSER_FILE),
+    }
 
 
 def needs_parser(descriptor_config):

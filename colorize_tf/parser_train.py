@@ -6,6 +6,7 @@ with tf.data, augments (random crops, horizontal flips, brightness /
 contrast / gamma jitter on the gray image) and minimises a class-weighted
 cross entropy that ignores unlabeled pixels.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,8 @@ from typing import Iterable, Tuple
 import cv2
 import numpy as np
 
-from .imageio import decode_image
 from .datasets import IGNORE
+from .imageio import decode_image
 from .parser import SceneParser, build_parser, class_weights, working_shape
 
 log = logging.getLogger(__name__)
@@ -55,25 +56,32 @@ def encode_pair(name, gray, label):
     import tensorflow as tf
 
     f = tf.train.Feature
-    return tf.train.Example(features=tf.train.Features(feature={
-        "name": f(bytes_list=tf.train.BytesList(value=[name.encode()])),
-        "gray": f(bytes_list=tf.train.BytesList(value=[gray.tobytes()])),
-        "label": f(bytes_list=tf.train.BytesList(value=[label.tobytes()])),
-        "height": f(int64_list=tf.train.Int64List(value=[gray.shape[0]])),
-        "width": f(int64_list=tf.train.Int64List(value=[gray.shape[1]])),
-    })).SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "name": f(bytes_list=tf.train.BytesList(value=[name.encode()])),
+                "gray": f(bytes_list=tf.train.BytesList(value=[gray.tobytes()])),
+                "label": f(bytes_list=tf.train.BytesList(value=[label.tobytes()])),
+                "height": f(int64_list=tf.train.Int64List(value=[gray.shape[0]])),
+                "width": f(int64_list=tf.train.Int64List(value=[gray.shape[1]])),
+            }
+        )
+    ).SerializeToString()
 
 
 def _parse(serialized):
     import tensorflow as tf
 
-    ex = tf.io.parse_single_example(serialized, {
-        "name": tf.io.FixedLenFeature([], tf.string),
-        "gray": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([], tf.string),
-        "height": tf.io.FixedLenFeature([], tf.int64),
-        "width": tf.io.FixedLenFeature([], tf.int64),
-    })
+    ex = tf.io.parse_single_example(
+        serialized,
+        {
+            "name": tf.io.FixedLenFeature([], tf.string),
+            "gray": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.string),
+            "height": tf.io.FixedLenFeature([], tf.int64),
+            "width": tf.io.FixedLenFeature([], tf.int64),
+        },
+    )
     shape = tf.stack([ex["height"], ex["width"], 1])
     gray = tf.reshape(tf.io.decode_raw(ex["gray"], tf.uint8), shape)
     label = tf.reshape(tf.io.decode_raw(ex["label"], tf.uint8), shape)
@@ -85,7 +93,7 @@ def load_pairs(paths):
     import tensorflow as tf
 
     ds = tf.data.TFRecordDataset(list(paths), compression_type="GZIP").map(_parse)
-    return [(g[..., 0], l[..., 0]) for g, l in ds.as_numpy_iterator()]
+    return [(g[..., 0], lab[..., 0]) for g, lab in ds.as_numpy_iterator()]
 
 
 def label_counts(pairs, num_classes):
@@ -103,28 +111,32 @@ def training_dataset(pairs, crop, batch_size, seed=0):
     labels = [p[1] for p in pairs]
 
     def gen():
-        for g, l in zip(grays, labels):
-            yield g[..., None], l[..., None]
+        for g, lab in zip(grays, labels):
+            yield g[..., None], lab[..., None]
 
-    ds = tf.data.Dataset.from_generator(
-        gen, output_signature=(tf.TensorSpec([None, None, 1], tf.uint8), tf.TensorSpec([None, None, 1], tf.uint8))
-    ).apply(tf.data.experimental.assert_cardinality(len(pairs))).cache()
+    ds = (
+        tf.data.Dataset.from_generator(
+            gen, output_signature=(tf.TensorSpec([None, None, 1], tf.uint8), tf.TensorSpec([None, None, 1], tf.uint8))
+        )
+        .apply(tf.data.experimental.assert_cardinality(len(pairs)))
+        .cache()
+    )
 
-    def augment(g, l):
+    def augment(g, lab):
         g = tf.cast(g, tf.float32)
-        l = tf.cast(l, tf.float32)
+        lab = tf.cast(lab, tf.float32)
         # pad small images with IGNORE so a crop always fits
         h, w = tf.shape(g)[0], tf.shape(g)[1]
         ph, pw = tf.maximum(crop - h, 0), tf.maximum(crop - w, 0)
         g = tf.pad(g, [[0, ph], [0, pw], [0, 0]])
-        l = tf.pad(l, [[0, ph], [0, pw], [0, 0]], constant_values=float(IGNORE))
-        both = tf.image.random_crop(tf.concat([g, l], -1), [crop, crop, 2])
+        lab = tf.pad(lab, [[0, ph], [0, pw], [0, 0]], constant_values=float(IGNORE))
+        both = tf.image.random_crop(tf.concat([g, lab], -1), [crop, crop, 2])
         both = tf.image.random_flip_left_right(both)
-        g, l = both[..., :1] / 255.0, both[..., 1:]
+        g, lab = both[..., :1] / 255.0, both[..., 1:]
         # photometric jitter: old photos vary in exposure, contrast and tone curve
         g = tf.clip_by_value(g, 0.0, 1.0) ** tf.random.uniform([], 0.75, 1.33)
         g = (g - 0.5) * tf.random.uniform([], 0.75, 1.25) + 0.5 + tf.random.uniform([], -0.1, 0.1)
-        return tf.clip_by_value(g, 0.0, 1.0), tf.cast(l, tf.int32)
+        return tf.clip_by_value(g, 0.0, 1.0), tf.cast(lab, tf.int32)
 
     return (
         ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
@@ -151,8 +163,19 @@ def weighted_ignore_loss(weights):
     return loss
 
 
-def fit_parser(pairs, classes, epochs=20, batch_size=16, crop=192, base=24, learning_rate=2e-3,
-               weighting_power=0.5, seed=0, work_size=256, smoothing=None, log_every=1):
+def fit_parser(
+    pairs,
+    classes,
+    epochs=20,
+    batch_size=16,
+    crop=192,
+    base=24,
+    learning_rate=2e-3,
+    weighting_power=0.5,
+    seed=0,
+    work_size=256,
+    smoothing=None,
+):
     """Train a parser on prepared pairs.
 
     Returns
@@ -174,8 +197,9 @@ def fit_parser(pairs, classes, epochs=20, batch_size=16, crop=192, base=24, lear
     ds = training_dataset(pairs, crop, batch_size, seed)
     t0 = time.time()
     cb = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda e, logs: log.info("parser epoch %d/%d loss %.4f (%.0f s)", e + 1, epochs,
-                                              logs["loss"], time.time() - t0)
+        on_epoch_end=lambda e, logs: log.info(
+            "parser epoch %d/%d loss %.4f (%.0f s)", e + 1, epochs, logs["loss"], time.time() - t0
+        )
     )
     hist = model.fit(ds, epochs=epochs, callbacks=[cb], verbose=0)
     meta = {

@@ -1,4 +1,5 @@
 """Small dependency-free plots (PIL): PSNR distributions in the style of the paper's Fig. 8."""
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -9,8 +10,14 @@ from PIL import Image, ImageDraw
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
 
-def histogram_png(series: Dict[str, Sequence[float]], path, bin_width=1.0, title="PSNR distribution",
-                  xlabel="PSNR (dB)", size=(720, 420)):
+def histogram_png(
+    series: Dict[str, Sequence[float]],
+    path,
+    bin_width=1.0,
+    title="PSNR distribution",
+    xlabel="PSNR (dB)",
+    size=(720, 420),
+):
     """Overlaid step histograms of several value lists, written as a PNG.
 
     Parameters

@@ -18,11 +18,10 @@ width      int64        image width
 TensorFlow is imported inside the functions: this module is imported by
 Beam code that must stay light on the launching machine.
 """
+
 from __future__ import annotations
 
 import numpy as np
-
-SCHEMA_VERSION = 1
 
 
 def encode_example(image_id, x, uv, yx, height, width):
@@ -99,9 +98,7 @@ def image_dataset(paths, image_ids=None):
     """
     import tensorflow as tf
 
-    ds = tf.data.TFRecordDataset(
-        list(paths), compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE
-    )
+    ds = tf.data.TFRecordDataset(list(paths), compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
     if image_ids is not None:
         ids = tf.constant(sorted(set(image_ids)), dtype=tf.string)
         table = tf.lookup.StaticHashTable(

@@ -1,4 +1,5 @@
 """Chrominance refinement (Sec. III-B.4): joint bilateral filter guided by the gray image."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,8 +48,10 @@ class RefineParams:
         if not 0 < self.scale <= 1:
             raise ValueError(f"refinement scale {self.scale}: expected 0 < scale <= 1")
         if self.diameter * self.scale > self.MAX_EFFECTIVE_DIAMETER or self.diameter > 16 * self.MAX_EFFECTIVE_DIAMETER:
-            raise ValueError(f"refinement diameter {self.diameter} at scale {self.scale} is too wide (at most "
-                             f"{self.MAX_EFFECTIVE_DIAMETER} pixels at the filter's resolution)")
+            raise ValueError(
+                f"refinement diameter {self.diameter} at scale {self.scale} is too wide (at most "
+                f"{self.MAX_EFFECTIVE_DIAMETER} pixels at the filter's resolution)"
+            )
         if not 0 < self.sigma_color <= 10:
             raise ValueError(f"refinement sigma_color {self.sigma_color}: expected 0 < sigma_color <= 10")
         if not 0 < self.sigma_space <= 1024:
@@ -107,17 +110,27 @@ def joint_bilateral(gray, uv, params=RefineParams()):
     if params.scale < 1.0:
         h, w = uv.shape[:2]
         sw, sh = max(1, round(w * params.scale)), max(1, round(h * params.scale))
-        small = RefineParams(max(1, int(round(params.diameter * params.scale)) | 1), params.sigma_color,
-                             params.sigma_space * params.scale)
-        out = joint_bilateral(cv2.resize(np.asarray(gray, np.float32), (sw, sh), interpolation=cv2.INTER_AREA),
-                              cv2.resize(uv, (sw, sh), interpolation=cv2.INTER_AREA), small)
+        small = RefineParams(
+            max(1, int(round(params.diameter * params.scale)) | 1),
+            params.sigma_color,
+            params.sigma_space * params.scale,
+        )
+        out = joint_bilateral(
+            cv2.resize(np.asarray(gray, np.float32), (sw, sh), interpolation=cv2.INTER_AREA),
+            cv2.resize(uv, (sw, sh), interpolation=cv2.INTER_AREA),
+            small,
+        )
         return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
     guide = np.ascontiguousarray(gray, dtype=np.float32)
     # OpenCV accepts 1 or 3 channel sources only: pad U,V with a zero channel.
     src = np.zeros(uv.shape[:2] + (3,), dtype=np.float32)
     src[..., :2] = uv
     out = cv2.ximgproc.jointBilateralFilter(
-        guide, src, int(params.diameter), float(params.sigma_color), float(params.sigma_space),
+        guide,
+        src,
+        int(params.diameter),
+        float(params.sigma_color),
+        float(params.sigma_space),
         borderType=cv2.BORDER_REFLECT_101,
     )
     return np.ascontiguousarray(out[..., :2])

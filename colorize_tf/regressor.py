@@ -8,6 +8,7 @@ standardisation lives only in its Normalization layer) and ``model.json``
 (descriptor blocks, training record, default refinement, versions, SHA-256 of
 the Keras file). Nothing is pickled.
 """
+
 from __future__ import annotations
 
 import logging
@@ -117,7 +118,11 @@ def train_regressor(
     callbacks = [
         keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: log.info(
-                "%sepoch %d/%d loss %.5f val_loss %s", log_prefix, epoch + 1, epochs, logs.get("loss", float("nan")),
+                "%sepoch %d/%d loss %.5f val_loss %s",
+                log_prefix,
+                epoch + 1,
+                epochs,
+                logs.get("loss", float("nan")),
                 "%.5f" % logs["val_loss"] if "val_loss" in logs else "-",
             )
         )
@@ -236,8 +241,9 @@ class Regressor:
     def load(cls, model_dir, verify=True):
         """Load a model directory, checking the Keras file against its recorded checksum."""
         meta = read_metadata(model_dir)
-        model = load_verified_keras(os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE),
-                                    META_FILE, verify)
+        model = load_verified_keras(
+            os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE), META_FILE, verify
+        )
         return cls(model, meta)
 
     def predict(self, x, chunk_rows=CHUNK_ROWS):
@@ -273,9 +279,19 @@ def _start_model(init_dir):
 def train_family(x, uv, val, settings, init_dir=None, log_dir=None, log_prefix=""):
     """Registry entry: fit a regressor (fine-tuning the one in `init_dir` if given) -> (Regressor, record)."""
     init = _start_model(init_dir) if init_dir else None
-    model, record = train_regressor(x, uv, val=val, epochs=settings.epochs, batch_size=settings.batch_size,
-                                    learning_rate=settings.learning_rate, patience=settings.patience,
-                                    seed=settings.seed, log_dir=log_dir, log_prefix=log_prefix, init_model=init)
+    model, record = train_regressor(
+        x,
+        uv,
+        val=val,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        patience=settings.patience,
+        seed=settings.seed,
+        log_dir=log_dir,
+        log_prefix=log_prefix,
+        init_model=init,
+    )
     return Regressor(model, {"input_dim": x.shape[1]}), record
 
 
@@ -290,9 +306,16 @@ def _register():
     from .colorize import PixelColorizer
     from .registry import Family, register
 
-    register(Family("regressor", "the paper's per-pixel network (Sec. III-A)", colorizer=PixelColorizer.load,
-                    load=lambda model_dir, meta, verify: Regressor.load(model_dir, verify=verify),
-                    train=train_family, save=save_family))
+    register(
+        Family(
+            "regressor",
+            "the paper's per-pixel network (Sec. III-A)",
+            colorizer=PixelColorizer.load,
+            load=lambda model_dir, meta, verify: Regressor.load(model_dir, verify=verify),
+            train=train_family,
+            save=save_family,
+        )
+    )
 
 
 _register()

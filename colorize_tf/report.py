@@ -1,4 +1,5 @@
 """Side-by-side HTML pages of colorization results."""
+
 from __future__ import annotations
 
 import html
@@ -17,6 +18,7 @@ def side_by_side_html(rows, path, title="Colorization results"):
     path : str
         Output HTML file.
     """
+
     def cell(src):
         return f'<td><img src="{html.escape(src)}" loading="lazy"></td>' if src else "<td>-</td>"
 

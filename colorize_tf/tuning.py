@@ -1,4 +1,5 @@
 """Choosing refinement parameters on held-out training images (never on test data)."""
+
 from __future__ import annotations
 
 from typing import Iterable, List, Sequence
@@ -16,8 +17,16 @@ DEFAULT_GRID = tuple(
     [RefineParams(0, 0.1, 1.0)]
     + [
         RefineParams(d, sc, ss, scale)
-        for d, ss, scale in ((9, 4.0, 1.0), (21, 10.0, 1.0), (41, 20.0, 1.0), (61, 40.0, 1.0), (61, 40.0, 0.5),
-                             (61, 40.0, 0.25), (121, 80.0, 0.25), (241, 160.0, 0.125))
+        for d, ss, scale in (
+            (9, 4.0, 1.0),
+            (21, 10.0, 1.0),
+            (41, 20.0, 1.0),
+            (61, 40.0, 1.0),
+            (61, 40.0, 0.5),
+            (61, 40.0, 0.25),
+            (121, 80.0, 0.25),
+            (241, 160.0, 0.125),
+        )
         for sc in (0.05, 0.1, 0.2)
     ]
 )
@@ -25,8 +34,15 @@ DEFAULT_GRID = tuple(
 TOLERANCE_DB = 0.02
 
 
-def tune_refinement(gray_images: Sequence[np.ndarray], rgb_images: Sequence[np.ndarray], regressor, descriptor,
-                    grid: Iterable[RefineParams] = DEFAULT_GRID, tile=0, tolerance_db=TOLERANCE_DB):
+def tune_refinement(
+    gray_images: Sequence[np.ndarray],
+    rgb_images: Sequence[np.ndarray],
+    regressor,
+    descriptor,
+    grid: Iterable[RefineParams] = DEFAULT_GRID,
+    tile=0,
+    tolerance_db=TOLERANCE_DB,
+):
     """Pick the joint bilateral parameters with the best mean RGB PSNR.
 
     Among settings within `tolerance_db` of the best, the cheapest wins.

@@ -8,6 +8,7 @@ under its own name (format kept unless ``--format``). The output's
 luminance equals the input's. For whole archives use
 ``pipelines.colorize_archive``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,16 @@ import time
 from colorize_tf.colorize import DEFAULT_TILE
 from colorize_tf.files import write_atomic
 from colorize_tf.imageio import DEFAULT_MAX_PIXELS, decode_image, encode_image, normalise_format, output_extension
-from pipelines.options import (UsageError, add_model, add_refine, add_selection, alias, job_parser, positive_int,
-                               setup_logging)
+from pipelines.options import (
+    UsageError,
+    add_model,
+    add_refine,
+    add_selection,
+    alias,
+    job_parser,
+    positive_int,
+    setup_logging,
+)
 
 log = logging.getLogger("colorize")
 
@@ -68,8 +77,13 @@ def main(argv=None):
                 normalise_format(args.format)
             except ValueError as exc:
                 raise UsageError(f"--format: {exc}") from None
-        settings = ColorizeSettings(refine=args.refine, tile=args.tile, parser_dir=args.parser,
-                                    selection_k=args.selection_k, selection_layers=args.selection_layers)
+        settings = ColorizeSettings(
+            refine=args.refine,
+            tile=args.tile,
+            parser_dir=args.parser,
+            selection_k=args.selection_k,
+            selection_layers=args.selection_layers,
+        )
         try:
             colorizer = load_colorizer(args.model, settings)
         except (OSError, ValueError) as exc:
@@ -93,9 +107,18 @@ def main(argv=None):
             log.error("FAILED %s: %s", path, exc)
             continue
         t = out.timing
-        log.info("%s -> %s  %dx%d  cluster %s  %.3f s (features %.3f, inference %.3f, refine %.3f)", path, out_path,
-                 shape[1], shape[0], out.cluster or "-", time.perf_counter() - t0, t.features, t.inference,
-                 t.refinement)
+        log.info(
+            "%s -> %s  %dx%d  cluster %s  %.3f s (features %.3f, inference %.3f, refine %.3f)",
+            path,
+            out_path,
+            shape[1],
+            shape[0],
+            out.cluster or "-",
+            time.perf_counter() - t0,
+            t.features,
+            t.inference,
+            t.refinement,
+        )
     if failures:
         log.error("%d of %d inputs failed", failures, len(args.inputs))
     return 1 if failures else 0

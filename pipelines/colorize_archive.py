@@ -16,6 +16,7 @@ process is gone is taken over). Options and the model are checked before any wor
 a run whose failed share exceeds ``--max_failed_fraction`` exits with status 3 after writing
 its manifest.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,15 +34,38 @@ from apache_beam.io.filesystems import FileSystems
 from colorize_tf.imageio import BASE_RSS_BYTES, DEFAULT_MAX_PIXELS, normalise_format, pixel_limit_for_budget
 from colorize_tf.registry import ColorizeSettings
 from transforms.colorize import (
-    FAILED, MANIFEST_COLUMNS, MANIFEST_SCHEMA, OCCUPIED, ROWS, SKIPPED, AssignOutputs, ColorizeDoFn,
-    ExpandInputsDoFn, SkipFinishedDoFn, dead_to_row, owners_from_manifest,
+    FAILED,
+    MANIFEST_COLUMNS,
+    MANIFEST_SCHEMA,
+    OCCUPIED,
+    ROWS,
+    SKIPPED,
+    AssignOutputs,
+    ColorizeDoFn,
+    ExpandInputsDoFn,
+    SkipFinishedDoFn,
+    dead_to_row,
+    owners_from_manifest,
 )
 from transforms.fs import OutputLock, OutputLockError, delete_tree, is_remote, write_json
 from transforms.io import DEAD, ListFiles
 from transforms.sources import Limits
 
-from .options import (JobFailed, UsageError, add_inputs, add_model, add_output, add_refine, add_selection, alias,
-                      is_dry_run, job_parser, main_entry, parse_job, run_pipeline)
+from .options import (
+    JobFailed,
+    UsageError,
+    add_inputs,
+    add_model,
+    add_output,
+    add_refine,
+    add_selection,
+    alias,
+    is_dry_run,
+    job_parser,
+    main_entry,
+    parse_job,
+    run_pipeline,
+)
 
 log = logging.getLogger(__name__)
 MANIFEST_DIR = "_manifest"
@@ -52,47 +76,85 @@ class FailureThresholdExceeded(JobFailed):
     """More inputs failed than ``--max_failed_fraction`` allows (the manifest is written)."""
 
     def __init__(self, summary, limit):
-        super().__init__(f"{summary['failed']} of {summary['done'] + summary['failed']} processed inputs failed "
-                         f"({summary['failed_fraction']:.1%} > --max_failed_fraction {limit:g}); "
-                         f"see {summary['manifest_path']}")
+        super().__init__(
+            f"{summary['failed']} of {summary['done'] + summary['failed']} processed inputs failed "
+            f"({summary['failed_fraction']:.1%} > --max_failed_fraction {limit:g}); "
+            f"see {summary['manifest_path']}"
+        )
         self.summary = summary
 
 
 def build_parser():
     parser = job_parser(__doc__, "python -m pipelines.colorize_archive")
-    add_inputs(parser, what="Scans: folder (recursive, hidden files included), glob, list file, .zip / .tar[.gz] "
-                            "archive or file; any Beam filesystem. Never modified")
+    add_inputs(
+        parser,
+        what="Scans: folder (recursive, hidden files included), glob, list file, .zip / .tar[.gz] "
+        "archive or file; any Beam filesystem. Never modified",
+    )
     add_model(parser)
     add_output(parser, "Output folder (any Beam filesystem); must not be the input.")
-    parser.add_argument("--format", default=None,
-                        help="Output format for every image (jpg, png, tif, webp, bmp); default: keep each input's "
-                             "where it can hold colour, else PNG.")
+    parser.add_argument(
+        "--format",
+        default=None,
+        help="Output format for every image (jpg, png, tif, webp, bmp); default: keep each input's "
+        "where it can hold colour, else PNG.",
+    )
     parser.add_argument("--quality", type=int, default=95, help="JPEG / WebP quality, 1-100.")
     parser.add_argument("--overwrite", action="store_true", help="Redo inputs whose output exists.")
     add_refine(parser, old=("--refine_params",))
     add_selection(parser, old_k=("--archive_selection_k",))
     parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (64-8192; 0 = no tiling).")
-    parser.add_argument("--chroma_max_side", type=int, default=0,
-                        help="Predict chroma with the longer side reduced to this (0 = full resolution; else >= 32).")
+    parser.add_argument(
+        "--chroma_max_side",
+        type=int,
+        default=0,
+        help="Predict chroma with the longer side reduced to this (0 = full resolution; else >= 32).",
+    )
     limits = parser.add_argument_group("limits and safety")
-    limits.add_argument("--worker_memory_mb", type=int, default=2500,
-                        help="Peak resident memory a worker may reach; the default pixel limit and the image work "
-                             "in flight per worker follow from it.")
-    limits.add_argument("--max_pixels", type=int, default=None,
-                        help="Images with more pixels fail before decoding (default: what --worker_memory_mb "
-                             "allows, 40 M pixels at 2500 MB).")
-    limits.add_argument("--max_file_bytes", type=int, default=None,
-                        help="Larger files and archive members are refused (default: 8 bytes per allowed pixel "
-                             "+ 64 MiB).")
-    limits.add_argument("--max_archive_depth", type=int, default=3,
-                        help="Archives nested deeper are refused (1 = no archives inside archives).")
-    limits.add_argument("--follow_symlinks", action="store_true",
-                        help="Follow symbolic links in input folders (default: refuse them, as archive links).")
-    limits.add_argument("--max_failed_fraction", type=float, default=0.1,
-                        help="Exit with status 3 (after writing the manifest) when more than this share of the "
-                             "processed inputs failed.")
-    limits.add_argument("--lock_stale_minutes", type=float, default=30.0,
-                        help="A lock from another host whose heartbeat is older than this is taken over.")
+    limits.add_argument(
+        "--worker_memory_mb",
+        type=int,
+        default=2500,
+        help="Peak resident memory a worker may reach; the default pixel limit and the image work "
+        "in flight per worker follow from it.",
+    )
+    limits.add_argument(
+        "--max_pixels",
+        type=int,
+        default=None,
+        help="Images with more pixels fail before decoding (default: what --worker_memory_mb "
+        "allows, 40 M pixels at 2500 MB).",
+    )
+    limits.add_argument(
+        "--max_file_bytes",
+        type=int,
+        default=None,
+        help="Larger files and archive members are refused (default: 8 bytes per allowed pixel + 64 MiB).",
+    )
+    limits.add_argument(
+        "--max_archive_depth",
+        type=int,
+        default=3,
+        help="Archives nested deeper are refused (1 = no archives inside archives).",
+    )
+    limits.add_argument(
+        "--follow_symlinks",
+        action="store_true",
+        help="Follow symbolic links in input folders (default: refuse them, as archive links).",
+    )
+    limits.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=0.1,
+        help="Exit with status 3 (after writing the manifest) when more than this share of the "
+        "processed inputs failed.",
+    )
+    limits.add_argument(
+        "--lock_stale_minutes",
+        type=float,
+        default=30.0,
+        help="A lock from another host whose heartbeat is older than this is taken over.",
+    )
     alias(parser, "--jpeg_quality", "--quality")
     alias(parser, "--force", "--overwrite")
     alias(parser, "--archive_max_pixels", "--max_pixels")
@@ -100,8 +162,13 @@ def build_parser():
 
 
 def colorize_settings(opts):
-    return ColorizeSettings(refine=opts.refine, tile=opts.tile, parser_dir=opts.parser,
-                            selection_k=opts.selection_k, selection_layers=opts.selection_layers)
+    return ColorizeSettings(
+        refine=opts.refine,
+        tile=opts.tile,
+        parser_dir=opts.parser,
+        selection_k=opts.selection_k,
+        selection_layers=opts.selection_layers,
+    )
 
 
 def _range(name, value, lo, hi, allow_zero=False):
@@ -137,7 +204,7 @@ def check_options(opts):
 
 def limits_of(opts):
     """(max_pixels, Limits, memory budget in bytes) from the options and the memory budget."""
-    budget = (opts.worker_memory_mb << 20)
+    budget = opts.worker_memory_mb << 20
     max_pixels = opts.max_pixels or min(DEFAULT_MAX_PIXELS, pixel_limit_for_budget(budget, BASE_RSS_MB << 20))
     max_bytes = opts.max_file_bytes or max_pixels * 8 + (64 << 20)
     return max_pixels, Limits(max_bytes=max_bytes, max_depth=opts.max_archive_depth), budget - (BASE_RSS_MB << 20)
@@ -167,8 +234,9 @@ def output_exclusions(spec, output):
     out = _norm(output)
     root = _spec_root(spec)
     if root is not None and _norm(root) == out:
-        raise UsageError(f"--output {output!r} is the input folder: choose another folder (inputs are never "
-                         "overwritten)")
+        raise UsageError(
+            f"--output {output!r} is the input folder: choose another folder (inputs are never overwritten)"
+        )
     return [output.rstrip("/"), out] if out != output.rstrip("/") else [out]
 
 
@@ -187,36 +255,57 @@ def check_model(opts):
 def build(pipeline, opts, stamp, tmp_dir, previous=()):
     max_pixels, limits, budget = limits_of(opts)
     exclude = output_exclusions(opts.input, opts.output)
-    found = pipeline | "ListFiles" >> ListFiles(opts.input, opts.list_root, exclude=exclude,
-                                                follow_symlinks=opts.follow_symlinks)
+    found = pipeline | "ListFiles" >> ListFiles(
+        opts.input, opts.list_root, exclude=exclude, follow_symlinks=opts.follow_symlinks
+    )
     expanded = found["files"] | "ExpandInputs" >> beam.ParDo(ExpandInputsDoFn(opts.output, limits)).with_outputs(
-        ROWS, OCCUPIED, main="sources")
+        ROWS, OCCUPIED, main="sources"
+    )
     owners = None
     if previous:
         owners = (
             pipeline
             | "PreviousManifests" >> beam.Create(list(previous))
-            | "ReadPrevious" >> beam.io.ReadAllFromParquet(with_filename=True, columns=["input", "status", "output",
-                                                                                      "output_rel"])
+            | "ReadPrevious"
+            >> beam.io.ReadAllFromParquet(with_filename=True, columns=["input", "status", "output", "output_rel"])
             | "PreviousOwners" >> beam.FlatMap(owners_from_manifest, opts.output)
         )
     named = expanded.sources | "AssignOutputs" >> AssignOutputs(opts.output, opts.format, expanded[OCCUPIED], owners)
     todo = named["named"] | "SkipFinished" >> beam.ParDo(SkipFinishedDoFn(opts.output, opts.overwrite)).with_outputs(
-        ROWS, main="todo")
+        ROWS, main="todo"
+    )
     done = (
         todo.todo
         | "GroupReadingUnits" >> beam.GroupByKey()
-        | "Colorize" >> beam.ParDo(ColorizeDoFn(
-            opts.model, colorize_settings(opts), opts.output, tmp_dir, opts.quality, max_pixels, limits,
-            opts.chroma_max_side, memory_budget=budget))
+        | "Colorize"
+        >> beam.ParDo(
+            ColorizeDoFn(
+                opts.model,
+                colorize_settings(opts),
+                opts.output,
+                tmp_dir,
+                opts.quality,
+                max_pixels,
+                limits,
+                opts.chroma_max_side,
+                memory_budget=budget,
+            )
+        )
     )
     dead = found[DEAD] | "DeadToRows" >> beam.Map(dead_to_row)
     rows = (done, todo[ROWS], named[ROWS], expanded[ROWS], dead) | "ManifestRows" >> beam.Flatten()
     prefix = FileSystems.join(opts.output, MANIFEST_DIR, f"manifest-{stamp}")
     rows | "WriteManifestParquet" >> beam.io.WriteToParquet(
-        prefix, MANIFEST_SCHEMA, file_name_suffix=".parquet", num_shards=1, shard_name_template="")
-    rows | "ToCsvLine" >> beam.Map(csv_line) | "WriteManifestCsv" >> beam.io.WriteToText(
-        prefix, file_name_suffix=".csv", header=",".join(MANIFEST_COLUMNS), num_shards=1, shard_name_template="")
+        prefix, MANIFEST_SCHEMA, file_name_suffix=".parquet", num_shards=1, shard_name_template=""
+    )
+    (
+        rows
+        | "ToCsvLine" >> beam.Map(csv_line)
+        | "WriteManifestCsv"
+        >> beam.io.WriteToText(
+            prefix, file_name_suffix=".csv", header=",".join(MANIFEST_COLUMNS), num_shards=1, shard_name_template=""
+        )
+    )
 
 
 def csv_line(row):
@@ -305,9 +394,15 @@ def run(argv=None):
         delete_tree(tmp_dir)
     finally:
         lock.release()
-    log.info("inputs %d = done %d + skipped %d + failed %d in %.1f s (%.2f images/s)", summary["inputs"],
-             summary["done"], summary[SKIPPED], summary[FAILED], summary["seconds"],
-             summary["done"] / max(summary["seconds"], 1e-9))
+    log.info(
+        "inputs %d = done %d + skipped %d + failed %d in %.1f s (%.2f images/s)",
+        summary["inputs"],
+        summary["done"],
+        summary[SKIPPED],
+        summary[FAILED],
+        summary["seconds"],
+        summary["done"] / max(summary["seconds"], 1e-9),
+    )
     if summary["failed_fraction"] > opts.max_failed_fraction:
         raise FailureThresholdExceeded(summary, opts.max_failed_fraction)
     return summary
@@ -320,9 +415,15 @@ def summarise(rows, seconds, stamp, manifest_path):
         if r["status"] == FAILED:
             by_stage[r["stage"]] = by_stage.get(r["stage"], 0) + 1
     processed = totals["done"] + totals[FAILED]
-    return {"inputs": len(rows), **totals, "failed_by_stage": by_stage,
-            "failed_fraction": round(totals[FAILED] / processed, 4) if processed else 0.0,
-            "seconds": round(seconds, 2), "manifest": stamp, "manifest_path": manifest_path}
+    return {
+        "inputs": len(rows),
+        **totals,
+        "failed_by_stage": by_stage,
+        "failed_fraction": round(totals[FAILED] / processed, 4) if processed else 0.0,
+        "seconds": round(seconds, 2),
+        "manifest": stamp,
+        "manifest_path": manifest_path,
+    }
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@
 4. colorizes the held-back gray images into ``OUT/colorized`` and writes
    ``OUT/index.html`` (gray / colorized / ground truth, with PSNR and L_UV).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import numpy as np
 from PIL import Image
 
 from colorize_tf.color import to_uint
+from colorize_tf.files import write_json
 from colorize_tf.imageio import encode_image
 from colorize_tf.metrics import gray_baseline, l_uv, psnr, uv_of
-from colorize_tf.files import write_json
 from colorize_tf.registry import load_colorizer
 from colorize_tf.report import side_by_side_html
 from pipelines import extract_features, train
@@ -77,11 +78,24 @@ def main(argv=None):
     train_dir, gray_dir, truth_dir = write_inputs(out)
     features, model = os.path.join(out, "features"), os.path.join(out, "model")
     log.info("1/3 feature job on %d shipped photos", len(TRAIN))
-    extract_features.run([f"--input={train_dir}", f"--output={features}", "--runner=FnApiRunner",
-                          f"--samples_per_image={args.samples_per_image}"])
+    extract_features.run(
+        [
+            f"--input={train_dir}",
+            f"--output={features}",
+            "--runner=FnApiRunner",
+            f"--samples_per_image={args.samples_per_image}",
+        ]
+    )
     log.info("2/3 training job")
-    train.run([f"--features={features}", f"--output={model}", "--runner=FnApiRunner",
-               f"--epochs={args.epochs}", "--val_fraction=0.2"])
+    train.run(
+        [
+            f"--features={features}",
+            f"--output={model}",
+            "--runner=FnApiRunner",
+            f"--epochs={args.epochs}",
+            "--val_fraction=0.2",
+        ]
+    )
     log.info("3/3 colorizing held-back gray images")
     colorizer = load_colorizer(model)
     col_dir = os.path.join(out, "colorized")
@@ -108,8 +122,15 @@ def main(argv=None):
             "seconds": seconds,
         }
         rows.append(row)
-        log.info("%s: PSNR %.2f dB (gray %.2f), L_UV %.5f (gray %.5f), %.2f s", name, row["psnr"],
-                 row["psnr_gray"], row["l_uv"], row["l_uv_gray"], seconds)
+        log.info(
+            "%s: PSNR %.2f dB (gray %.2f), L_UV %.5f (gray %.5f), %.2f s",
+            name,
+            row["psnr"],
+            row["psnr_gray"],
+            row["l_uv"],
+            row["l_uv_gray"],
+            seconds,
+        )
     page = side_by_side_html(rows, os.path.join(out, "index.html"), "colorize-tf demo: held-back shipped images")
     write_json(os.path.join(out, "results.json"), rows)
     log.info("done in %.0f s: open %s", time.time() - t0, page)

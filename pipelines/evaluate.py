@@ -10,6 +10,7 @@ ours / ground truth per image, sorted by PSNR gain over gray) and
 ``psnr_histogram.png`` (the paper's Fig. 8 style). Scoring runs as a Beam job,
 so it scales like the archive job.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,19 @@ from transforms.fs import write_json
 from transforms.inference import ColorizerHandler
 from transforms.io import DEAD, ReadImages, read_jsonl, write_jsonl
 
-from .options import (JobFailed, add_inputs, add_model, add_output, add_refine, add_selection, is_dry_run,
-                      job_parser, main_entry, parse_job, run_pipeline)
+from .options import (
+    JobFailed,
+    add_inputs,
+    add_model,
+    add_output,
+    add_refine,
+    add_selection,
+    is_dry_run,
+    job_parser,
+    main_entry,
+    parse_job,
+    run_pipeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +54,18 @@ def build_parser():
     add_selection(parser, old_k=("--eval_selection_k",))
     parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (0 = whole image).")
     parser.add_argument("--no_pictures", action="store_true", help="Skip the per-image JPEGs and HTML images.")
-    parser.add_argument("--baselines", type=parse_baselines, default={},
-                        help="Comparators scored in the same pass: 'NAME=MODEL_DIR,NAME=MODEL_DIR' "
-                             "(see pipelines.train --family).")
-    parser.add_argument("--max_failed_fraction", type=float, default=0.1,
-                        help="Stop the job when more than this share of images fails inside colorization.")
+    parser.add_argument(
+        "--baselines",
+        type=parse_baselines,
+        default={},
+        help="Comparators scored in the same pass: 'NAME=MODEL_DIR,NAME=MODEL_DIR' (see pipelines.train --family).",
+    )
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=0.1,
+        help="Stop the job when more than this share of images fails inside colorization.",
+    )
     return parser
 
 
@@ -66,13 +85,23 @@ def parse_baselines(text):
 def build(pipeline, args):
     read = pipeline | "ReadImages" >> ReadImages(args.input, args.list_root, max_bytes=None)
     examples = read["files"] | "ReadForEvaluation" >> beam.ParDo(ReadForEvaluationDoFn()).with_outputs(
-        DEAD, main="examples")
-    settings = ColorizeSettings(refine=args.refine, tile=args.tile, parser_dir=args.parser,
-                                selection_k=args.selection_k, selection_layers=args.selection_layers)
-    handler = ColorizerHandler({"model": args.model, **args.baselines}, {"model": settings},
-                               ColorizeSettings(tile=args.tile, parser_dir=args.parser))
+        DEAD, main="examples"
+    )
+    settings = ColorizeSettings(
+        refine=args.refine,
+        tile=args.tile,
+        parser_dir=args.parser,
+        selection_k=args.selection_k,
+        selection_layers=args.selection_layers,
+    )
+    handler = ColorizerHandler(
+        {"model": args.model, **args.baselines},
+        {"model": settings},
+        ColorizeSettings(tile=args.tile, parser_dir=args.parser),
+    )
     colorized, failed = examples.examples | "Colorize" >> RunInference(handler).with_exception_handling(
-        threshold=args.max_failed_fraction)
+        threshold=args.max_failed_fraction
+    )
     records = colorized | "Score" >> beam.ParDo(ScoreDoFn(args.output, pictures=not args.no_pictures))
     write_jsonl(records, FileSystems.join(args.output, "records", "records"), "Records")
     failures = failed.failed_inferences | "FailedToDead" >> beam.FlatMap(_failed_rows)
@@ -118,17 +147,31 @@ def write_report(report_dir, records, model, seconds=None):
     report.update(model=model, wall_seconds=seconds)
     write_json(FileSystems.join(report_dir, "report.json"), report)
     rows = sorted(records, key=lambda r: r["psnr"] - r["psnr_gray"], reverse=True)
-    html_rows = [{"name": f"{r['image_id']} ({r.get('cluster') or '-'})", "gray": r.get("gray_image"),
-                  "ours": r.get("ours_image"), "truth": r.get("truth_image"), "psnr": r["psnr"],
-                  "psnr_gray": r["psnr_gray"], "l_uv": r["l_uv"], "l_uv_gray": r["l_uv_gray"],
-                  "seconds": r["seconds"]} for r in rows]
+    html_rows = [
+        {
+            "name": f"{r['image_id']} ({r.get('cluster') or '-'})",
+            "gray": r.get("gray_image"),
+            "ours": r.get("ours_image"),
+            "truth": r.get("truth_image"),
+            "psnr": r["psnr"],
+            "psnr_gray": r["psnr_gray"],
+            "l_uv": r["l_uv"],
+            "l_uv_gray": r["l_uv_gray"],
+            "seconds": r["seconds"],
+        }
+        for r in rows
+    ]
     if "://" not in report_dir and records:
-        side_by_side_html(html_rows, FileSystems.join(report_dir, "index.html"),
-                          f"{model}: mean PSNR {report['mean_psnr']:.2f} dB (gray {report['mean_psnr_gray']:.2f}), "
-                          f"sorted by gain")
-        histogram_png({"gray": [r["psnr_gray"] for r in records], "ours": [r["psnr"] for r in records]},
-                      FileSystems.join(report_dir, "psnr_histogram.png"),
-                      title=f"PSNR distribution, {len(records)} images")
+        side_by_side_html(
+            html_rows,
+            FileSystems.join(report_dir, "index.html"),
+            f"{model}: mean PSNR {report['mean_psnr']:.2f} dB (gray {report['mean_psnr_gray']:.2f}), sorted by gain",
+        )
+        histogram_png(
+            {"gray": [r["psnr_gray"] for r in records], "ours": [r["psnr"] for r in records]},
+            FileSystems.join(report_dir, "psnr_histogram.png"),
+            title=f"PSNR distribution, {len(records)} images",
+        )
     return report
 
 
@@ -149,10 +192,20 @@ def run(argv=None):
         raise JobFailed(f"no image could be scored (see {FileSystems.join(args.output, 'records', 'dead-*.jsonl')})")
     report = write_report(args.output, records, args.model, round(time.time() - t0, 1))
     gain = report["gain_psnr"]
-    log.info("%d images: mean PSNR %.2f dB (gray %.2f; gain %.2f dB, 95%% CI %.2f..%.2f), mean L_UV %.5f "
-             "(gray %.5f), colourfulness %.1f (truth %.1f); report in %s", report["images"], report["mean_psnr"],
-             report["mean_psnr_gray"], gain["mean"], *gain["ci95"], report["mean_l_uv"], report["mean_l_uv_gray"],
-             report["mean_colourfulness"], report["mean_colourfulness_truth"], args.output)
+    log.info(
+        "%d images: mean PSNR %.2f dB (gray %.2f; gain %.2f dB, 95%% CI %.2f..%.2f), mean L_UV %.5f "
+        "(gray %.5f), colourfulness %.1f (truth %.1f); report in %s",
+        report["images"],
+        report["mean_psnr"],
+        report["mean_psnr_gray"],
+        gain["mean"],
+        *gain["ci95"],
+        report["mean_l_uv"],
+        report["mean_l_uv_gray"],
+        report["mean_colourfulness"],
+        report["mean_colourfulness_truth"],
+        args.output,
+    )
     return report
 
 

@@ -9,6 +9,7 @@ Output layout (any Beam filesystem)::
     FEATURES_DIR/images/images-*.parquet        one row per image (id, path, size, ...)
     FEATURES_DIR/dead_letters/dead-*.jsonl      one JSON line per input that yielded nothing, with the reason
 """
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,26 @@ import sys
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from colorize_tf.imageio import DEFAULT_MAX_PIXELS
 from colorize_tf.features import DEFAULT_BLOCKS, Descriptor, config_dim
+from colorize_tf.imageio import DEFAULT_MAX_PIXELS
 from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.fs import write_json
-from transforms.io import DEAD, ReadImages
+from transforms.io import DEAD, ReadImages, read_jsonl
 
-from .options import (UsageError, add_inputs, add_output, add_seed, is_dry_run, job_parser, main_entry, parse_job,
-                      positive_int, run_pipeline)
+from .options import (
+    JobFailed,
+    UsageError,
+    add_inputs,
+    add_output,
+    add_seed,
+    is_dry_run,
+    job_parser,
+    main_entry,
+    parse_job,
+    positive_int,
+    run_pipeline,
+)
 
 #: Pixels sampled per image; see README ("Sampling").
 DEFAULT_SAMPLES = 2048
@@ -39,20 +51,44 @@ def build_parser():
     parser = job_parser(__doc__, "python -m pipelines.extract_features")
     add_inputs(parser)
     add_output(parser, "Features folder (any Beam filesystem).")
-    parser.add_argument("--parser", default=None,
-                        help="Scene-parser directory (pipelines.train_parser): adds the semantic block.")
-    parser.add_argument("--samples_per_image", type=positive_int, default=DEFAULT_SAMPLES, help="N_s, pixels per image.")
-    parser.add_argument("--edge_fraction", type=float, default=0.0,
-                        help="Share of samples drawn proportionally to gradient magnitude (rest uniform).")
-    parser.add_argument("--blocks", default=None,
-                        help="Descriptor blocks, in order (default patch,daisy, plus semantic with --parser).")
+    parser.add_argument(
+        "--parser", default=None, help="Scene-parser directory (pipelines.train_parser): adds the semantic block."
+    )
+    parser.add_argument(
+        "--samples_per_image", type=positive_int, default=DEFAULT_SAMPLES, help="N_s, pixels per image."
+    )
+    parser.add_argument(
+        "--edge_fraction",
+        type=float,
+        default=0.0,
+        help="Share of samples drawn proportionally to gradient magnitude (rest uniform).",
+    )
+    parser.add_argument(
+        "--blocks", default=None, help="Descriptor blocks, in order (default patch,daisy, plus semantic with --parser)."
+    )
     parser.add_argument("--patch_size", type=positive_int, default=7, help="Side of the luminance patch block.")
     parser.add_argument("--daisy_radius", type=positive_int, default=15, help="DAISY radius in pixels.")
-    parser.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
-                        help="Larger images become dead letters (decoding bound).")
-    parser.add_argument("--gist_size", type=int, default=128,
-                        help="GIST (global descriptor) computed on the gray image resized to this side; 0 = off.")
+    parser.add_argument(
+        "--max_pixels",
+        type=positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="Larger images become dead letters (decoding bound).",
+    )
+    parser.add_argument(
+        "--gist_size",
+        type=int,
+        default=128,
+        help="GIST (global descriptor) computed on the gray image resized to this side; 0 = off.",
+    )
     parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=0.1,
+        help="Exit with status 3 when more than this share of images failed unexpectedly (stage "
+        "'internal' in the dead letters: a bug, not a bad file). A job with no usable image "
+        "always fails.",
+    )
     add_seed(parser)
     return parser
 
@@ -101,8 +137,13 @@ def build(pipeline, opts, descriptor_config):
     read = pipeline | "ReadImages" >> ReadImages(opts.input, opts.list_root, max_bytes=None)
     extracted = read["files"] | "ExtractFeatures" >> beam.ParDo(
         ExtractFeaturesDoFn(
-            descriptor_config, opts.samples_per_image, opts.edge_fraction, opts.seed, opts.max_pixels,
-            parser_dir=opts.parser, gist_size=opts.gist_size,
+            descriptor_config,
+            opts.samples_per_image,
+            opts.edge_fraction,
+            opts.seed,
+            opts.max_pixels,
+            parser_dir=opts.parser,
+            gist_size=opts.gist_size,
         )
     ).with_outputs(IMAGES, DEAD, main="samples")
     extracted.samples | "WriteSamples" >> beam.io.WriteToTFRecord(
@@ -114,8 +155,11 @@ def build(pipeline, opts, descriptor_config):
         FileSystems.join(out, "images", "images"), IMAGE_SCHEMA, file_name_suffix=".parquet"
     )
     dead = (read[DEAD], extracted[DEAD]) | "AllDeadLetters" >> beam.Flatten()
-    dead | "DeadToJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteDeadLetters" >> beam.io.WriteToText(
-        FileSystems.join(out, "dead_letters", "dead"), file_name_suffix=".jsonl"
+    (
+        dead
+        | "DeadToJson" >> beam.Map(json.dumps, sort_keys=True)
+        | "WriteDeadLetters"
+        >> beam.io.WriteToText(FileSystems.join(out, "dead_letters", "dead"), file_name_suffix=".jsonl")
     )
     return extracted, dead
 
@@ -131,7 +175,28 @@ def run(argv=None):
     if is_dry_run(options):
         return result
     _log_counters(result)
+    check_outcome(opts.output, opts.max_failed_fraction)
     return result
+
+
+def check_outcome(out, max_failed_fraction):
+    """`JobFailed` when no image produced samples or unexpected failures exceed the threshold."""
+    import pyarrow.parquet as pq
+
+    images = 0
+    for path in FileSystems.match([FileSystems.join(out, "images", "images-*.parquet")])[0].metadata_list:
+        with FileSystems.open(path.path, compression_type="uncompressed") as fh:
+            images += pq.ParquetFile(fh).metadata.num_rows
+    dead = read_jsonl(FileSystems.join(out, "dead_letters", "dead-*.jsonl"))
+    internal = sum(d.get("stage") == "internal" for d in dead)
+    where = FileSystems.join(out, "dead_letters")
+    if not images:
+        raise JobFailed(f"no image produced samples ({len(dead)} dead letters in {where})")
+    if internal > max_failed_fraction * (images + internal):
+        raise JobFailed(
+            f"{internal} of {images + internal} images failed unexpectedly (> --max_failed_fraction "
+            f"{max_failed_fraction:g}); see {where}"
+        )
 
 
 def _log_counters(result):

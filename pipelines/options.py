@@ -77,8 +77,11 @@ class _Formatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text \
-                and action.option_strings:
+        if (
+            action.default not in (None, False, argparse.SUPPRESS)
+            and "%(default)" not in text
+            and action.option_strings
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -98,8 +101,12 @@ def job_parser(doc, prog=None, beam=True):
     """A job's parser: the module docstring's first paragraph as description, defaults in the help;
     a Beam job's epilog points at Beam's options."""
     parser = _JobParser(
-        prog=prog, description=(doc or "").strip().split("\n\n")[0], epilog=BEAM_EPILOG if beam else None,
-        allow_abbrev=False, formatter_class=_Formatter)
+        prog=prog,
+        description=(doc or "").strip().split("\n\n")[0],
+        epilog=BEAM_EPILOG if beam else None,
+        allow_abbrev=False,
+        formatter_class=_Formatter,
+    )
     if beam:
         parser.add_argument("--help_beam", action="store_true", help="List all of Beam's pipeline options and exit.")
     parser.deprecated = []
@@ -111,13 +118,23 @@ def alias(parser, old, new):
     """Accept `old` as a deprecated spelling of the already defined flag `new`."""
     target = next(a for a in parser._actions if new in a.option_strings)
     is_flag = target.nargs == 0
-    parser.add_argument(old, dest=target.dest, action=_Deprecated, new=new, help=argparse.SUPPRESS,
-                        target_type=None if is_flag else target.type, nargs=0 if is_flag else None,
-                        flag_const=target.const if is_flag else None)
+    parser.add_argument(
+        old,
+        dest=target.dest,
+        action=_Deprecated,
+        new=new,
+        help=argparse.SUPPRESS,
+        target_type=None if is_flag else target.type,
+        nargs=0 if is_flag else None,
+        flag_const=target.const if is_flag else None,
+    )
     parser.deprecated.append((old, new))
-    parser.epilog = ((parser.base_epilog + "\n\n") if parser.base_epilog else "") + \
-        "Deprecated spellings (still accepted, with a warning): " + \
-        ", ".join(f"{o} -> {n}" for o, n in parser.deprecated) + "."
+    parser.epilog = (
+        ((parser.base_epilog + "\n\n") if parser.base_epilog else "")
+        + "Deprecated spellings (still accepted, with a warning): "
+        + ", ".join(f"{o} -> {n}" for o, n in parser.deprecated)
+        + "."
+    )
 
 
 def refine_arg(text):
@@ -154,11 +171,16 @@ def positive_int(text):
 
 
 def add_inputs(parser, required=True, what="Images"):
-    parser.add_argument("--input", required=required,
-                        help=f"{what}: folder (recursive), glob, list file (one path or glob per line), "
-                             "file; any Beam filesystem.")
-    parser.add_argument("--list_root", default=None,
-                        help="Base folder for relative list-file entries (default: the list file's folder).")
+    parser.add_argument(
+        "--input",
+        required=required,
+        help=f"{what}: folder (recursive), glob, list file (one path or glob per line), file; any Beam filesystem.",
+    )
+    parser.add_argument(
+        "--list_root",
+        default=None,
+        help="Base folder for relative list-file entries (default: the list file's folder).",
+    )
 
 
 def add_output(parser, what="Output folder (any Beam filesystem).", required=True):
@@ -166,26 +188,44 @@ def add_output(parser, what="Output folder (any Beam filesystem).", required=Tru
 
 
 def add_model(parser, required=True):
-    parser.add_argument("--model", required=required,
-                        help="Model directory or clustered bundle (pipelines.train output; any Beam filesystem).")
-    parser.add_argument("--parser", default=None,
-                        help="Scene-parser directory to use instead of the one stored with the model.")
+    parser.add_argument(
+        "--model",
+        required=required,
+        help="Model directory or clustered bundle (pipelines.train output; any Beam filesystem).",
+    )
+    parser.add_argument(
+        "--parser", default=None, help="Scene-parser directory to use instead of the one stored with the model."
+    )
 
 
-def add_refine(parser, help_text="Refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (0,0,0 = off); "
-                                 "default: the one tuned and stored with the model.", old=()):
+def add_refine(
+    parser,
+    help_text="Refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' (0,0,0 = off); "
+    "default: the one tuned and stored with the model.",
+    old=(),
+):
     parser.add_argument("--refine", type=refine_arg, default=None, help=help_text)
     for name in old:
         alias(parser, name, "--refine")
 
 
 def add_selection(parser, k_default=None, layers_default=None, old_k=()):
-    parser.add_argument("--selection_k", type=positive_int, default=k_default,
-                        help="Bundles: top-k clusters by GIST, then the semantic histogram picks one (1 = GIST only)"
-                             + ("" if k_default else "; default: the bundle's") + ".")
-    parser.add_argument("--selection_layers", type=layers_arg, default=layers_default,
-                        help="Bundles: layers whose clusters are candidates ('all' or e.g. '0' or '0,1')"
-                             + ("" if layers_default is not None else "; default: the bundle's") + ".")
+    parser.add_argument(
+        "--selection_k",
+        type=positive_int,
+        default=k_default,
+        help="Bundles: top-k clusters by GIST, then the semantic histogram picks one (1 = GIST only)"
+        + ("" if k_default else "; default: the bundle's")
+        + ".",
+    )
+    parser.add_argument(
+        "--selection_layers",
+        type=layers_arg,
+        default=layers_default,
+        help="Bundles: layers whose clusters are candidates ('all' or e.g. '0' or '0,1')"
+        + ("" if layers_default is not None else "; default: the bundle's")
+        + ".",
+    )
     for name in old_k:
         alias(parser, name, "--selection_k")
 

@@ -16,6 +16,7 @@ one regressor per cluster (``clusters/L<l>C<i>/``) and measures every
 member's PSNR with its cluster's model (a second ParDo, spread over
 workers); images reaching the threshold leave, the rest are re-clustered.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,12 +33,29 @@ from colorize_tf.registry import ColorizeSettings, TrainSettings, trainable_name
 from transforms.fs import copy_tree, local_copy, match_paths
 from transforms.inference import ClusterModelsHandler
 from transforms.io import DEAD, read_jsonl, write_jsonl
-from transforms.train_specs import (cluster_spec, read_config, read_image_table, root_spec, split_rows,
-                                    write_bundle_anywhere, write_split)
+from transforms.train_specs import (
+    cluster_spec,
+    read_config,
+    read_image_table,
+    root_spec,
+    split_rows,
+    write_bundle_anywhere,
+    write_split,
+)
 from transforms.training import KeyByClusterDoFn, ReferenceImageDoFn, TrainRegressorDoFn, psnr_row
 
-from .options import (UsageError, add_refine, add_selection, add_seed, is_dry_run, job_parser, main_entry,
-                      parse_job, positive_int, run_pipeline)
+from .options import (
+    UsageError,
+    add_refine,
+    add_seed,
+    add_selection,
+    is_dry_run,
+    job_parser,
+    main_entry,
+    parse_job,
+    positive_int,
+    run_pipeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +64,72 @@ def build_parser():
     parser = job_parser(__doc__, "python -m pipelines.train")
     parser.add_argument("--features", required=True, help="Output folder of pipelines.extract_features.")
     parser.add_argument("--output", required=True, help="Model directory (or bundle) to write (any Beam filesystem).")
-    parser.add_argument("--parser", default=None,
-                        help="Scene-parser directory (default: the one the feature job used).")
-    parser.add_argument("--family", default="regressor", choices=trainable_names(),
-                        help="Model family (colorize_tf.registry): the paper's regressor or a baseline.")
+    parser.add_argument(
+        "--parser", default=None, help="Scene-parser directory (default: the one the feature job used)."
+    )
+    parser.add_argument(
+        "--family",
+        default="regressor",
+        choices=trainable_names(),
+        help="Model family (colorize_tf.registry): the paper's regressor or a baseline.",
+    )
     parser.add_argument("--epochs", type=positive_int, default=20, help="Most epochs (early stopping may end sooner).")
     parser.add_argument("--batch_size", type=positive_int, default=1024, help="Samples per gradient step.")
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate.")
     parser.add_argument("--patience", type=positive_int, default=3, help="Early-stopping patience (epochs).")
-    parser.add_argument("--val_fraction", type=float, default=0.1,
-                        help="Share of images held out for validation, stratified over sources and scene types.")
-    parser.add_argument("--tune_images", type=int, default=64,
-                        help="Validation images (a stratified sample) that tune the refinement.")
+    parser.add_argument(
+        "--val_fraction",
+        type=float,
+        default=0.1,
+        help="Share of images held out for validation, stratified over sources and scene types.",
+    )
+    parser.add_argument(
+        "--tune_images", type=int, default=64, help="Validation images (a stratified sample) that tune the refinement."
+    )
     add_refine(parser, "Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).")
     parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
-    parser.add_argument("--use_blocks", default=None,
-                        help="Train on these stored descriptor blocks only, e.g. 'patch,daisy' (ablations).")
+    parser.add_argument(
+        "--use_blocks",
+        default=None,
+        help="Train on these stored descriptor blocks only, e.g. 'patch,daisy' (ablations).",
+    )
     clustering = parser.add_argument_group("adaptive clustering (Algorithm 3)")
-    clustering.add_argument("--adaptive_clustering", action="store_true",
-                            help="Train a clustered bundle instead of one model.")
-    clustering.add_argument("--root_model", default=None,
-                            help="Reuse this trained all-images model directory as the bundle's root.")
-    clustering.add_argument("--cluster_init", default="root", choices=["root", "scratch"],
-                            help="Clusters' regressors start from the root regressor (fine-tuning) or from scratch.")
-    clustering.add_argument("--cluster_learning_rate", type=float, default=1e-4,
-                            help="Learning rate when fine-tuning the root regressor for a cluster.")
+    clustering.add_argument(
+        "--adaptive_clustering", action="store_true", help="Train a clustered bundle instead of one model."
+    )
+    clustering.add_argument(
+        "--root_model", default=None, help="Reuse this trained all-images model directory as the bundle's root."
+    )
+    clustering.add_argument(
+        "--cluster_init",
+        default="root",
+        choices=["root", "scratch"],
+        help="Clusters' regressors start from the root regressor (fine-tuning) or from scratch.",
+    )
+    clustering.add_argument(
+        "--cluster_learning_rate",
+        type=float,
+        default=1e-4,
+        help="Learning rate when fine-tuning the root regressor for a cluster.",
+    )
     clustering.add_argument("--n0", type=positive_int, default=24, help="Clusters on layer 0 (paper: 24).")
-    clustering.add_argument("--mu", type=int, default=0,
-                            help="Minimal images per cluster; 0 = eq. 3, alpha * N_w / N_s (paper: 80).")
-    clustering.add_argument("--alpha", type=float, default=12.5,
-                            help="Eq. 3 scale; 12.5 gives mu = 80 for the paper's 114-d descriptor and N_s = 2048.")
+    clustering.add_argument(
+        "--mu", type=int, default=0, help="Minimal images per cluster; 0 = eq. 3, alpha * N_w / N_s (paper: 80)."
+    )
+    clustering.add_argument(
+        "--alpha",
+        type=float,
+        default=12.5,
+        help="Eq. 3 scale; 12.5 gives mu = 80 for the paper's 114-d descriptor and N_s = 2048.",
+    )
     clustering.add_argument("--epsilon", type=float, default=-26.0, help="Error threshold on -PSNR (dB).")
     clustering.add_argument("--max_layers", type=positive_int, default=4, help="Most layers.")
-    clustering.add_argument("--max_unmeasured_fraction", type=float, default=0.1,
-                            help="Share of a layer's reference images that may fail to be measured (unreadable) "
-                                 "before the job stops.")
+    clustering.add_argument(
+        "--max_unmeasured_fraction",
+        type=float,
+        default=0.1,
+        help="Share of a layer's reference images that may fail to be measured (unreadable) before the job stops.",
+    )
     add_selection(parser, k_default=3, layers_default="0")
     add_seed(parser)
     return parser
@@ -94,14 +143,19 @@ def check(args):
 
 
 def train_settings(args):
-    return TrainSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                         patience=args.patience, seed=args.seed)
+    return TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        seed=args.seed,
+    )
 
 
-def build(pipeline, args, specs, refine=None, measure=False, label="", out=None):
+def build(pipeline, args, config, specs, refine=None, measure=False, label="", out=None):
     """Train one model per spec; with `measure`, also colorize every member with its cluster's model
-    (RunInference) and write the PSNRs. Returns the PCollection of training summaries."""
-    config = read_config(args.features)
+    (RunInference) and write the PSNRs. `config` is the feature job's config.json. Returns the PCollection
+    of training summaries."""
     shards = match_paths(FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz"), "TFRecord shards")
     parser_dir = args.parser or config.get("parser")
     descriptor, columns = config["descriptor"], None
@@ -110,20 +164,19 @@ def build(pipeline, args, specs, refine=None, measure=False, label="", out=None)
         columns = columns.tolist()
     if not needs_parser(descriptor):
         parser_dir = None
-    trainer = TrainRegressorDoFn(shards, descriptor, train_settings(args), refine, parser_dir=parser_dir,
-                                 family=args.family, columns=columns)
+    trainer = TrainRegressorDoFn(
+        shards, descriptor, train_settings(args), refine, parser_dir=parser_dir, family=args.family, columns=columns
+    )
     if len(specs) == 1:  # one model: it reads the shards itself
         summaries = (
-            pipeline
-            | f"ClusterSpecs{label}" >> beam.Create(specs)
-            | f"TrainModels{label}" >> beam.ParDo(trainer)
+            pipeline | f"ClusterSpecs{label}" >> beam.Create(specs) | f"TrainModels{label}" >> beam.ParDo(trainer)
         )
     else:  # many clusters: read the samples once and group them by cluster (a shuffle), train in parallel
         cluster_of = {m: s["cluster_id"] for s in specs for m in s["train_ids"] + s["val_ids"]}
         summaries = (
             pipeline
-            | f"ReadSamples{label}" >> beam.io.ReadFromTFRecord(
-                FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz"))
+            | f"ReadSamples{label}"
+            >> beam.io.ReadFromTFRecord(FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz"))
             | f"KeyByCluster{label}" >> beam.ParDo(KeyByClusterDoFn(cluster_of))
             | f"GroupByCluster{label}" >> beam.GroupByKey()
             | f"TrainModels{label}" >> beam.ParDo(trainer, specs={s["cluster_id"]: s for s in specs})
@@ -135,22 +188,24 @@ def build(pipeline, args, specs, refine=None, measure=False, label="", out=None)
         cluster_of_dir = {s["model_dir"]: s["cluster_id"] for s in specs}
         refs = (
             summaries
-            | f"ReferenceImages{label}" >> beam.FlatMap(
-                lambda s: [(s["model_dir"], i, p) for i, p in members[s["cluster_id"]]])
+            | f"ReferenceImages{label}"
+            >> beam.FlatMap(lambda s: [(s["model_dir"], i, p) for i, p in members[s["cluster_id"]]])
             | f"SpreadImages{label}" >> beam.Reshuffle()
             | f"DecodeReferences{label}" >> beam.ParDo(ReferenceImageDoFn()).with_outputs(DEAD, main="examples")
         )
         colorized, failed = (
             refs.examples
-            | f"ColorizeReferences{label}" >> RunInference(
-                ClusterModelsHandler(ColorizeSettings(tile=0, parser_dir=parser_dir))).with_exception_handling()
+            | f"ColorizeReferences{label}"
+            >> RunInference(
+                ClusterModelsHandler(ColorizeSettings(tile=0, parser_dir=parser_dir))
+            ).with_exception_handling()
         )
         psnrs = colorized | f"Score{label}" >> beam.Map(psnr_row, cluster_of_dir)
         write_jsonl(psnrs, FileSystems.join(out, f"psnr{label}"), f"Psnr{label}")
         unmeasured = (
-            (refs[DEAD], failed.failed_inferences | f"InferenceFailures{label}" >> beam.Map(_failed_row))
-            | f"AllUnmeasured{label}" >> beam.Flatten()
-        )
+            refs[DEAD],
+            failed.failed_inferences | f"InferenceFailures{label}" >> beam.Map(_failed_row),
+        ) | f"AllUnmeasured{label}" >> beam.Flatten()
         write_jsonl(unmeasured, FileSystems.join(out, f"unmeasured{label}"), f"Unmeasured{label}")
     return summaries
 
@@ -181,21 +236,23 @@ def _run(options, build_fn):
 def run(argv=None):
     args, options = parse_job(build_parser(), argv, check)
     rows = read_image_table(args.features)
+    config = read_config(args.features)  # read once on the launcher
     train, val = split_rows(rows, args.val_fraction, args.seed, args.max_images)
     if not is_dry_run(options):
         write_split(args.output, train, val, args.val_fraction, args.seed)
     root = root_spec(train, val, args.output, args.tune_images, args.seed)
     try:
         if not args.adaptive_clustering:
-            return _run(options, lambda p: build(p, args, [root], args.refine))
-        return run_clustered(options, args, train + val, {r["image_id"] for r in val}, root)
+            return _run(options, lambda p: build(p, args, config, [root], args.refine))
+        return run_clustered(options, args, config, train + val, {r["image_id"] for r in val}, root)
     except _DryRun as dry:  # the first job's graph, built and staged, not run
         return dry.result
 
 
-def run_clustered(options, args, rows, held_out, root):
+def run_clustered(options, args, config, rows, held_out, root):
     """Algorithm 3 with one Beam job per layer; writes the bundle."""
     from colorize_tf.clustering import adaptive_clustering, minimal_cluster_size
+    from colorize_tf.refine import RefineParams
     from colorize_tf.regressor import read_metadata
 
     out = args.output
@@ -205,15 +262,16 @@ def run_clustered(options, args, rows, held_out, root):
         copy_tree(args.root_model, root_dir)
     else:
         log.info("root regressor on all %d images", len(rows))
-        _run(options, lambda p: build(p, args, [dict(root, model_dir=root_dir)], args.refine, label="Root", out=out))
-    refine_fields = read_metadata(local_copy(root_dir))["refine"]
-    from colorize_tf.refine import RefineParams
-
-    refine = RefineParams(**refine_fields)
+        _run(
+            options,
+            lambda p: build(p, args, config, [dict(root, model_dir=root_dir)], args.refine, label="Root", out=out),
+        )
+    refine = RefineParams(**read_metadata(local_copy(root_dir))["refine"])
     missing = [r["image_id"] for r in rows if not r.get("gist")]
     if missing:
-        raise UsageError(f"{len(missing)} images have no GIST in the image table (rerun the feature job): "
-                         f"{missing[:3]}")
+        raise UsageError(
+            f"{len(missing)} images have no GIST in the image table (rerun the feature job): {missing[:3]}"
+        )
     by_id = {r["image_id"]: r for r in rows}
     ids = sorted(by_id)
     path_of = {i: by_id[i]["path"] for i in ids}
@@ -221,7 +279,6 @@ def run_clustered(options, args, rows, held_out, root):
     hists = None
     if all(by_id[i].get("semantic_hist") for i in ids):
         hists = np.array([by_id[i]["semantic_hist"] for i in ids], np.float32)
-    config = read_config(args.features)
     dim = len(select_blocks(config["descriptor"], args.use_blocks)[1]) if args.use_blocks else config["dim"]
     mu = args.mu or minimal_cluster_size(dim, config["samples_per_image"], args.alpha)
     log.info("adaptive clustering: %d images, N0=%d, mu=%d, epsilon=%.1f dB", len(ids), args.n0, mu, args.epsilon)
@@ -229,20 +286,41 @@ def run_clustered(options, args, rows, held_out, root):
 
     def train_layer(clusters):
         layer = clusters[0].layer
-        specs = [cluster_spec(c, path_of, FileSystems.join(out, "clusters", c.cluster_id), held_out, init,
-                              args.cluster_learning_rate) for c in clusters]
+        specs = [
+            cluster_spec(
+                c, path_of, FileSystems.join(out, "clusters", c.cluster_id), held_out, init, args.cluster_learning_rate
+            )
+            for c in clusters
+        ]
         layers_dir = FileSystems.join(out, "layers")
-        _run(options, lambda p: build(p, args, specs, refine, measure=True, label=f"L{layer}", out=layers_dir))
+        _run(options, lambda p: build(p, args, config, specs, refine, measure=True, label=f"L{layer}", out=layers_dir))
         measured = read_jsonl(FileSystems.join(layers_dir, f"psnrL{layer}-*.jsonl"))
         return {m["image_id"]: m["psnr"] for m in measured}
 
-    clusters, reports = adaptive_clustering(ids, gist, hists, train_layer, n0=args.n0, mu=mu,
-                                            epsilon_db=args.epsilon, max_layers=args.max_layers, seed=args.seed,
-                                            max_unmeasured_fraction=args.max_unmeasured_fraction)
-    params = {"n0": args.n0, "mu": mu, "alpha": args.alpha, "epsilon_db": args.epsilon, "max_layers": args.max_layers,
-              "selection_k": args.selection_k, "selection_layers": list(args.selection_layers) or None,
-              "gist_size": config.get("gist_size", 128),
-              "samples_per_image": config["samples_per_image"], "descriptor_dim": dim}
+    clusters, reports = adaptive_clustering(
+        ids,
+        gist,
+        hists,
+        train_layer,
+        n0=args.n0,
+        mu=mu,
+        epsilon_db=args.epsilon,
+        max_layers=args.max_layers,
+        seed=args.seed,
+        max_unmeasured_fraction=args.max_unmeasured_fraction,
+    )
+    params = {
+        "n0": args.n0,
+        "mu": mu,
+        "alpha": args.alpha,
+        "epsilon_db": args.epsilon,
+        "max_layers": args.max_layers,
+        "selection_k": args.selection_k,
+        "selection_layers": list(args.selection_layers) or None,
+        "gist_size": config.get("gist_size", 128),
+        "samples_per_image": config["samples_per_image"],
+        "descriptor_dim": dim,
+    }
     meta = write_bundle_anywhere(out, clusters, reports, params)
     log.info("bundle written to %s: %d clusters on %d layers", out, len(clusters), len(reports))
     return meta

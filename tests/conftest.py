@@ -2,8 +2,8 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
 import pytest
+from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -57,8 +57,15 @@ def features_dir(tmp_path_factory):
     Image.fromarray(np.full((32, 32), 100, np.uint8)).save(imgs / "gray.png")
     (imgs / "notes.txt").write_text("not an image")
     out = root / "features"
-    extract_features.run([f"--input={imgs}", f"--output={out}", f"--samples_per_image={SAMPLES}",
-                          "--edge_fraction=0.25", "--runner=FnApiRunner"])
+    extract_features.run(
+        [
+            f"--input={imgs}",
+            f"--output={out}",
+            f"--samples_per_image={SAMPLES}",
+            "--edge_fraction=0.25",
+            "--runner=FnApiRunner",
+        ]
+    )
     return out
 
 
@@ -67,8 +74,36 @@ def model_dir(features_dir):
     from pipelines import train
 
     out = features_dir.parent / "model"
-    train.run([f"--features={features_dir}", f"--output={out}", "--epochs=15", "--val_fraction=0.2",
-               "--tune_images=2", "--runner=FnApiRunner"])
+    train.run(
+        [
+            f"--features={features_dir}",
+            f"--output={out}",
+            "--epochs=15",
+            "--val_fraction=0.2",
+            "--tune_images=2",
+            "--runner=FnApiRunner",
+        ]
+    )
     return out
 
 
+#: Fixtures that run Beam jobs or train models: tests using them belong to the slow (job) tier.
+JOB_FIXTURES = {"features_dir", "model_dir", "bundle_dir", "tiny_sets", "trained", "job_service"}
+#: Modules whose tests run whole jobs.
+JOB_MODULES = {
+    "test_archive",
+    "test_archive_hostile",
+    "test_archive_safety",
+    "test_dataflow",
+    "test_evaluate",
+    "test_pipelines",
+    "test_portable",
+    "test_remote",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Two tiers: ``-m "not slow"`` (library and TestPipeline tests, < 60 s) and ``-m slow`` (the jobs)."""
+    for item in items:
+        if item.module.__name__ in JOB_MODULES or JOB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -9,6 +9,7 @@ expectations: ``{relative path or member path: (status, reason substring)}``.
 
 Nothing here is read from the network or ../shared; everything is made in memory.
 """
+
 from __future__ import annotations
 
 import io
@@ -47,6 +48,7 @@ def _tiff(arr, **kw):
 
 # ---- EXIF -----------------------------------------------------------------------------------------
 
+
 def _ifd(entries, base, extra=b""):
     """Little-endian IFD at offset `base` of a TIFF blob: entries (tag, type, count, value bytes)."""
     out, data = struct.pack("<H", len(entries)), b""
@@ -81,14 +83,19 @@ def _jpeg_with_exif(exif):
 
 # ---- bombs and crafted headers ----------------------------------------------------------------------
 
+
 def _png_chunk(t, d):
     return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
 
 def png_header_bomb(w=60000, h=60000):
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def png_zero_image(w, h, bits=8):
@@ -107,14 +114,26 @@ def gif_header_bomb():
 
 def bmp_header_bomb(w=50000, h=50000):
     size = 54 + 16
-    return (b"BM" + struct.pack("<IHHI", size, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0,
-                                                                          0, 2835, 2835, 0, 0) + b"\x00" * 16)
+    return (
+        b"BM"
+        + struct.pack("<IHHI", size, 0, 0, 54)
+        + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, 0, 2835, 2835, 0, 0)
+        + b"\x00" * 16
+    )
 
 
 def tiff_header_bomb(w=100000, h=100000):
-    entries = [(256, 4, 1, struct.pack("<I", w)), (257, 4, 1, struct.pack("<I", h)), (258, 3, 1, b"\x08\x00"),
-               (259, 3, 1, b"\x01\x00"), (262, 3, 1, b"\x01\x00"), (273, 4, 1, struct.pack("<I", 8)),
-               (277, 3, 1, b"\x01\x00"), (278, 4, 1, struct.pack("<I", h)), (279, 4, 1, struct.pack("<I", 16))]
+    entries = [
+        (256, 4, 1, struct.pack("<I", w)),
+        (257, 4, 1, struct.pack("<I", h)),
+        (258, 3, 1, b"\x08\x00"),
+        (259, 3, 1, b"\x01\x00"),
+        (262, 3, 1, b"\x01\x00"),
+        (273, 4, 1, struct.pack("<I", 8)),
+        (277, 3, 1, b"\x01\x00"),
+        (278, 4, 1, struct.pack("<I", h)),
+        (279, 4, 1, struct.pack("<I", 16)),
+    ]
     return b"II*\x00" + struct.pack("<I", 8 + 16) + b"\x00" * 16 + _ifd(entries, 24)
 
 
@@ -143,6 +162,7 @@ def ico_with_huge_png():
 
 # ---- zips and tars ------------------------------------------------------------------------------------
 
+
 def _deflate_zeros(total):
     """(raw deflate stream of `total` zero bytes, crc32) built from one repeated full-flush block: fast."""
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)
@@ -162,8 +182,29 @@ def raw_zip(members):
     for name, comp, method, crc, size, flags, attr in members:
         nb = name.encode()
         local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, 0, 0x21, crc, len(comp), size, len(nb), 0)
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x031E, 20, flags, method, 0, 0x21, crc, len(comp),
-                               size, len(nb), 0, 0, 0, 0, attr, len(out)) + nb
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                0x031E,
+                20,
+                flags,
+                method,
+                0,
+                0x21,
+                crc,
+                len(comp),
+                size,
+                len(nb),
+                0,
+                0,
+                0,
+                0,
+                attr,
+                len(out),
+            )
+            + nb
+        )
         out += local + nb + comp
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
     return out + central + end
@@ -197,8 +238,11 @@ def tgz_with_big_member(size=1000 * MIB):
         crc = zlib.crc32(zero, crc)
     crc = zlib.crc32(tail, crc)
     total = len(head) + size + len(tail)
-    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + b"".join(parts)
-            + struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF))
+    return (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        + b"".join(parts)
+        + struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF)
+    )
 
 
 def make_zip(files, compression=zipfile.ZIP_DEFLATED):
@@ -261,10 +305,14 @@ def zip_with_links():
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)
     raw = comp.compress(img) + comp.flush()
     target = b"/etc/passwd"
-    return raw_zip([("ok.png", raw, 8, zlib.crc32(img), len(img), 0, 0o100644 << 16),
-                    ("link.png", target, 0, zlib.crc32(target), len(target), 0, 0o120777 << 16),
-                    ("../up.png", raw, 8, zlib.crc32(img), len(img), 0, 0o100644 << 16),
-                    ("/abs.png", raw, 8, zlib.crc32(img), len(img), 0, 0o100644 << 16)])
+    return raw_zip(
+        [
+            ("ok.png", raw, 8, zlib.crc32(img), len(img), 0, 0o100644 << 16),
+            ("link.png", target, 0, zlib.crc32(target), len(target), 0, 0o120777 << 16),
+            ("../up.png", raw, 8, zlib.crc32(img), len(img), 0, 0o100644 << 16),
+            ("/abs.png", raw, 8, zlib.crc32(img), len(img), 0, 0o100644 << 16),
+        ]
+    )
 
 
 def tar_with_specials():
@@ -275,8 +323,12 @@ def tar_with_specials():
             ti = tarfile.TarInfo(name)
             ti.size = len(img)
             tf.addfile(ti, io.BytesIO(img))
-        for name, typ in (("sym.png", tarfile.SYMTYPE), ("hard.png", tarfile.LNKTYPE), ("dev", tarfile.CHRTYPE),
-                          ("fifo", tarfile.FIFOTYPE)):
+        for name, typ in (
+            ("sym.png", tarfile.SYMTYPE),
+            ("hard.png", tarfile.LNKTYPE),
+            ("dev", tarfile.CHRTYPE),
+            ("fifo", tarfile.FIFOTYPE),
+        ):
             ti = tarfile.TarInfo(name)
             ti.type, ti.linkname = typ, "ok.png" if typ == tarfile.LNKTYPE else "/etc/passwd"
             tf.addfile(ti)
@@ -291,6 +343,7 @@ def nested(depth_names=("n2.tar.gz", "n3.zip")):
 
 
 # ---- the corpus -------------------------------------------------------------------------------------
+
 
 def files():
     """(relative path, bytes or ("link", target)) for every corpus entry, and expectations per entry.
@@ -327,8 +380,10 @@ def files():
     add("ok/rgb.bmp", _save(img, "BMP"))
     add("ok/gray.bmp", _save(g, "BMP"))
     add("ok/still.gif", _save(img.convert("P"), "GIF"))
-    add("ok/anim.gif", _save(img.convert("P"), "GIF", save_all=True,
-                               append_images=[Image.fromarray(photo(seed=2)).convert("P")]))
+    add(
+        "ok/anim.gif",
+        _save(img.convert("P"), "GIF", save_all=True, append_images=[Image.fromarray(photo(seed=2)).convert("P")]),
+    )
     add("ok/rgb.webp", _save(img, "WEBP", quality=90))
     add("ok/lossless.webp", _save(Image.fromarray(np.dstack([rgb, gray])), "WEBP", lossless=True))
     add("ok/gray.pgm", _save(g, "PPM"))
@@ -359,8 +414,10 @@ def files():
     add("tiff/rgb_deflate.tif", _save(img, "TIFF", compression="tiff_adobe_deflate"))
     add("tiff/rgb_jpeg.tif", _save(img, "TIFF", compression="jpeg"))
     add("tiff/planar_rgb.tif", _tiff(np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate"))
-    add("tiff/planar_rgb16.tif", _tiff(np.moveaxis(rgb.astype(np.uint16) * 257, -1, 0), photometric="rgb",
-                                       planarconfig="separate"))
+    add(
+        "tiff/planar_rgb16.tif",
+        _tiff(np.moveaxis(rgb.astype(np.uint16) * 257, -1, 0), photometric="rgb", planarconfig="separate"),
+    )
     add("tiff/rgb16.tif", _tiff(rgb.astype(np.uint16) * 257, photometric="rgb"))
     add("tiff/gray16.tif", _save(Image.fromarray(gray.astype(np.uint16) * 257), "TIFF"))
     add("tiff/tiled.tif", _tiff(rgb, photometric="rgb", tile=(16, 16)))
@@ -378,14 +435,27 @@ def files():
 
     # malformed EXIF
     add("exif/xres_string.jpg", _jpeg_with_exif(exif_blob([(282, 2, 4, b"abc\x00"), (296, 3, 1, b"\x02\x00")])))
-    add("exif/xres_missing.jpg", _jpeg_with_exif(exif_blob([(283, 5, 1, struct.pack("<II", 300, 1)),
-                                                            (296, 3, 1, b"\x02\x00")])))
+    add(
+        "exif/xres_missing.jpg",
+        _jpeg_with_exif(exif_blob([(283, 5, 1, struct.pack("<II", 300, 1)), (296, 3, 1, b"\x02\x00")])),
+    )
     add("exif/orientation_string.jpg", _jpeg_with_exif(exif_blob([(274, 2, 2, b"x\x00")])))
     add("exif/orientation_99.jpg", _jpeg_with_exif(exif_blob([(274, 3, 1, b"\x63\x00")])))
-    add("exif/subifd_rational_string.jpg", _jpeg_with_exif(exif_blob(
-        [(0x010F, 2, 6, b"Kodak\x00")], exif_ifd=[(0x829A, 2, 5, b"1/60\x00"), (0x9003, 5, 1, b"\x01\x00\x00\x00")])))
-    add("exif/offset_past_end.jpg", _jpeg_with_exif(
-        b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x1a\x01\x05\x00\x01\x00\x00\x00\xff\xff\x00\x00\x00\x00\x00\x00"))
+    add(
+        "exif/subifd_rational_string.jpg",
+        _jpeg_with_exif(
+            exif_blob(
+                [(0x010F, 2, 6, b"Kodak\x00")],
+                exif_ifd=[(0x829A, 2, 5, b"1/60\x00"), (0x9003, 5, 1, b"\x01\x00\x00\x00")],
+            )
+        ),
+    )
+    add(
+        "exif/offset_past_end.jpg",
+        _jpeg_with_exif(
+            b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x1a\x01\x05\x00\x01\x00\x00\x00\xff\xff\x00\x00\x00\x00\x00\x00"
+        ),
+    )
     add("exif/description_rational.jpg", _jpeg_with_exif(exif_blob([(0x010E, 5, 1, b"\x01\x00\x00\x00")])))
     add("exif/garbage.jpg", _jpeg_with_exif(b"Exif\x00\x00" + os.urandom(200)))
 
@@ -397,8 +467,12 @@ def files():
     add("odd/document.png", _save(img, "PDF"), "failed", "unsupported format: PDF")
     add("odd/photoshop.tif", b"8BPS\x00\x01" + bytes(20), "failed", "unsupported format: PSD")
     add("odd/iphone.jpg", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "failed", "HEIF")
-    add("odd/vector.png", b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>", "failed",
-        "unsupported format: SVG")
+    add(
+        "odd/vector.png",
+        b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>",
+        "failed",
+        "unsupported format: SVG",
+    )
     add("odd/quite_ok.png", _save(img, "QOI"), "failed", "unsupported format: QOI")
     add("odd/targa.png", _save(img, "TGA"), "failed", "not an image")
     add("odd/pcx.gif", _save(img, "PCX"), "failed", "not an image")
@@ -441,16 +515,26 @@ def files():
     expect["archives/huge_member.tar.gz!huge.png"] = ("failed", "too large")
     expect["archives/huge_member.tar.gz!after_huge.png"] = ("done", "")
     add("archives/damaged_data.zip", zip_damaged_data(), None)
-    expect.update({"archives/damaged_data.zip!m1.png": ("done", ""), "archives/damaged_data.zip!m2.png": (
-        "failed", "damaged"), "archives/damaged_data.zip!m3.png": ("done", "")})
+    expect.update(
+        {
+            "archives/damaged_data.zip!m1.png": ("done", ""),
+            "archives/damaged_data.zip!m2.png": ("failed", "damaged"),
+            "archives/damaged_data.zip!m3.png": ("done", ""),
+        }
+    )
     add("archives/damaged_header.zip", zip_damaged_header(), None)
-    expect.update({"archives/damaged_header.zip!h1.png": ("done", ""), "archives/damaged_header.zip!h2.png": (
-        "failed", "damaged"), "archives/damaged_header.zip!h3.png": ("done", "")})
+    expect.update(
+        {
+            "archives/damaged_header.zip!h1.png": ("done", ""),
+            "archives/damaged_header.zip!h2.png": ("failed", "damaged"),
+            "archives/damaged_header.zip!h3.png": ("done", ""),
+        }
+    )
     add("archives/damaged_header.tar", tar_damaged_header(), None)
-    expect.update({"archives/damaged_header.tar!t1.png": ("done", ""),
-                   "archives/damaged_header.tar!t3.png": ("done", "")})
-    good_tgz = make_tar([(f"tr{i}.png", _save(Image.fromarray(photo(seed=70 + i)), "PNG")) for i in range(4)],
-                        "w:gz")
+    expect.update(
+        {"archives/damaged_header.tar!t1.png": ("done", ""), "archives/damaged_header.tar!t3.png": ("done", "")}
+    )
+    good_tgz = make_tar([(f"tr{i}.png", _save(Image.fromarray(photo(seed=70 + i)), "PNG")) for i in range(4)], "w:gz")
     add("archives/truncated.tar.gz", good_tgz[: len(good_tgz) * 2 // 3], None)
     expect["archives/truncated.tar.gz!tr0.png"] = ("done", "")
     good_zip = make_zip([(f"zt{i}.png", _save(Image.fromarray(photo(seed=80 + i)), "PNG")) for i in range(3)])
@@ -466,34 +550,70 @@ def files():
     add("archives/deflate64.zip", zip_flagged(method=9), None)
     expect["archives/deflate64.zip!x.png"] = ("failed", "compression method")
     add("archives/links.zip", zip_with_links(), None)
-    expect.update({"archives/links.zip!ok.png": ("done", ""), "archives/links.zip!link.png": ("failed", "link"),
-                   "archives/links.zip!../up.png": ("failed", "'..'"),
-                   "archives/links.zip!/abs.png": ("failed", "absolute")})
+    expect.update(
+        {
+            "archives/links.zip!ok.png": ("done", ""),
+            "archives/links.zip!link.png": ("failed", "link"),
+            "archives/links.zip!../up.png": ("failed", "'..'"),
+            "archives/links.zip!/abs.png": ("failed", "absolute"),
+        }
+    )
     add("archives/specials.tar", tar_with_specials(), None)
-    expect.update({"archives/specials.tar!ok.png": ("done", ""), "archives/specials.tar!sym.png": ("failed", "link"),
-                   "archives/specials.tar!hard.png": ("failed", "link"),
-                   "archives/specials.tar!dev": ("failed", "device"),
-                   "archives/specials.tar!fifo": ("failed", "device"),
-                   "archives/specials.tar!../up.png": ("failed", "'..'"),
-                   "archives/specials.tar!/abs.png": ("failed", "absolute")})
+    expect.update(
+        {
+            "archives/specials.tar!ok.png": ("done", ""),
+            "archives/specials.tar!sym.png": ("failed", "link"),
+            "archives/specials.tar!hard.png": ("failed", "link"),
+            "archives/specials.tar!dev": ("failed", "device"),
+            "archives/specials.tar!fifo": ("failed", "device"),
+            "archives/specials.tar!../up.png": ("failed", "'..'"),
+            "archives/specials.tar!/abs.png": ("failed", "absolute"),
+        }
+    )
     add("archives/n1.zip", nested(), None)
-    expect.update({"archives/n1.zip!a.png": ("done", ""), "archives/n1.zip!n2.tar.gz!b.png": ("done", ""),
-                   "archives/n1.zip!n2.tar.gz!n3.zip!c.png": ("done", "")})  # depth 3 from a folder
+    expect.update(
+        {
+            "archives/n1.zip!a.png": ("done", ""),
+            "archives/n1.zip!n2.tar.gz!b.png": ("done", ""),
+            "archives/n1.zip!n2.tar.gz!n3.zip!c.png": ("done", ""),
+        }
+    )  # depth 3 from a folder
     a1, a2 = (_save(Image.fromarray(photo(seed=s)), "PNG") for s in (90, 91))
-    add("archives/duplicates.zip", make_zip([("dup.png", a1), ("dup.png", a2), ("./dot.png", a1), ("dot.png", a2),
-                                             (".hidden.png", a1), ("hidden.png", a2)]), None)
-    expect.update({"archives/duplicates.zip!dup.png#0": ("done", ""), "archives/duplicates.zip!dup.png#1": ("done", ""),
-                   "archives/duplicates.zip!./dot.png": ("done", ""), "archives/duplicates.zip!dot.png": ("done", ""),
-                   "archives/duplicates.zip!.hidden.png": ("done", ""),
-                   "archives/duplicates.zip!hidden.png": ("done", "")})
+    add(
+        "archives/duplicates.zip",
+        make_zip(
+            [
+                ("dup.png", a1),
+                ("dup.png", a2),
+                ("./dot.png", a1),
+                ("dot.png", a2),
+                (".hidden.png", a1),
+                ("hidden.png", a2),
+            ]
+        ),
+        None,
+    )
+    expect.update(
+        {
+            "archives/duplicates.zip!dup.png#0": ("done", ""),
+            "archives/duplicates.zip!dup.png#1": ("done", ""),
+            "archives/duplicates.zip!./dot.png": ("done", ""),
+            "archives/duplicates.zip!dot.png": ("done", ""),
+            "archives/duplicates.zip!.hidden.png": ("done", ""),
+            "archives/duplicates.zip!hidden.png": ("done", ""),
+        }
+    )
     add("archives/duplicates.tar", make_tar([("dup.png", a1), ("dup.png", a2)]), None)
-    expect.update({"archives/duplicates.tar!dup.png#0": ("done", ""),
-                   "archives/duplicates.tar!dup.png#1": ("done", "")})
-    add("archives/long_name.tar", make_tar([("x" * 300 + ".png", _save(Image.fromarray(photo(seed=92)), "PNG"))]),
-        None)
+    expect.update(
+        {"archives/duplicates.tar!dup.png#0": ("done", ""), "archives/duplicates.tar!dup.png#1": ("done", "")}
+    )
+    add("archives/long_name.tar", make_tar([("x" * 300 + ".png", _save(Image.fromarray(photo(seed=92)), "PNG"))]), None)
     expect["archives/long_name.tar!" + "x" * 300 + ".png"] = ("failed", "name too long")
-    add("archives/many_small.zip", make_zip([(f"s{i:03d}.png", _save(Image.fromarray(photo(12, 16, seed=i)), "PNG"))
-                                             for i in range(60)]), None)
+    add(
+        "archives/many_small.zip",
+        make_zip([(f"s{i:03d}.png", _save(Image.fromarray(photo(12, 16, seed=i)), "PNG")) for i in range(60)]),
+        None,
+    )
     for i in range(60):
         expect[f"archives/many_small.zip!s{i:03d}.png"] = ("done", "")
 
@@ -514,8 +634,18 @@ def files():
     add("collide/box/a.png", _save(g, "PNG"))
 
     # names that break naive CSV / path handling
-    for name in ("new\nline.png", 'quote"s.png', "comma,name.png", "tab\tname.png", "café ß 日本.png",
-                 "semi;colon.png", "sp ace.png", "wedding.partial-1950.png", "-dash.png", "'single'.png"):
+    for name in (
+        "new\nline.png",
+        'quote"s.png',
+        "comma,name.png",
+        "tab\tname.png",
+        "café ß 日本.png",
+        "semi;colon.png",
+        "sp ace.png",
+        "wedding.partial-1950.png",
+        "-dash.png",
+        "'single'.png",
+    ):
         add(f"names/{name}", _save(img, "PNG"))
     return out, expect
 

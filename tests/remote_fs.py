@@ -4,6 +4,7 @@ backed by local files: ``fakeremote:///tmp/x/y`` is the local file ``/tmp/x/y``.
 Defining the class registers it with Beam's FileSystems (looked up by scheme among FileSystem subclasses)
 in this process, so jobs on the in-process runner can be given remote-style paths without network.
 """
+
 import os
 import shutil
 
@@ -19,7 +20,7 @@ def remote(path):
 
 def _local(path):
     assert path.startswith(PREFIX), path
-    return path[len(PREFIX):]
+    return path[len(PREFIX) :]
 
 
 class FakeRemoteFileSystem(FileSystem):

@@ -1,4 +1,5 @@
 """The archive job: accounting for every input, resumability, safety, formats."""
+
 import io
 import os
 import signal
@@ -10,9 +11,8 @@ import time
 import zlib
 
 import numpy as np
-from PIL import Image
-
 from conftest import ROOT, synthetic_scene
+from PIL import Image
 
 
 def _png(arr, fmt="PNG", mode=None):
@@ -26,7 +26,9 @@ def _huge_png(side=60000):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def mixed_archive(path):
@@ -71,8 +73,16 @@ def test_mixed_archive_every_member_accounted(model_dir, tmp_path):
     arch = tmp_path / "box.tar.gz"
     n = mixed_archive(str(arch))
     out = tmp_path / "out"
-    summary = colorize_archive.run([f"--input={arch}", f"--model={model_dir}", f"--output={out}",
-                                    "--max_pixels=100000000", "--max_failed_fraction=1", "--runner=FnApiRunner"])
+    summary = colorize_archive.run(
+        [
+            f"--input={arch}",
+            f"--model={model_dir}",
+            f"--output={out}",
+            "--max_pixels=100000000",
+            "--max_failed_fraction=1",
+            "--runner=FnApiRunner",
+        ]
+    )
     rows = colorize_archive.read_manifest(str(out))
     assert summary["inputs"] == len(rows) == n == summary["done"] + summary["skipped"] + summary["failed"]
     by = {r["input"].split("!", 1)[1]: r for r in rows}
@@ -95,8 +105,16 @@ def test_mixed_archive_every_member_accounted(model_dir, tmp_path):
     assert g16.dtype == np.uint16 and g16.shape == (90, 120, 3)
     assert (out / "_manifest").exists() and list((out / "_manifest").glob("manifest-*.csv"))
     # rerun: finished outputs are skipped, bad members fail again with the same reasons
-    again = colorize_archive.run([f"--input={arch}", f"--model={model_dir}", f"--output={out}",
-                                  "--max_pixels=100000000", "--max_failed_fraction=1", "--runner=FnApiRunner"])
+    again = colorize_archive.run(
+        [
+            f"--input={arch}",
+            f"--model={model_dir}",
+            f"--output={out}",
+            "--max_pixels=100000000",
+            "--max_failed_fraction=1",
+            "--runner=FnApiRunner",
+        ]
+    )
     # (the archive is re-read; its finished members are skipped one by one)
     assert again["done"] == 0 and again["skipped"] == 5 + 1 and again["failed"] == summary["failed"]  # + readme.txt
 
@@ -111,21 +129,30 @@ def _folder(root, n):
 
 
 def _outputs(root):
-    return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
-            for d, _, fs in os.walk(root) for f in fs if "_manifest" not in d}
+    return {
+        os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+        for d, _, fs in os.walk(root)
+        for f in fs
+        if "_manifest" not in d
+    }
 
 
 def test_killed_run_resumes_to_identical_outputs(model_dir, tmp_path):
     src = str(tmp_path / "scans")
     n = 40
     _folder(src, n)
-    args = [sys.executable, "-m", "pipelines.colorize_archive", f"--input={src}", f"--model={model_dir}",
-            "--runner=FnApiRunner"]
+    args = [
+        sys.executable,
+        "-m",
+        "pipelines.colorize_archive",
+        f"--input={src}",
+        f"--model={model_dir}",
+        "--runner=FnApiRunner",
+    ]
     ref = str(tmp_path / "reference")
     subprocess.run(args + [f"--output={ref}"], cwd=ROOT, check=True, capture_output=True)
     out = str(tmp_path / "out")
-    proc = subprocess.Popen(args + [f"--output={out}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args + [f"--output={out}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if os.path.isdir(out) and sum(f.endswith(".png") for _, _, fs in os.walk(out) for f in fs) >= 3:
@@ -137,8 +164,9 @@ def test_killed_run_resumes_to_identical_outputs(model_dir, tmp_path):
     assert 0 < finished_at_kill < n, "the kill should land mid-run"
     from pipelines import colorize_archive
 
-    summary = colorize_archive.run([f"--input={src}", f"--model={model_dir}", f"--output={out}",
-                                    "--runner=FnApiRunner"])
+    summary = colorize_archive.run(
+        [f"--input={src}", f"--model={model_dir}", f"--output={out}", "--runner=FnApiRunner"]
+    )
     assert summary["inputs"] == n and summary["failed"] == 0
     assert summary["skipped"] >= finished_at_kill - 1 and summary["done"] + summary["skipped"] == n
     got, want = _outputs(out), _outputs(ref)

@@ -6,6 +6,7 @@ luminance, no two inputs sharing an output, inputs byte-identical afterwards, no
 outputs and the manifest left in the output folder, Parquet and CSV manifests equal, and the
 job's peak resident memory under 2.5 GB.
 """
+
 import csv
 import hashlib
 import io
@@ -13,11 +14,10 @@ import os
 import tarfile
 import zipfile
 
+import hostile
 import numpy as np
 import pytest
 from PIL import Image
-
-import hostile
 
 PEAK_RSS_LIMIT_MB = 2500
 
@@ -28,8 +28,11 @@ def corpus(tmp_path_factory):
     entries, expect = hostile.files()
     folder = str(root / "corpus")
     hostile.write(folder, entries)
-    packs = {"folder": folder, "tar.gz": hostile.pack(folder, str(root / "corpus.tar.gz")),
-             "zip": hostile.pack(folder, str(root / "corpus.zip"))}
+    packs = {
+        "folder": folder,
+        "tar.gz": hostile.pack(folder, str(root / "corpus.tar.gz")),
+        "zip": hostile.pack(folder, str(root / "corpus.zip")),
+    }
     return {"root": root, "expect": expect, "packs": packs, "hashes": tree_hashes(str(root))}
 
 
@@ -191,16 +194,23 @@ def check_run(packaging, corpus, out, rc, peak_mb, err):
 @pytest.mark.parametrize("packaging", ["folder", "tar.gz", "zip"])
 def test_hostile_corpus(packaging, corpus, model_dir, tmp_path):
     out = str(tmp_path / "out")
-    rc, peak_mb, err = run_job([f"--input={corpus['packs'][packaging]}", f"--model={model_dir}", f"--output={out}",
-                                "--max_failed_fraction=1"])
+    rc, peak_mb, err = run_job(
+        [f"--input={corpus['packs'][packaging]}", f"--model={model_dir}", f"--output={out}", "--max_failed_fraction=1"]
+    )
     rows = check_run(packaging, corpus, out, rc, peak_mb, err)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
     print(f"\n{packaging}: {len(rows)} rows {counts}, peak RSS {peak_mb:.0f} MB")
     if packaging == "folder":  # a rerun redoes nothing and reports the same failures
         from pipelines.colorize_archive import read_manifest
 
-        rc2, _, err2 = run_job([f"--input={corpus['packs'][packaging]}", f"--model={model_dir}", f"--output={out}",
-                                "--max_failed_fraction=1"])
+        rc2, _, err2 = run_job(
+            [
+                f"--input={corpus['packs'][packaging]}",
+                f"--model={model_dir}",
+                f"--output={out}",
+                "--max_failed_fraction=1",
+            ]
+        )
         assert rc2 == 0, err2
         again = {r["input"]: r for r in read_manifest(out)}
         assert set(again) == {r["input"] for r in rows}

@@ -1,4 +1,5 @@
 """Archive job: launch-time checks, injective names, inputs never touched, one run per output, failure threshold."""
+
 import json
 import os
 import shutil
@@ -7,9 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import synthetic_scene
+from PIL import Image
 
 
 def _png(path, seed=0, gray=False, size=(40, 56)):
@@ -28,8 +28,10 @@ def _main(argv):
 def _rows(out):
     from pipelines.colorize_archive import read_manifest
 
-    return {os.path.relpath(r["input"], os.path.dirname(out)) if r["input"].startswith("/") else r["input"]: r
-            for r in read_manifest(str(out))}
+    return {
+        os.path.relpath(r["input"], os.path.dirname(out)) if r["input"].startswith("/") else r["input"]: r
+        for r in read_manifest(str(out))
+    }
 
 
 @pytest.fixture
@@ -40,13 +42,21 @@ def scans(tmp_path):
     return d
 
 
-@pytest.mark.parametrize("flag,words", [
-    ("--tile=-1", "--tile -1 is out of range"), ("--chroma_max_side=-1", "--chroma_max_side"),
-    ("--max_pixels=0", "--max_pixels 0"), ("--max_file_bytes=0", "--max_file_bytes 0"),
-    ("--quality=0", "--quality 0"), ("--format=exe", "unknown output format 'exe'"),
-    ("--refine=5000,0.1,4", "too wide"), ("--refine=a,b", "expected 'D,SIGMA"),
-    ("--max_failed_fraction=2", "--max_failed_fraction"), ("--max_archive_depth=0", "--max_archive_depth"),
-])
+@pytest.mark.parametrize(
+    "flag,words",
+    [
+        ("--tile=-1", "--tile -1 is out of range"),
+        ("--chroma_max_side=-1", "--chroma_max_side"),
+        ("--max_pixels=0", "--max_pixels 0"),
+        ("--max_file_bytes=0", "--max_file_bytes 0"),
+        ("--quality=0", "--quality 0"),
+        ("--format=exe", "unknown output format 'exe'"),
+        ("--refine=5000,0.1,4", "too wide"),
+        ("--refine=a,b", "expected 'D,SIGMA"),
+        ("--max_failed_fraction=2", "--max_failed_fraction"),
+        ("--max_archive_depth=0", "--max_archive_depth"),
+    ],
+)
 def test_invalid_options_fail_at_launch_with_one_line(flag, words, scans, model_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}", flag]) == 2
@@ -86,14 +96,30 @@ def test_unusable_models_fail_at_launch_with_one_line(scans, model_dir, tmp_path
         shutil.copytree(model_dir, b / "root")
         if name == "device":
             os.symlink("/dev/zero", b / "root" / "zero")
-        (b / "bundle.json").write_text(json.dumps({"format": "colorize_tf.bundle", "format_version": 1, "params": {},
-                                                   "layers": [], "clusters": [],
-                                                   "files": {entry: "0" * 64,
-                                                             "root/regressor.keras": sha256_file(
-                                                                 str(b / "root" / "regressor.keras"))}}))
+        (b / "bundle.json").write_text(
+            json.dumps(
+                {
+                    "format": "colorize_tf.bundle",
+                    "format_version": 1,
+                    "params": {},
+                    "layers": [],
+                    "clusters": [],
+                    "files": {
+                        entry: "0" * 64,
+                        "root/regressor.keras": sha256_file(str(b / "root" / "regressor.keras")),
+                    },
+                }
+            )
+        )
         cases[name] = b
-    words = {"missing": "model.json missing", "tampered": "checksum", "wide_refine": "too wide",
-             "devzero": "not a regular file", "escape": "not a plain relative path", "device": "leads outside"}
+    words = {
+        "missing": "model.json missing",
+        "tampered": "checksum",
+        "wide_refine": "too wide",
+        "devzero": "not a regular file",
+        "escape": "not a plain relative path",
+        "device": "leads outside",
+    }
     for name, path in cases.items():
         assert _main([f"--input={scans}", f"--model={path}", f"--output={out}"]) == 2, name
         err = capsys.readouterr().err.strip()
@@ -123,8 +149,7 @@ def test_collisions_get_distinct_names_and_previous_owners_keep_theirs(model_dir
     assert rows2["in/a.jpg"]["output_rel"] == "a.png" and rows2["in/a.png"]["output_rel"] == new["output_rel"]
 
 
-def test_output_inside_input_is_excluded_and_output_equal_to_input_refused(model_dir, tmp_path, capsys,
-                                                                          monkeypatch):
+def test_output_inside_input_is_excluded_and_output_equal_to_input_refused(model_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "photos"
     _png(str(src / "one.png"), seed=3, gray=True)
@@ -162,8 +187,9 @@ def test_one_run_per_output_folder_and_stale_locks_taken_over(model_dir, scans, 
     lock = out / "_manifest" / "lock.json"
     holder = subprocess.Popen(["sleep", "120"])
     try:
-        lock.write_text(json.dumps({"run_id": "other", "host": socket.gethostname(), "pid": holder.pid,
-                                    "heartbeat": time.time()}))
+        lock.write_text(
+            json.dumps({"run_id": "other", "host": socket.gethostname(), "pid": holder.pid, "heartbeat": time.time()})
+        )
         assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}"]) == 2
         err = capsys.readouterr().err
         assert "another run (other" in err and "lock.json" in err and not list(out.glob("*.png"))
@@ -177,14 +203,18 @@ def test_one_run_per_output_folder_and_stale_locks_taken_over(model_dir, scans, 
     lock.write_text(json.dumps({"run_id": "far", "host": "elsewhere", "pid": 1, "heartbeat": time.time() - 7200}))
     assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}", "--lock_stale_minutes=60"]) == 0
     # a live pid on this host with a silent heartbeat is another process that reused the pid
-    lock.write_text(json.dumps({"run_id": "reused", "host": socket.gethostname(), "pid": os.getpid(),
-                                "heartbeat": time.time() - 7200}))
+    lock.write_text(
+        json.dumps(
+            {"run_id": "reused", "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time() - 7200}
+        )
+    )
     assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}", "--lock_stale_minutes=60"]) == 0
     (out / "p0.png").unlink()
     (out / "p1.png").unlink()
     # the same-host holder is gone (killed above): its lock is stale although its heartbeat is fresh
-    lock.write_text(json.dumps({"run_id": "other", "host": socket.gethostname(), "pid": holder.pid,
-                                "heartbeat": time.time()}))
+    lock.write_text(
+        json.dumps({"run_id": "other", "host": socket.gethostname(), "pid": holder.pid, "heartbeat": time.time()})
+    )
     assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={out}"]) == 0
     assert sorted(p.name for p in out.glob("*.png")) == ["p0.png", "p1.png"] and not lock.exists()
 
@@ -199,8 +229,10 @@ def test_failure_threshold_exits_non_zero_after_writing_the_manifest(model_dir, 
     rows = _rows(out)
     assert sorted(r["status"] for r in rows.values()) == ["done", "done", "failed", "failed"]
     assert all("corrupt PNG" in r["error"] for r in rows.values() if r["status"] == "failed")
-    assert _main([f"--input={scans}", f"--model={model_dir}", f"--output={tmp_path / 'o2'}",
-                  "--max_failed_fraction=0.5"]) == 0
+    assert (
+        _main([f"--input={scans}", f"--model={model_dir}", f"--output={tmp_path / 'o2'}", "--max_failed_fraction=0.5"])
+        == 0
+    )
 
 
 def test_symlinks_refused_unless_followed(model_dir, scans, tmp_path):
@@ -232,6 +264,9 @@ def test_a_list_naming_a_file_twice_reads_it_once(model_dir, scans, tmp_path):
     from pipelines.colorize_archive import read_manifest
 
     got = sorted((os.path.basename(r["input"]), r["status"], r["error"]) for r in read_manifest(str(out)))
-    assert got == [("p0.png", "done", ""), ("p0.png", "skipped", "skipped: listed more than once (read once)"),
-                   ("p1.png", "done", "")]
+    assert got == [
+        ("p0.png", "done", ""),
+        ("p0.png", "skipped", "skipped: listed more than once (read once)"),
+        ("p1.png", "done", ""),
+    ]
     assert sorted(str(p.relative_to(out)) for p in out.glob("scans/*.png")) == ["scans/p0.png", "scans/p1.png"]

@@ -1,12 +1,12 @@
 """Comparator baselines: dense HOG definition, and each family trains and predicts on a tiny set."""
+
 import json
 import os
 
 import numpy as np
 import pytest
-from skimage.feature import hog
-
 from conftest import synthetic_scene, write_png
+from skimage.feature import hog
 
 
 def test_dense_hog_matches_scikit_image():
@@ -16,8 +16,14 @@ def test_dense_hog_matches_scikit_image():
     g = np.full((64, 64), 0.5, np.float32)
     y, x = 30, 34
     g[y - 6 : y + 6, x - 6 : x + 6] = rng.random((12, 12))  # flat ring: block borders agree with skimage's
-    ref = hog(g[y - 8 : y + 8, x - 8 : x + 8], orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
-              block_norm="L2-Hys", feature_vector=True)
+    ref = hog(
+        g[y - 8 : y + 8, x - 8 : x + 8],
+        orientations=9,
+        pixels_per_cell=(8, 8),
+        cells_per_block=(2, 2),
+        block_norm="L2-Hys",
+        feature_vector=True,
+    )
     assert np.abs(ref - dense_hog(g)[y, x]).max() < 1e-5
 
 
@@ -33,23 +39,41 @@ def tiny_sets(tmp_path_factory):
     out = {}
     for name, extra in (("hog", ["--blocks=luma,hog"]), ("patch3", ["--blocks=patch", "--patch_size=3"])):
         out[name] = root / name
-        extract_features.run([f"--input={imgs}", f"--output={out[name]}", "--samples_per_image=800",
-                              "--gist_size=0", "--runner=FnApiRunner"] + extra)
+        extract_features.run(
+            [
+                f"--input={imgs}",
+                f"--output={out[name]}",
+                "--samples_per_image=800",
+                "--gist_size=0",
+                "--runner=FnApiRunner",
+            ]
+            + extra
+        )
     return root, out
 
 
-@pytest.mark.parametrize("family,features,dim", [("mean_chroma", "patch3", 9), ("hog_svr", "hog", 37),
-                                                 ("richart", "patch3", 9)])
+@pytest.mark.parametrize(
+    "family,features,dim", [("mean_chroma", "patch3", 9), ("hog_svr", "hog", 37), ("richart", "patch3", 9)]
+)
 def test_baseline_trains_and_predicts(tiny_sets, family, features, dim):
     from colorize_tf.color import luminance
-    from colorize_tf.registry import load_colorizer
     from colorize_tf.metrics import gray_baseline, psnr
+    from colorize_tf.registry import load_colorizer
     from pipelines import train
 
     root, feats = tiny_sets
     model = root / f"model_{family}"
-    train.run([f"--features={feats[features]}", f"--output={model}", f"--family={family}", "--epochs=5",
-               "--val_fraction=0.2", "--refine=0,0,0", "--runner=FnApiRunner"])
+    train.run(
+        [
+            f"--features={feats[features]}",
+            f"--output={model}",
+            f"--family={family}",
+            "--epochs=5",
+            "--val_fraction=0.2",
+            "--refine=0,0,0",
+            "--runner=FnApiRunner",
+        ]
+    )
     meta = json.loads((model / "model.json").read_text())
     assert meta["family"] == family and meta["input_dim"] == dim
     col = load_colorizer(str(model))

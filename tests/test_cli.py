@@ -1,5 +1,6 @@
 """Job flags: each job's --help lists its own options, one vocabulary, deprecated spellings, no TensorFlow
 at import time (fast tier: no pipeline runs)."""
+
 import subprocess
 import sys
 
@@ -44,15 +45,18 @@ def test_one_vocabulary_across_jobs():
 
 
 def test_help_of_a_job_module_runs_without_tensorflow():
-    code = ("import sys; sys.argv=['x','--help']\n"
-            "import pipelines.train as t, pipelines.colorize_archive, pipelines.evaluate, pipelines.extract_features\n"
-            "import pipelines.train_parser, transforms.inference, transforms.training, transforms.colorize\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported at module import'\n"
-            "t.build_parser().format_help()\n"
-            "assert 'tensorflow' not in sys.modules, 'TF imported by --help'\n")
+    code = (
+        "import sys; sys.argv=['x','--help']\n"
+        "import pipelines.train as t, pipelines.colorize_archive, pipelines.evaluate, pipelines.extract_features\n"
+        "import pipelines.train_parser, transforms.inference, transforms.training, transforms.colorize\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported at module import'\n"
+        "t.build_parser().format_help()\n"
+        "assert 'tensorflow' not in sys.modules, 'TF imported by --help'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-    out = subprocess.run([sys.executable, "-m", "pipelines.train", "--help"], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", "--help"], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert "--epsilon" in out and "Error threshold on -PSNR" in out and "(default: -26.0)" in out
 
 
@@ -60,9 +64,19 @@ def test_deprecated_spellings_still_work_and_warn(capsys):
     from pipelines import colorize_archive
     from pipelines.options import parse_job
 
-    args, options = parse_job(colorize_archive.build_parser(),
-                              ["--input=a", "--model=m", "--output=o", "--force", "--jpeg_quality=80",
-                               "--archive_selection_k=2", "--refine_params=9,0.1,4", "--runner=FnApiRunner"])
+    args, options = parse_job(
+        colorize_archive.build_parser(),
+        [
+            "--input=a",
+            "--model=m",
+            "--output=o",
+            "--force",
+            "--jpeg_quality=80",
+            "--archive_selection_k=2",
+            "--refine_params=9,0.1,4",
+            "--runner=FnApiRunner",
+        ],
+    )
     assert args.overwrite is True and args.quality == 80 and args.selection_k == 2
     assert (args.refine.diameter, args.refine.sigma_space) == (9, 4.0)  # parsed once, typed
     assert options.get_all_options()["runner"] == "FnApiRunner"

@@ -33,8 +33,7 @@ def test_layers_prune_by_threshold_and_stop():
                 out[i] = 30.0 if easy else 20.0
         return out
 
-    clusters, reports = C.adaptive_clustering(ids, x, None, train_layer, n0=3, mu=20, epsilon_db=-26.0,
-                                              max_layers=5)
+    clusters, reports = C.adaptive_clustering(ids, x, None, train_layer, n0=3, mu=20, epsilon_db=-26.0, max_layers=5)
     # layer 0: 90 images in 3 clusters (the blobs); blob 0 leaves
     assert reports[0].images == 90 and sorted(reports[0].sizes) == [30, 30, 30] and reports[0].removed == 30
     # layer 1: 60 images, 60 // 20 = 3 clusters; blob 1 leaves
@@ -59,15 +58,30 @@ def test_stops_when_fewer_than_mu_remain():
     assert len(reports) == 1 and len(reports[0].clusters) == 2 and reports[0].removed == 20
 
 
-def test_missing_psnr_is_an_error():
+def test_missing_psnr_is_an_error_only_beyond_the_threshold():
     ids, x = blobs(n_per=5)
-    with pytest.raises(RuntimeError, match="no PSNR"):
+    with pytest.raises(RuntimeError, match="no PSNR measured for 15 of 15"):
         C.adaptive_clustering(ids, x, None, lambda cl: {}, n0=2, mu=3)
+    lost = {"b0_00"}  # one unreadable reference image: counted, reported, and it leaves the set
+
+    def measure(clusters):
+        return {m: 30.0 if m.startswith("b1") else 20.0 for c in clusters for m in c.members if m not in lost}
+
+    clusters, reports = C.adaptive_clustering(ids, x, None, measure, n0=3, mu=3, epsilon_db=-26.0, max_layers=2)
+    assert reports[0].unmeasured == 1 and reports[0].images == 15 and reports[0].removed == 5
+    assert reports[1].images == 9 and "b0_00" not in {m for c in clusters if c.layer == 1 for m in c.members}
 
 
 def test_selection_rule():
-    mk = lambda cid, centre, hist: C.Cluster(cid, 0, [], np.array(centre, np.float32),  # noqa: E731
-                                             None if hist is None else np.array(hist, np.float32))
+    def mk(cid, centre, hist):
+        return C.Cluster(
+            cid,
+            0,
+            [],
+            np.array(centre, np.float32),
+            None if hist is None else np.array(hist, np.float32),
+        )
+
     clusters = [mk("a", [0, 0], [1, 0, 0]), mk("b", [1, 0], [0, 1, 0]), mk("c", [5, 5], [0, 0, 1])]
     g = np.array([0.2, 0.0])
     assert C.select_cluster(g, [0, 1, 0], clusters, k=1) == 0  # GIST only: nearest centre

@@ -119,3 +119,29 @@ def test_recombine_in_row_blocks_matches():
     out = color.recombine(y, uv)
     assert np.allclose(out[:5], color.recombine(y[:5], uv[:5]))
     assert np.abs(color.luminance(out) - y).max() < 1e-5
+
+
+def test_reduced_resolution_chroma_keeps_full_luminance():
+    """--chroma_max_side: the model sees the image at the reduced side, the output keeps every Y value."""
+    from colorize_tf.color import luminance, recombine, rgb_to_yuv
+    from colorize_tf.colorize import Colorized, colorize_reduced
+
+    seen = []
+
+    class Stub:  # chroma = a smooth ramp, so upsampling is checkable
+        def colorize(self, gray):
+            seen.append(gray.shape)
+            h, w = gray.shape
+            uv = np.zeros((h, w, 2), np.float32)
+            uv[..., 0] = np.linspace(-0.1, 0.1, w, dtype=np.float32)[None, :]
+            return Colorized(recombine(gray, uv), uv)
+
+    rng = np.random.default_rng(0)
+    gray = rng.uniform(0.2, 0.8, (200, 300)).astype(np.float32)
+    out = colorize_reduced(Stub(), gray, chroma_max_side=60)
+    assert seen == [(40, 60)] and out.rgb.shape == (200, 300, 3) and out.uv.shape == (200, 300, 2)
+    np.testing.assert_allclose(luminance(out.rgb), gray, atol=1e-4)  # the detail stays in full-resolution Y
+    u = rgb_to_yuv(out.rgb)[..., 1]
+    assert u[:, 0].mean() < -0.09 and u[:, -1].mean() > 0.09 and np.all(np.diff(u.mean(0)) > -1e-3)
+    small = colorize_reduced(Stub(), gray[:50, :60], chroma_max_side=60)  # small enough: full resolution
+    assert seen[-1] == (50, 60) and small.rgb.shape == (50, 60, 3)

@@ -1,19 +1,27 @@
 """Every job's Dataflow submission, built offline: ``--runner=DataflowRunner --dry_run=True`` constructs the job
 (runner v2 pipeline proto, staged artifacts incl. the sdist of setup.py) without contacting Google Cloud.
 Needs the ``apache-beam[gcp]`` extra (part of ``.[test]``)."""
+
 import tarfile
 
 import pytest
-
 from conftest import ROOT, synthetic_scene, write_png
 
 pytest.importorskip("google.cloud.storage", reason="needs the apache-beam[gcp] extra")
 
 
 def dataflow_args(tmp_path, *extra):
-    return ["--runner=DataflowRunner", "--dry_run=True", "--project=colorize-test", "--region=europe-west1",
-            "--temp_location=gs://colorize-test-bucket/tmp", f"--setup_file={ROOT}/setup.py",
-            "--machine_type=n2-highmem-4", "--max_num_workers=8", *extra]
+    return [
+        "--runner=DataflowRunner",
+        "--dry_run=True",
+        "--project=colorize-test",
+        "--region=europe-west1",
+        "--temp_location=gs://colorize-test-bucket/tmp",
+        f"--setup_file={ROOT}/setup.py",
+        "--machine_type=n2-highmem-4",
+        "--max_num_workers=8",
+        *extra,
+    ]
 
 
 def job_graph(result):
@@ -35,8 +43,14 @@ def assert_worker_package(staged):
     assert "workflow.tar.gz" in staged, staged  # the sdist of setup.py, installed on every worker
     assert "pickled_main_session" not in staged  # workers never need the launcher's __main__
     members = tarfile.open(staged["workflow.tar.gz"]).getnames()
-    for module in ("colorize_tf/colorize.py", "colorize_tf/features.py", "transforms/fs.py", "transforms/training.py",
-                   "pipelines/train.py", "setup.py"):
+    for module in (
+        "colorize_tf/colorize.py",
+        "colorize_tf/features.py",
+        "transforms/fs.py",
+        "transforms/training.py",
+        "pipelines/train.py",
+        "setup.py",
+    ):
         assert any(m.endswith("/" + module) for m in members), module
 
 
@@ -68,28 +82,59 @@ def test_training_job_graphs(features_dir, model_dir, tmp_path):
     assert {"ClusterSpecs", "TrainModels", "WriteSummary"} <= top
     assert_worker_package(staged)
     # Algorithm 3: the first layer's job (GIST k-means needs no runner); later layers need its results
-    layer = train.run([f"--features={features_dir}", f"--output={tmp_path / 'b'}", "--adaptive_clustering",
-                       "--n0=2", "--mu=3", f"--root_model={model_dir}"] + dataflow_args(tmp_path))
+    layer = train.run(
+        [
+            f"--features={features_dir}",
+            f"--output={tmp_path / 'b'}",
+            "--adaptive_clustering",
+            "--n0=2",
+            "--mu=3",
+            f"--root_model={model_dir}",
+        ]
+        + dataflow_args(tmp_path)
+    )
     top, _, staged, _ = job_graph(layer)
-    assert {"ReadSamplesL0", "KeyByClusterL0", "GroupByClusterL0", "TrainModelsL0", "SpreadImagesL0",
-            "DecodeReferencesL0", "ColorizeReferencesL0", "ScoreL0", "WritePsnrL0", "WriteUnmeasuredL0"} <= top
+    assert {
+        "ReadSamplesL0",
+        "KeyByClusterL0",
+        "GroupByClusterL0",
+        "TrainModelsL0",
+        "SpreadImagesL0",
+        "DecodeReferencesL0",
+        "ColorizeReferencesL0",
+        "ScoreL0",
+        "WritePsnrL0",
+        "WriteUnmeasuredL0",
+    } <= top
     assert_worker_package(staged)
 
 
 def test_archive_evaluate_and_parser_job_graphs(images, model_dir, tmp_path):
-    from pipelines import colorize_archive, evaluate, train_parser
     from test_parser import write_generic
 
-    result = colorize_archive.run([f"--input={images}", f"--model={model_dir}", f"--output={tmp_path / 'o'}"]
-                                  + dataflow_args(tmp_path, "--sdk_container_image=europe-docker.pkg.dev/p/r/colorize:1"))
+    from pipelines import colorize_archive, evaluate, train_parser
+
+    result = colorize_archive.run(
+        [f"--input={images}", f"--model={model_dir}", f"--output={tmp_path / 'o'}"]
+        + dataflow_args(tmp_path, "--sdk_container_image=europe-docker.pkg.dev/p/r/colorize:1")
+    )
     top, _, staged, envs = job_graph(result)
-    assert {"ListFiles", "ExpandInputs", "AssignOutputs", "SkipFinished", "GroupReadingUnits", "Colorize",
-            "WriteManifestParquet", "WriteManifestCsv"} <= top
+    assert {
+        "ListFiles",
+        "ExpandInputs",
+        "AssignOutputs",
+        "SkipFinished",
+        "GroupReadingUnits",
+        "Colorize",
+        "WriteManifestParquet",
+        "WriteManifestCsv",
+    } <= top
     assert_worker_package(staged)
     assert b"europe-docker.pkg.dev/p/r/colorize:1" in envs[0].payload  # custom container (Dockerfile)
 
-    result = evaluate.run([f"--input={images}", f"--model={model_dir}", f"--output={tmp_path / 'r'}"]
-                          + dataflow_args(tmp_path))
+    result = evaluate.run(
+        [f"--input={images}", f"--model={model_dir}", f"--output={tmp_path / 'r'}"] + dataflow_args(tmp_path)
+    )
     top, _, staged, _ = job_graph(result)
     assert {"ReadImages", "ReadForEvaluation", "Colorize", "Score", "WriteRecords", "WriteDead"} <= top
     assert_worker_package(staged)

@@ -2,9 +2,8 @@ import json
 import os
 
 import numpy as np
-from PIL import Image
-
 from conftest import synthetic_scene, write_png
+from PIL import Image
 
 
 def test_evaluate_report(model_dir, tmp_path):
@@ -17,8 +16,15 @@ def test_evaluate_report(model_dir, tmp_path):
         write_png(str(src / f"im{i}.png"), synthetic_scene(60, 70, seed=200 + i))
     Image.fromarray(np.full((20, 20), 9, np.uint8)).save(src / "gray_only.png")
     out = tmp_path / "report"
-    report = evaluate.run([f"--input={src}", f"--model={model_dir}", f"--output={out}", "--runner=FnApiRunner",
-                           f"--baselines=same={model_dir}"])
+    report = evaluate.run(
+        [
+            f"--input={src}",
+            f"--model={model_dir}",
+            f"--output={out}",
+            "--runner=FnApiRunner",
+            f"--baselines=same={model_dir}",
+        ]
+    )
     data = json.loads((out / "report.json").read_text())
     for key in ("mean_psnr", "mean_psnr_gray", "mean_l_uv", "mean_l_uv_gray"):
         assert key in data and data[key] == report[key]

@@ -82,18 +82,25 @@ def test_read_files_from_archives_for_the_feature_jobs(tmp_path):
     import io
 
     import apache_beam as beam
+    import hostile
     import numpy as np
     from PIL import Image
 
-    import hostile
     from transforms.io import DEAD, ReadFileDoFn
 
     path = tmp_path / "box.zip"
     inner = hostile.make_zip([("deep.png", hostile._save(Image.fromarray(hostile.photo(seed=5)), "PNG"))])
-    data = bytearray(hostile.make_zip([("a.png", hostile._save(Image.fromarray(hostile.photo(seed=1)), "PNG")),
-                                       ("b.png", hostile._save(Image.fromarray(hostile.photo(seed=2)), "PNG")),
-                                       ("c.png", hostile._save(Image.fromarray(hostile.photo(seed=3)), "PNG")),
-                                       ("inner.zip", inner)], compression=0))
+    data = bytearray(
+        hostile.make_zip(
+            [
+                ("a.png", hostile._save(Image.fromarray(hostile.photo(seed=1)), "PNG")),
+                ("b.png", hostile._save(Image.fromarray(hostile.photo(seed=2)), "PNG")),
+                ("c.png", hostile._save(Image.fromarray(hostile.photo(seed=3)), "PNG")),
+                ("inner.zip", inner),
+            ],
+            compression=0,
+        )
+    )
     i = data.index(b"b.png") + 5 + 300  # corrupt b.png's stored bytes: its CRC fails
     data[i : i + 20] = bytes(20)
     path.write_bytes(bytes(data))

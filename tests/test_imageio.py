@@ -1,4 +1,5 @@
 """Safe decoding of untrusted bytes, metadata carried only as formats define it, output verification."""
+
 import io
 
 import numpy as np
@@ -30,8 +31,10 @@ def test_pillow_bomb_guard_stays_on_and_follows_our_limit():
         decode_image(data, max_pixels=2000)
 
 
-@pytest.mark.parametrize("fmt,name", [("EPS", "PostScript/EPS"), ("ICO", "ICO"), ("PDF", "PDF"), ("QOI", "QOI"),
-                                      ("DDS", "DDS"), ("SGI", "SGI")])
+@pytest.mark.parametrize(
+    "fmt,name",
+    [("EPS", "PostScript/EPS"), ("ICO", "ICO"), ("PDF", "PDF"), ("QOI", "QOI"), ("DDS", "DDS"), ("SGI", "SGI")],
+)
 def test_formats_outside_the_allow_list_are_refused_by_name(fmt, name, monkeypatch):
     import subprocess
 

@@ -1,13 +1,15 @@
 """Scene parser: datasets, training, semantic block, and the jobs with --parser."""
+
 import json
 import os
 
 import numpy as np
 import pytest
+from conftest import SHARED, synthetic_scene
 from PIL import Image
 
-from conftest import SHARED, synthetic_scene
-from colorize_tf import datasets, parser as P
+from colorize_tf import datasets
+from colorize_tf import parser as P
 
 CLASSES = ["sky", "ground", "disc"]
 
@@ -61,6 +63,12 @@ def test_smoothing_keeps_distributions_and_respects_edges():
     out = P.smooth_probabilities(gray, probs, sigma_spatial=10, sigma_color=0.05)
     assert np.allclose(out.sum(-1), 1, atol=1e-5)
     assert out[:, 5, 0].min() > 0.99  # far from boundaries unchanged
+    # the 2 mislabelled columns right of the image edge take the label of their own side...
+    assert out[:, 20:22, 1].min() > 0.5
+    # ...and nothing leaks across the edge: the dark side keeps class 0
+    assert out[:, 17:20, 0].min() > 0.99
+    plain = P.smooth_probabilities(np.zeros_like(gray), probs, sigma_spatial=10, sigma_color=0.05)
+    assert plain[:, 17:20, 0].min() < 0.9  # without an edge in the guide the same boundary blurs both ways
 
 
 def test_generic_dataset_maps_ignore(tmp_path):
@@ -92,9 +100,19 @@ def trained(tmp_path_factory):
     data = str(root / "data")
     write_generic(data, n=14)
     out = str(root / "parser")
-    metrics = train_parser.run([f"--data={data}", f"--output={out}", "--epochs=40", "--base_channels=8",
-                                "--crop=64", "--batch_size=4", "--work_size=64",
-                                "--learning_rate=5e-3", "--runner=FnApiRunner"])
+    metrics = train_parser.run(
+        [
+            f"--data={data}",
+            f"--output={out}",
+            "--epochs=40",
+            "--base_channels=8",
+            "--crop=64",
+            "--batch_size=4",
+            "--work_size=64",
+            "--learning_rate=5e-3",
+            "--runner=FnApiRunner",
+        ]
+    )
     return root, data, out, metrics
 
 
@@ -140,8 +158,15 @@ def test_semantic_block_in_feature_job_training_and_colorization(trained):
 
     root, data, parser_dir, _ = trained
     feats = str(root / "features")
-    extract_features.run([f"--input={data}/images", f"--output={feats}", f"--parser={parser_dir}",
-                          "--samples_per_image=300", "--runner=FnApiRunner"])
+    extract_features.run(
+        [
+            f"--input={data}/images",
+            f"--output={feats}",
+            f"--parser={parser_dir}",
+            "--samples_per_image=300",
+            "--runner=FnApiRunner",
+        ]
+    )
     cfg = json.load(open(os.path.join(feats, "config.json")))
     assert [b["name"] for b in cfg["descriptor"]] == ["patch", "daisy", "semantic"]
     assert cfg["dim"] == 49 + 32 + len(CLASSES)
@@ -154,8 +179,7 @@ def test_semantic_block_in_feature_job_training_and_colorization(trained):
         assert len(r["semantic_hist"]) == 3 and np.isclose(sum(r["semantic_hist"]), 1, atol=1e-5)
 
     model = str(root / "model")
-    train.run([f"--features={feats}", f"--output={model}", "--epochs=3", "--refine=9,0.1,4",
-               "--runner=FnApiRunner"])
+    train.run([f"--features={feats}", f"--output={model}", "--epochs=3", "--refine=9,0.1,4", "--runner=FnApiRunner"])
     assert os.path.exists(os.path.join(model, "parser", P.PARSER_FILE))  # self-contained
     _, lum, _ = scene_with_labels(50, 150, 170)
     whole = load_colorizer(model, ColorizeSettings(tile=0)).colorize(lum).uv
@@ -177,8 +201,9 @@ def test_upsampling_matches_resize_and_crops_consistently():
     rng = np.random.default_rng(3)
     raw = rng.random((16, 24, 6)).astype(np.float32)
     full = upsample_probabilities(raw, (64, 96))
-    ref = np.concatenate([cv2.resize(raw[..., c : c + 3], (96, 64), interpolation=cv2.INTER_LINEAR)
-                          for c in (0, 3)], axis=-1)
+    ref = np.concatenate(
+        [cv2.resize(raw[..., c : c + 3], (96, 64), interpolation=cv2.INTER_LINEAR) for c in (0, 3)], axis=-1
+    )
     assert full.shape == (64, 96, 6) and np.abs(full - ref).max() < 1e-2  # OpenCV's 1/32-pixel grid
     crop = upsample_probabilities(raw, (64, 96), (10, 20, 30, 40))
     np.testing.assert_array_equal(crop, full[10:40, 20:60])

@@ -1,4 +1,5 @@
 """End-to-end: feature job -> training job -> colorization, on generated images."""
+
 import glob
 import json
 import os
@@ -6,9 +7,8 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
-
 from conftest import N_IMAGES, SAMPLES, synthetic_scene
+from PIL import Image
 
 
 def test_feature_job_outputs(features_dir):
@@ -42,8 +42,12 @@ def test_feature_job_outputs(features_dir):
     assert all(r["n_samples"] == SAMPLES and r["height"] == 64 for r in rows)
     assert all(len(r["gist"]) == 512 and r["semantic_hist"] is None for r in rows)
 
-    dead = [json.loads(line) for f in glob.glob(str(features_dir / "dead_letters" / "*.jsonl"))
-            for line in open(f) if line.strip()]
+    dead = [
+        json.loads(line)
+        for f in glob.glob(str(features_dir / "dead_letters" / "*.jsonl"))
+        for line in open(f)
+        if line.strip()
+    ]
     by_name = {os.path.basename(d["path"]): d for d in dead}
     assert set(by_name) == {"corrupt.jpg", "truncated.png", "gray.png", "notes.txt"}
     assert any(w in by_name["corrupt.jpg"]["reason"] for w in ("not an image", "corrupt", "truncated"))
@@ -73,8 +77,8 @@ def test_training_lowers_loss_and_writes_model(model_dir):
 
 
 def test_model_beats_gray_on_training_like_scene(model_dir):
-    from colorize_tf.registry import load_colorizer
     from colorize_tf.metrics import gray_baseline, psnr
+    from colorize_tf.registry import load_colorizer
 
     col = load_colorizer(str(model_dir))
     truth = synthetic_scene(64, 80, seed=123)
@@ -109,8 +113,19 @@ def test_colorize_cli_keeps_size_and_luminance(model_dir, tmp_path):
     Image.fromarray(rgba, "RGBA").save(src / "alpha.png")
     (src / "bad.jpg").write_bytes(b"nope")
     out = tmp_path / "out"
-    rc = colorize.main([str(src / "old.png"), str(src / "alpha.png"), str(src / "bad.jpg"),
-                        "--model", str(model_dir), "--output", str(out), "--tile", "64"])
+    rc = colorize.main(
+        [
+            str(src / "old.png"),
+            str(src / "alpha.png"),
+            str(src / "bad.jpg"),
+            "--model",
+            str(model_dir),
+            "--output",
+            str(out),
+            "--tile",
+            "64",
+        ]
+    )
     assert rc == 1  # one input failed, the others were written
     res = np.asarray(Image.open(out / "old.png"))
     assert res.shape == (150, 170, 3)
@@ -124,8 +139,8 @@ def test_colorize_cli_keeps_size_and_luminance(model_dir, tmp_path):
 
 
 def test_tiled_equals_whole_image(model_dir):
-    from colorize_tf.registry import ColorizeSettings, load_colorizer
     from colorize_tf.color import luminance
+    from colorize_tf.registry import ColorizeSettings, load_colorizer
 
     gray = luminance(synthetic_scene(200, 230, seed=9))
     whole = load_colorizer(str(model_dir), ColorizeSettings(tile=0)).colorize(gray).uv
@@ -138,10 +153,10 @@ def test_tiled_equals_whole_image(model_dir):
 
 
 def test_prediction_stride_interpolates_the_full_prediction(model_dir):
-    from colorize_tf.colorize import default_stride, upsample_grid
-    from colorize_tf.registry import ColorizeSettings, load_colorizer
     from colorize_tf.color import luminance
+    from colorize_tf.colorize import default_stride, upsample_grid
     from colorize_tf.refine import RefineParams
+    from colorize_tf.registry import ColorizeSettings, load_colorizer
 
     gray = luminance(synthetic_scene(120, 150, seed=11))
     full = load_colorizer(str(model_dir), ColorizeSettings(tile=0, stride=1)).chroma(gray).uv
@@ -161,9 +176,21 @@ def bundle_dir(features_dir):
     from pipelines import train
 
     out = features_dir.parent / "bundle"
-    train.run([f"--features={features_dir}", f"--output={out}", "--adaptive_clustering", "--n0=2", "--mu=3",
-               "--epsilon=-60", "--max_layers=3", "--epochs=4", "--val_fraction=0.2", "--refine=9,0.1,4",
-               "--runner=FnApiRunner"])
+    train.run(
+        [
+            f"--features={features_dir}",
+            f"--output={out}",
+            "--adaptive_clustering",
+            "--n0=2",
+            "--mu=3",
+            "--epsilon=-60",
+            "--max_layers=3",
+            "--epochs=4",
+            "--val_fraction=0.2",
+            "--refine=9,0.1,4",
+            "--runner=FnApiRunner",
+        ]
+    )
     return out
 
 
@@ -179,9 +206,49 @@ def test_clustered_training_writes_verified_bundle(bundle_dir):
         assert (bundle_dir / "clusters" / c.cluster_id / "regressor.keras").exists()
         assert c.centre.shape == (512,)
     assert meta["params"]["mu"] == 3 and meta["params"]["selection_k"] == 3
-    psnr_rows = [json.loads(line) for f in glob.glob(str(bundle_dir / "layers" / "psnrL0-*.jsonl"))
-                 for line in open(f)]
-    assert len(psnr_rows) == N_IMAGES and all(r["psnr"] > 10 for r in psnr_rows)
+    psnr_rows = [json.loads(line) for f in glob.glob(str(bundle_dir / "layers" / "psnrL0-*.jsonl")) for line in open(f)]
+    assert sorted(r["image_id"] for r in psnr_rows) == sorted(c for cl in clusters for c in cl.members)
+    # each member was measured with its own cluster's model
+    owner = {m: c.cluster_id for c in clusters for m in c.members}
+    assert all(owner[r["image_id"]] == r["cluster_id"] for r in psnr_rows)
+    assert layers[0]["mean_psnr"] == pytest.approx(np.mean([r["psnr"] for r in psnr_rows]), abs=1e-6)
+
+
+def test_algorithm3_prunes_and_trains_a_second_layer(bundle_dir, features_dir, tmp_path):
+    """With epsilon between the layer-0 PSNRs, the best images leave and the rest form layer 1."""
+    from colorize_tf.bundle import read_bundle
+    from pipelines import train
+
+    first = sorted(
+        json.loads(line)["psnr"] for f in glob.glob(str(bundle_dir / "layers" / "psnrL0-*.jsonl")) for line in open(f)
+    )
+    threshold = (first[-4] + first[-5]) / 2  # about 4 of 10 images reach it
+    out = tmp_path / "bundle2"
+    train.run(
+        [
+            f"--features={features_dir}",
+            f"--output={out}",
+            "--adaptive_clustering",
+            "--n0=2",
+            "--mu=3",
+            f"--epsilon={-threshold}",
+            "--max_layers=2",
+            "--epochs=4",
+            "--val_fraction=0.2",
+            f"--root_model={bundle_dir / 'root'}",
+            "--runner=FnApiRunner",
+        ]
+    )
+    meta, clusters = read_bundle(str(out))
+    layers = meta["layers"]
+    assert len(layers) == 2 and layers[0]["removed"] >= 1, layers
+    assert layers[1]["images"] == layers[0]["images"] - layers[0]["removed"] >= 3
+    second = [c for c in clusters if c.layer == 1]
+    assert second and sum(len(c.members) for c in second) == layers[1]["images"]
+    for c in second:
+        assert (out / "clusters" / c.cluster_id / "regressor.keras").exists()
+    measured = [json.loads(line) for f in glob.glob(str(out / "layers" / "psnrL1-*.jsonl")) for line in open(f)]
+    assert len(measured) == layers[1]["images"]
 
 
 def test_bundle_colorizes_and_detects_tampering(bundle_dir, tmp_path):
@@ -217,8 +284,16 @@ def test_block_ablation_by_configuration(features_dir, tmp_path):
     from pipelines import train
 
     out = tmp_path / "daisy_only"
-    train.run([f"--features={features_dir}", f"--output={out}", "--use_blocks=daisy", "--epochs=2",
-               "--refine=0,0,0", "--runner=FnApiRunner"])
+    train.run(
+        [
+            f"--features={features_dir}",
+            f"--output={out}",
+            "--use_blocks=daisy",
+            "--epochs=2",
+            "--refine=0,0,0",
+            "--runner=FnApiRunner",
+        ]
+    )
     meta = json.loads((out / "model.json").read_text())
     assert meta["input_dim"] == 32 and [b["name"] for b in meta["descriptor"]] == ["daisy"]
     col = load_colorizer(str(out))
@@ -245,7 +320,9 @@ def test_cluster_regressor_fine_tunes_the_root_and_never_ends_worse(model_dir):
     tuned, base = model.get_layer("standardise"), root.get_layer("standardise")
     np.testing.assert_allclose(np.ravel(tuned.mean), np.ravel(base.mean), atol=1e-6)
     np.testing.assert_allclose(np.ravel(tuned.variance), np.ravel(base.variance), rtol=1e-5)
-    assert model is not root and np.allclose(root.get_weights()[0], Regressor.load(str(model_dir)).model.get_weights()[0])
+    assert model is not root and np.allclose(
+        root.get_weights()[0], Regressor.load(str(model_dir)).model.get_weights()[0]
+    )
     # a learning rate of 0 cannot improve: the starting (root) weights are kept
     same, rec0 = train_regressor(x[500:], uv[500:], val=val, epochs=1, init_model=root, learning_rate=0.0)
     assert rec0["warm_start"]["kept_start"]

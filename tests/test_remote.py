@@ -1,10 +1,10 @@
 """Jobs on remote-style paths: features, models, inputs and outputs on an object-store-like Beam filesystem
 (``fakeremote://``, see remote_fs.py). Models are read through FileSystems and cached per worker process."""
+
 import json
 import os
 
 import numpy as np
-
 from conftest import synthetic_scene, write_png
 from remote_fs import remote
 
@@ -51,22 +51,41 @@ def test_train_archive_and_evaluate_on_remote_paths(features_dir, tmp_path):
         write_png(str(scans / f"p{i}.png"), synthetic_scene(40, 56, seed=700 + i))
     (scans / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = remote(bucket / "out")
-    summary = colorize_archive.run([f"--input={remote(scans)}", f"--model={model}", f"--output={out}",
-                                    "--max_failed_fraction=0.5", "--runner=FnApiRunner"])
+    summary = colorize_archive.run(
+        [
+            f"--input={remote(scans)}",
+            f"--model={model}",
+            f"--output={out}",
+            "--max_failed_fraction=0.5",
+            "--runner=FnApiRunner",
+        ]
+    )
     assert (summary["inputs"], summary["done"], summary["failed"]) == (3, 2, 1)
     assert sorted(p.name for p in (bucket / "out").glob("*.png")) == ["p0.png", "p1.png"]
     # no temporary or lock object left (the test store keeps empty local folders; object stores have none)
-    assert not [p for p in (bucket / "out").rglob("*") if p.is_file() and (
-        ".partial" in p.name or "/tmp-" in str(p) or p.name.startswith("lock"))]
+    assert not [
+        p
+        for p in (bucket / "out").rglob("*")
+        if p.is_file() and (".partial" in p.name or "/tmp-" in str(p) or p.name.startswith("lock"))
+    ]
 
-    report = evaluate.run([f"--input={remote(scans)}", f"--model={model}", f"--output={remote(bucket / 'report')}",
-                           "--no_pictures", "--runner=FnApiRunner"])
+    report = evaluate.run(
+        [
+            f"--input={remote(scans)}",
+            f"--model={model}",
+            f"--output={remote(bucket / 'report')}",
+            "--no_pictures",
+            "--runner=FnApiRunner",
+        ]
+    )
     assert report["images"] == 2 and np.isfinite(report["mean_psnr"])
     assert json.load(open(bucket / "report" / "report.json"))["images"] == 2
     # the worker read the model through its local cache, byte for byte
     cached = local_copy(model)
-    assert open(os.path.join(cached, "regressor.keras"), "rb").read() == \
-        (bucket / "model" / "regressor.keras").read_bytes()
+    assert (
+        open(os.path.join(cached, "regressor.keras"), "rb").read()
+        == (bucket / "model" / "regressor.keras").read_bytes()
+    )
 
 
 def test_clustered_training_writes_bundle_remotely(features_dir, model_dir, tmp_path):
@@ -75,9 +94,21 @@ def test_clustered_training_writes_bundle_remotely(features_dir, model_dir, tmp_
 
     bucket = tmp_path / "bucket"
     out = remote(bucket / "bundle")
-    train.run([f"--features={features_dir}", f"--output={out}", "--adaptive_clustering", "--n0=2", "--mu=3",
-               "--epsilon=-60", "--max_layers=1", "--epochs=2", "--val_fraction=0.2", f"--root_model={model_dir}",
-               "--runner=FnApiRunner"])
+    train.run(
+        [
+            f"--features={features_dir}",
+            f"--output={out}",
+            "--adaptive_clustering",
+            "--n0=2",
+            "--mu=3",
+            "--epsilon=-60",
+            "--max_layers=1",
+            "--epochs=2",
+            "--val_fraction=0.2",
+            f"--root_model={model_dir}",
+            "--runner=FnApiRunner",
+        ]
+    )
     meta, clusters = read_bundle(str(bucket / "bundle"))  # every checksum verified against the remote files
     assert len(clusters) >= 1 and "root/model.json" in meta["files"]
     assert all(f"clusters/{c.cluster_id}/model.json" in meta["files"] for c in clusters)
@@ -95,8 +126,9 @@ def test_archive_temporaries_of_a_killed_run_are_removed_on_an_object_store(mode
     # what a killed run leaves: objects under its temporary prefix (object stores have no folders)
     write_atomically(f"{out}/_manifest/tmp-20200101T000000000000-dead00/a/b.png", b"half an output")
     write_atomically(f"{out}/wedding.partial-1950.png", b"a user's file")
-    summary = colorize_archive.run([f"--input={remote(scans)}", f"--model={model_dir}", f"--output={out}",
-                                    "--runner=FnApiRunner"])
+    summary = colorize_archive.run(
+        [f"--input={remote(scans)}", f"--model={model_dir}", f"--output={out}", "--runner=FnApiRunner"]
+    )
     assert summary["done"] == 1
     assert not list((bucket / "out" / "_manifest").rglob("tmp-*/**/*.png"))
     assert (bucket / "out" / "wedding.partial-1950.png").read_bytes() == b"a user's file"

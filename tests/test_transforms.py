@@ -1,4 +1,5 @@
 """Beam steps in TestPipeline with assert_that (fast tier: small in-memory pipelines, no jobs)."""
+
 import os
 import zipfile
 
@@ -6,7 +7,6 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
 from conftest import synthetic_scene, write_png
 
 
@@ -27,10 +27,16 @@ def test_list_file_entries_resolve_and_missing_ones_are_dead_letters(tmp_path):
     listing.write_text("a\nsub/b.png\n\nmissing_one\n")  # entries without extension match ENTRY.*
     with TestPipeline() as p:
         read = p | ReadImages(str(listing), str(root))
-        assert_that(read["files"] | beam.Map(lambda f: (f.image_id, len(f.data) > 100)),
-                    equal_to([("a", True), ("sub/b", True)]), label="files")
-        assert_that(read[DEAD] | beam.Map(lambda d: ("missing_one" in d["reason"] or "missing_one" in d["path"])),
-                    equal_to([True]), label="dead")
+        assert_that(
+            read["files"] | beam.Map(lambda f: (f.image_id, len(f.data) > 100)),
+            equal_to([("a", True), ("sub/b", True)]),
+            label="files",
+        )
+        assert_that(
+            read[DEAD] | beam.Map(lambda d: "missing_one" in d["reason"] or "missing_one" in d["path"]),
+            equal_to([True]),
+            label="dead",
+        )
 
 
 def test_zip_input_yields_its_members(tmp_path):
@@ -46,9 +52,11 @@ def test_zip_input_yields_its_members(tmp_path):
         read = p | ReadImages(str(archive), None)
         # members are read with ids under the archive's stem; a non-image member is read too and becomes
         # a decode dead letter downstream (every member accounted for)
-        assert_that(read["files"] | beam.Map(lambda f: (f.image_id, f.data[:4])),
-                    equal_to([("photos/x/a", b"\x89PNG"), ("photos/b", b"\x89PNG"), ("photos/readme", b"hell")]),
-                    label="files")
+        assert_that(
+            read["files"] | beam.Map(lambda f: (f.image_id, f.data[:4])),
+            equal_to([("photos/x/a", b"\x89PNG"), ("photos/b", b"\x89PNG"), ("photos/readme", b"hell")]),
+            label="files",
+        )
         assert_that(read[DEAD] | beam.Map(lambda d: d["reason"].split(":")[0]), equal_to([]), label="dead")
 
 
@@ -72,14 +80,21 @@ def test_extract_features_dofn_samples_true_chroma_and_dead_letters(tmp_path):
         assert ex["x"].shape == (64, 81) and np.allclose(ex["uv"], expected, atol=1e-5)
 
     with TestPipeline() as p:
-        out = (p | beam.Create([good.path, bad.path])
-               | beam.Map(lambda path: good if path == good.path else bad)
-               | beam.ParDo(ExtractFeaturesDoFn(config, 64, gist_size=32)).with_outputs(IMAGES, DEAD, main="x"))
+        out = (
+            p
+            | beam.Create([good.path, bad.path])
+            | beam.Map(lambda path: good if path == good.path else bad)
+            | beam.ParDo(ExtractFeaturesDoFn(config, 64, gist_size=32)).with_outputs(IMAGES, DEAD, main="x")
+        )
         assert_that(out.x, check_samples, label="samples")
-        assert_that(out[IMAGES] | beam.Map(lambda r: (r["image_id"], r["n_samples"], len(r["gist"]))),
-                    equal_to([("c", 64, 512)]), label="rows")
-        assert_that(out[DEAD] | beam.Map(lambda d: (d["path"], d["stage"])), equal_to([("broken.jpg", "decode")]),
-                    label="dead")
+        assert_that(
+            out[IMAGES] | beam.Map(lambda r: (r["image_id"], r["n_samples"], len(r["gist"]))),
+            equal_to([("c", 64, 512)]),
+            label="rows",
+        )
+        assert_that(
+            out[DEAD] | beam.Map(lambda d: (d["path"], d["stage"])), equal_to([("broken.jpg", "decode")]), label="dead"
+        )
 
 
 def test_key_by_cluster_keeps_members_only():
@@ -88,8 +103,12 @@ def test_key_by_cluster_keeps_members_only():
 
     examples = [encode_example(i, [[0.0]], [[0.0, 0.0]], [[0, 0]], 1, 1) for i in ("a", "b", "c")]
     with TestPipeline() as p:
-        keyed = (p | beam.Create(examples) | beam.ParDo(KeyByClusterDoFn({"a": "L0C00", "c": "L0C01"}))
-                 | beam.Map(lambda kv: (kv[0], len(kv[1]) > 0)))
+        keyed = (
+            p
+            | beam.Create(examples)
+            | beam.ParDo(KeyByClusterDoFn({"a": "L0C00", "c": "L0C01"}))
+            | beam.Map(lambda kv: (kv[0], len(kv[1]) > 0))
+        )
         assert_that(keyed, equal_to([("L0C00", True), ("L0C01", True)]))
 
 

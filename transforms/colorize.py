@@ -22,6 +22,7 @@ An image's way through them (``pipelines/colorize_archive.py`` composes them):
 
 Every input ends as exactly one manifest row (`MANIFEST_SCHEMA`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,14 +42,32 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from colorize_tf.imageio import (
-    DEFAULT_MAX_PIXELS, ImageDecodeError, OutputCheckError, decode_image, encode_image,
-    normalise_format, output_bits, output_extension, verify_encoded, work_bytes,
+    DEFAULT_MAX_PIXELS,
+    ImageDecodeError,
+    OutputCheckError,
+    decode_image,
+    encode_image,
+    normalise_format,
+    output_bits,
+    output_extension,
+    verify_encoded,
+    work_bytes,
 )
 
 from .io import display, is_image_name, relative_to, unwire
 from .sources import (
-    Limits, MemberError, Source, chain_key, chain_rel, clean_member_name, copy_to_local, is_archive_name,
-    remove_quietly, unsafe_member_reason, walk_archive, walk_zip_members,
+    Limits,
+    MemberError,
+    Source,
+    chain_key,
+    chain_rel,
+    clean_member_name,
+    copy_to_local,
+    is_archive_name,
+    remove_quietly,
+    unsafe_member_reason,
+    walk_archive,
+    walk_zip_members,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +98,7 @@ MANIFEST_SCHEMA = pa.schema(
 )
 MANIFEST_COLUMNS = [f.name for f in MANIFEST_SCHEMA]
 
+
 @dataclasses.dataclass(frozen=True)
 class Assignment:
     """A source and its output path relative to the output folder (one object, so that names which are not
@@ -89,12 +109,40 @@ class Assignment:
     notes: tuple = ()
 
 
-def manifest_row(input_key, rel, status, output="", output_rel="", stage="", error="", notes=(), cluster="",
-                 fmt="", width=0, height=0, mode="", bits=0, seconds=0.0):
-    return {"input": display(input_key), "rel": display(rel), "status": status, "output": display(output),
-            "output_rel": display(output_rel), "stage": stage, "error": display(error),
-            "notes": display("; ".join(notes)), "cluster": cluster or "", "format": fmt or "", "width": int(width),
-            "height": int(height), "mode": mode or "", "bits": int(bits), "seconds": round(float(seconds), 4)}
+def manifest_row(
+    input_key,
+    rel,
+    status,
+    output="",
+    output_rel="",
+    stage="",
+    error="",
+    notes=(),
+    cluster="",
+    fmt="",
+    width=0,
+    height=0,
+    mode="",
+    bits=0,
+    seconds=0.0,
+):
+    return {
+        "input": display(input_key),
+        "rel": display(rel),
+        "status": status,
+        "output": display(output),
+        "output_rel": display(output_rel),
+        "stage": stage,
+        "error": display(error),
+        "notes": display("; ".join(notes)),
+        "cluster": cluster or "",
+        "format": fmt or "",
+        "width": int(width),
+        "height": int(height),
+        "mode": mode or "",
+        "bits": int(bits),
+        "seconds": round(float(seconds), 4),
+    }
 
 
 def dead_to_row(dead):
@@ -180,26 +228,36 @@ class ExpandInputsDoFn(beam.DoFn):
         for m in events:
             key = chain_key(path, m.chain, duplicated)
             if m.kind == "file" and not is_image_name(m.chain[-1][1]):  # as in folders
-                yield beam.pvalue.TaggedOutput(ROWS, manifest_row(key, "", SKIPPED, stage="list",
-                                                                  error="skipped: not an image file name"))
+                yield beam.pvalue.TaggedOutput(
+                    ROWS, manifest_row(key, "", SKIPPED, stage="list", error="skipped: not an image file name")
+                )
             elif m.kind == "file":
                 self.members.inc()
-                yield Source(key=key, rel=chain_rel(rel, m.chain), path=path, chain=m.chain, size=m.size,
-                             unit=reading_unit(path, m.chain[0][0], top))
+                yield Source(
+                    key=key,
+                    rel=chain_rel(rel, m.chain),
+                    path=path,
+                    chain=m.chain,
+                    size=m.size,
+                    unit=reading_unit(path, m.chain[0][0], top),
+                )
             elif m.kind in ("refused", "failed"):
                 self.refused.inc()
                 yield beam.pvalue.TaggedOutput(ROWS, manifest_row(key, "", FAILED, stage="archive", error=m.reason))
             elif m.kind == "end" and not m.count and not m.reason:
-                yield beam.pvalue.TaggedOutput(ROWS, manifest_row(key, rel, SKIPPED, stage="archive",
-                                                                  error="skipped: empty archive (no members)"))
+                yield beam.pvalue.TaggedOutput(
+                    ROWS, manifest_row(key, rel, SKIPPED, stage="archive", error="skipped: empty archive (no members)")
+                )
 
     def _list(self, path):
         tmp = tempfile.mkdtemp(prefix="colorize-list-")
         try:
             with FileSystems.open(path, compression_type="uncompressed") as fh:
                 # metadata only (no spool functions kept): the events of one archive are small
-                return [m.__class__(m.chain, m.kind, m.size, m.reason, m.count)
-                        for m in walk_archive(fh, path, self.limits, tmpdir=tmp)]
+                return [
+                    m.__class__(m.chain, m.kind, m.size, m.reason, m.count)
+                    for m in walk_archive(fh, path, self.limits, tmpdir=tmp)
+                ]
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -223,10 +281,15 @@ def _resolve_names(item, fmt):
         if display(s.key) == plain:
             yield Assignment(s, natural)
         else:
-            why = ("an input file lies at that path" if occupied else
-                   f"a previous run's output for {plain} has that name" if owner is not None and owner in keys else
-                   "a previous run's output of an input not in this run has that name" if owner is not None else
-                   f"{len(sources)} inputs map to that name; {plain} keeps it")
+            why = (
+                "an input file lies at that path"
+                if occupied
+                else f"a previous run's output for {plain} has that name"
+                if owner is not None and owner in keys
+                else "a previous run's output of an input not in this run has that name"
+                if owner is not None
+                else f"{len(sources)} inputs map to that name; {plain} keeps it"
+            )
             note = f"output renamed: {display(natural)!r} is taken ({why})"
             yield Assignment(s, renamed_rel(natural, s.key), (note,))
 
@@ -237,9 +300,18 @@ def _check_unique(item, output_dir):
     named = sorted(named, key=lambda a: a.source.key)
     yield named[0]
     for a in named[1:]:
-        yield beam.pvalue.TaggedOutput(ROWS, manifest_row(
-            a.source.key, a.source.rel, FAILED, FileSystems.join(output_dir, a.rel), a.rel, stage="name",
-            error=f"output name {display(a.rel)!r} collides with {display(named[0].source.key)!r} after renaming"))
+        yield beam.pvalue.TaggedOutput(
+            ROWS,
+            manifest_row(
+                a.source.key,
+                a.source.rel,
+                FAILED,
+                FileSystems.join(output_dir, a.rel),
+                a.rel,
+                stage="name",
+                error=f"output name {display(a.rel)!r} collides with {display(named[0].source.key)!r} after renaming",
+            ),
+        )
 
 
 class AssignOutputs(beam.PTransform):
@@ -268,7 +340,8 @@ class AssignOutputs(beam.PTransform):
         if self.owners is not None:
             parts.append(self.owners | "Owners" >> beam.Map(lambda kv: (kv[0], ("own",) + tuple(kv[1]))))
         named = (
-            parts | "AllNames" >> beam.Flatten()
+            parts
+            | "AllNames" >> beam.Flatten()
             | "GroupByName" >> beam.GroupByKey()
             | "Resolve" >> beam.FlatMap(_resolve_names, fmt)
             | "ByFinalName" >> beam.Map(lambda a: (name_key(a.rel), a))
@@ -302,20 +375,35 @@ class SkipFinishedDoFn(beam.DoFn):
         try:
             out = safe_output_path(self.output_dir, rel)
         except ValueError as exc:
-            yield beam.pvalue.TaggedOutput(ROWS, manifest_row(source.key, source.rel, FAILED, stage="name",
-                                                              error=f"unsafe output path: {exc}"))
+            yield beam.pvalue.TaggedOutput(
+                ROWS, manifest_row(source.key, source.rel, FAILED, stage="name", error=f"unsafe output path: {exc}")
+            )
             return
         try:
             exists = FileSystems.exists(out)
         except Exception as exc:  # e.g. a name the output filesystem cannot hold
-            yield beam.pvalue.TaggedOutput(ROWS, manifest_row(source.key, source.rel, FAILED, out, rel, stage="output",
-                                                              error=f"output path unusable ({type(exc).__name__}: "
-                                                                    f"{exc})", notes=notes))
+            yield beam.pvalue.TaggedOutput(
+                ROWS,
+                manifest_row(
+                    source.key,
+                    source.rel,
+                    FAILED,
+                    out,
+                    rel,
+                    stage="output",
+                    error=f"output path unusable ({type(exc).__name__}: {exc})",
+                    notes=notes,
+                ),
+            )
             return
         if not self.force and exists:
             self.skipped.inc()
-            yield beam.pvalue.TaggedOutput(ROWS, manifest_row(source.key, source.rel, SKIPPED, out, rel,
-                                                              stage="output", error="output exists", notes=notes))
+            yield beam.pvalue.TaggedOutput(
+                ROWS,
+                manifest_row(
+                    source.key, source.rel, SKIPPED, out, rel, stage="output", error="output exists", notes=notes
+                ),
+            )
             return
         yield unit_key(source), named
 
@@ -404,8 +492,19 @@ class ColorizeDoFn(beam.DoFn):
         Bytes of image work in flight per worker process (`MemoryBudget`).
     """
 
-    def __init__(self, model_dir, settings, output_dir, tmp_dir, quality=95, max_pixels=DEFAULT_MAX_PIXELS,
-                 limits=Limits(), chroma_max_side=0, memory_budget=1600 << 20, log_every=50):
+    def __init__(
+        self,
+        model_dir,
+        settings,
+        output_dir,
+        tmp_dir,
+        quality=95,
+        max_pixels=DEFAULT_MAX_PIXELS,
+        limits=Limits(),
+        chroma_max_side=0,
+        memory_budget=1600 << 20,
+        log_every=50,
+    ):
         self.model_dir, self.settings, self.output_dir, self.tmp_dir = model_dir, settings, output_dir, tmp_dir
         self.quality, self.max_pixels, self.limits, self.chroma_max_side = quality, max_pixels, limits, chroma_max_side
         self.memory_budget, self.log_every = memory_budget, log_every
@@ -452,8 +551,15 @@ class ColorizeDoFn(beam.DoFn):
         for chain in set(want) - seen:
             s, rel, notes = want[chain]
             self.failed.inc()
-            yield manifest_row(s.key, s.rel, FAILED, output_rel=rel, stage="read", notes=notes,
-                               error="member not found on the second read (the archive changed during the run?)")
+            yield manifest_row(
+                s.key,
+                s.rel,
+                FAILED,
+                output_rel=rel,
+                stage="read",
+                notes=notes,
+                error="member not found on the second read (the archive changed during the run?)",
+            )
 
     def _members(self, fh, first, prefixes, want):
         """Events of the archive holding `first`'s unit, entering only nested archives with wanted members."""
@@ -470,11 +576,16 @@ class ColorizeDoFn(beam.DoFn):
         if not is_remote(source.path):
             size = os.path.getsize(source.path)
             if size > self.limits.max_bytes:
-                raise MemberError(f"too large: {size} bytes > the {self.limits.max_bytes}-byte limit "
-                                  "(--max_file_bytes)")
+                raise MemberError(
+                    f"too large: {size} bytes > the {self.limits.max_bytes}-byte limit (--max_file_bytes)"
+                )
             return None
-        return copy_to_local(lambda p: FileSystems.open(p, compression_type="uncompressed"), source.path,
-                             self.local_tmp, self.limits.max_bytes)
+        return copy_to_local(
+            lambda p: FileSystems.open(p, compression_type="uncompressed"),
+            source.path,
+            self.local_tmp,
+            self.limits.max_bytes,
+        )
 
     # -- one image -------------------------------------------------------------------------------
 
@@ -536,13 +647,30 @@ class ColorizeDoFn(beam.DoFn):
             self._write_verified(out, data)
         except _Failure as f:
             self.failed.inc()
-            return manifest_row(source.key, source.rel, FAILED, output_rel=rel, stage=f.stage, error=f.reason,
-                                notes=notes, seconds=time.perf_counter() - t0, **_meta_args(meta))
+            return manifest_row(
+                source.key,
+                source.rel,
+                FAILED,
+                output_rel=rel,
+                stage=f.stage,
+                error=f.reason,
+                notes=notes,
+                seconds=time.perf_counter() - t0,
+                **_meta_args(meta),
+            )
         except Exception as exc:  # anything unforeseen still becomes a row, never a crashed job
             self.failed.inc()
-            return manifest_row(source.key, source.rel, FAILED, output_rel=rel, stage="internal",
-                                error=f"{type(exc).__name__}: {exc}", notes=notes,
-                                seconds=time.perf_counter() - t0, **_meta_args(meta))
+            return manifest_row(
+                source.key,
+                source.rel,
+                FAILED,
+                output_rel=rel,
+                stage="internal",
+                error=f"{type(exc).__name__}: {exc}",
+                notes=notes,
+                seconds=time.perf_counter() - t0,
+                **_meta_args(meta),
+            )
         finally:
             if local:
                 remove_quietly(local)
@@ -552,18 +680,32 @@ class ColorizeDoFn(beam.DoFn):
         self.pixels.inc(meta["width"] * meta["height"])
         self._count += 1
         if self.log_every and self._count % self.log_every == 0:
-            log.info("worker colorized %d images (%.2f images/s)", self._count,
-                     self._count / max(time.time() - self._t0, 1e-9))
-        return manifest_row(source.key, source.rel, DONE, out, rel, notes=notes, cluster=cluster,
-                            seconds=time.perf_counter() - t0, **_meta_args(meta))
+            log.info(
+                "worker colorized %d images (%.2f images/s)",
+                self._count,
+                self._count / max(time.time() - self._t0, 1e-9),
+            )
+        return manifest_row(
+            source.key,
+            source.rel,
+            DONE,
+            out,
+            rel,
+            notes=notes,
+            cluster=cluster,
+            seconds=time.perf_counter() - t0,
+            **_meta_args(meta),
+        )
 
     def _write_verified(self, out, data):
         """Write under the run's temporary folder, re-read and compare, then rename into place."""
         from .fs import is_remote
 
         digest = hashlib.sha256(data).hexdigest()
-        tmp = FileSystems.join(self.tmp_dir, hashlib.sha1(out.encode("utf-8", "surrogateescape")).hexdigest()[:20]
-                               + posixpath.splitext(out)[1])
+        tmp = FileSystems.join(
+            self.tmp_dir,
+            hashlib.sha1(out.encode("utf-8", "surrogateescape")).hexdigest()[:20] + posixpath.splitext(out)[1],
+        )
         try:
             with FileSystems.create(tmp, compression_type="uncompressed") as fh:
                 fh.write(data)

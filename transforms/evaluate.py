@@ -1,4 +1,5 @@
 """Beam steps of the evaluation job: colour image -> example (gray + truth) -> [RunInference] -> scores and pictures."""
+
 from __future__ import annotations
 
 import posixpath

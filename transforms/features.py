@@ -1,4 +1,5 @@
 """Beam DoFns that turn image files into training samples and per-image rows."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,10 +9,10 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from colorize_tf.color import rgb_to_yuv
-from colorize_tf.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
-from colorize_tf.features import Descriptor, sample_pixels
+from colorize_tf.features import sample_pixels
 from colorize_tf.gist import gist
-from colorize_tf.parser import SceneParser, needs_parser, semantic_histogram
+from colorize_tf.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from colorize_tf.parser import semantic_histogram
 
 from .fs import local_copy
 from .io import DEAD, dead_letter
@@ -60,8 +61,16 @@ class ExtractFeaturesDoFn(beam.DoFn):
         Side the gray image is resized to for GIST (0 = skip GIST).
     """
 
-    def __init__(self, descriptor_config, n_samples, edge_fraction=0.0, seed=0, max_pixels=DEFAULT_MAX_PIXELS,
-                 parser_dir=None, gist_size=128):
+    def __init__(
+        self,
+        descriptor_config,
+        n_samples,
+        edge_fraction=0.0,
+        seed=0,
+        max_pixels=DEFAULT_MAX_PIXELS,
+        parser_dir=None,
+        gist_size=128,
+    ):
         self.descriptor_config = descriptor_config
         self.gist_size = gist_size
         self.parser_dir = parser_dir
@@ -79,10 +88,9 @@ class ExtractFeaturesDoFn(beam.DoFn):
 
         records.encode_example("warmup", [[0.0]], [[0.0, 0.0]], [[0, 0]], 1, 1)
         self._encode = records.encode_example
-        context = {}
-        if needs_parser(self.descriptor_config):
-            context["parser"] = SceneParser.load(local_copy(self.parser_dir))
-        self.descriptor = Descriptor.from_config(self.descriptor_config, **context)
+        from colorize_tf.registry import load_descriptor
+
+        self.descriptor = load_descriptor(self.descriptor_config, local_copy(self.parser_dir))
         self.semantic_index = self.descriptor.names.index("semantic") if "semantic" in self.descriptor.names else None
 
     def process(self, item):
@@ -99,9 +107,7 @@ class ExtractFeaturesDoFn(beam.DoFn):
             )
             return
         try:
-            coords = sample_pixels(
-                pic.gray, self.n_samples, self.edge_fraction, image_seed(item.image_id, self.seed)
-            )
+            coords = sample_pixels(pic.gray, self.n_samples, self.edge_fraction, image_seed(item.image_id, self.seed))
             states = self.descriptor.prepare(pic.gray)
             x = self.descriptor.compute(pic.gray, coords, states=states, window=(0, 0) + pic.shape)
             global_desc = gist(pic.gray, size=self.gist_size).tolist() if self.gist_size else None
@@ -110,9 +116,9 @@ class ExtractFeaturesDoFn(beam.DoFn):
                 hist = semantic_histogram(states[self.semantic_index]).tolist()
             uv = rgb_to_yuv(pic.rgb[coords[:, 0], coords[:, 1]])[:, 1:]
             example = self._encode(item.image_id, x, uv, coords, *pic.shape)
-        except Exception as exc:  # a bug or odd image must not kill the job: record it
+        except Exception as exc:  # unforeseen: a dead letter (stage "internal"); the job's threshold counts them
             self.bad.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "features", f"{type(exc).__name__}: {exc}"))
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "internal", f"{type(exc).__name__}: {exc}"))
             return
         self.ok.inc()
         self.samples.inc(len(coords))

@@ -6,6 +6,7 @@ remote directory or file is copied once per process into a cache under the
 temporary directory and that copy's path is returned. Outputs go the other
 way with `copy_tree`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,9 +18,10 @@ import threading
 
 from apache_beam.io.filesystems import FileSystems
 
+from colorize_tf.files import PARTIAL, json_bytes, partial_name, write_atomic  # noqa: F401  (PARTIAL re-exported)
+
 _LOCK = threading.Lock()
 _CACHE = {}
-from colorize_tf.files import PARTIAL, json_bytes, partial_name, write_atomic  # noqa: F401  (PARTIAL re-exported)
 
 
 def is_remote(path):
@@ -82,7 +84,7 @@ def list_tree(root):
             out += [os.path.relpath(os.path.join(d, n), root).replace(os.sep, "/") for n in names]
         return sorted(out)
     found = FileSystems.match([FileSystems.join(root, "**")])[0].metadata_list
-    return sorted(m.path[len(root) + 1:] for m in found if m.path.startswith(root + "/"))
+    return sorted(m.path[len(root) + 1 :] for m in found if m.path.startswith(root + "/"))
 
 
 def copy_tree(src, dst, last=("model.json", "bundle.json")):
@@ -96,8 +98,10 @@ def copy_tree(src, dst, last=("model.json", "bundle.json")):
         s, d = FileSystems.join(src, *rel.split("/")), FileSystems.join(dst, *rel.split("/"))
         if not is_remote(d):
             os.makedirs(os.path.dirname(d), exist_ok=True)
-        with FileSystems.open(s, compression_type="uncompressed") as fin, \
-                FileSystems.create(d, compression_type="uncompressed") as fout:
+        with (
+            FileSystems.open(s, compression_type="uncompressed") as fin,
+            FileSystems.create(d, compression_type="uncompressed") as fout,
+        ):
             shutil.copyfileobj(fin, fout, 1 << 20)
     return len(rels)
 
@@ -127,8 +131,10 @@ def local_copy(path, refresh=False):
         try:
             if FileSystems.match([path])[0].metadata_list:  # a single file
                 name = path.rsplit("/", 1)[-1]
-                with FileSystems.open(path, compression_type="uncompressed") as fin, \
-                        open(os.path.join(tmp, name), "wb") as fout:
+                with (
+                    FileSystems.open(path, compression_type="uncompressed") as fin,
+                    open(os.path.join(tmp, name), "wb") as fout,
+                ):
                     shutil.copyfileobj(fin, fout, 1 << 20)
                 target = os.path.join(dest, name)
             else:
@@ -173,8 +179,7 @@ class OutputLock:
         import socket
         import time
 
-        return {"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(),
-                "heartbeat": time.time()}
+        return {"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
 
     def _stale(self, held):
         import socket
@@ -228,7 +233,8 @@ class OutputLock:
             if held and not self._stale(held):
                 raise OutputLockError(
                     f"another run ({held.get('run_id')}, pid {held.get('pid')} on {held.get('host')}) is writing "
-                    f"to this output folder; wait for it, or delete {self.path} if that run is gone")
+                    f"to this output folder; wait for it, or delete {self.path} if that run is gone"
+                )
             self.taken_over = held
             FileSystems.delete([self.path])
         raise OutputLockError(f"could not take {self.path}: other runs keep taking it")

@@ -82,14 +82,19 @@ class ColorizerHandler(ModelHandler):
     def load_model(self):
         from colorize_tf.registry import load_colorizer
 
-        return Panel((name, load_colorizer(local_copy(path), self.settings.get(name, self.default_settings)))
-                     for name, path in self.models.items())
+        return Panel(
+            (name, load_colorizer(local_copy(path), self.settings.get(name, self.default_settings)))
+            for name, path in self.models.items()
+        )
 
     def run_inference(self, batch, model, inference_args=None):
         measured = _Measured(self.get_metrics_namespace())
         for ex in batch:
-            yield PredictionResult(ex, {name: measured.colorize(col, ex.gray) for name, col in model.items()},
-                                   model_id=",".join(self.models))
+            yield PredictionResult(
+                ex,
+                {name: measured.colorize(col, ex.gray) for name, col in model.items()},
+                model_id=",".join(self.models),
+            )
 
     def get_num_bytes(self, batch):
         return sum(ex.gray.nbytes for ex in batch)

@@ -18,6 +18,7 @@ Paths under an ``exclude`` prefix (the archive job's own output folder) are not 
 Every candidate ends either as an `ImageFile` on the main output or as a
 dead letter (``{"path", "stage", "reason"}``) on the ``dead`` output.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,27 @@ from .fs import is_remote, read_bytes
 from .sources import Limits, MemberError, chain_key, chain_rel, is_archive_name, walk_archive
 
 #: File names taken as images (the content decides the format; see colorize_tf.imageio.DECODE_FORMATS).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".webp",
-                    ".pgm", ".ppm", ".pbm", ".pnm", ".jp2", ".j2k", ".jpf", ".jpx")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".dib",
+    ".gif",
+    ".webp",
+    ".pgm",
+    ".ppm",
+    ".pbm",
+    ".pnm",
+    ".jp2",
+    ".j2k",
+    ".jpf",
+    ".jpx",
+)
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 DEAD = "dead"
 GLOB_CHARS = "*?["
@@ -125,8 +145,9 @@ def _walk_local(root, follow_symlinks):
         for n in sorted(dirs):
             p = os.path.join(d, n)
             if os.path.islink(p) and not follow_symlinks:
-                dead.append(dead_letter(p, "list",
-                                        "symbolic link to a folder refused (--follow_symlinks follows links)"))
+                dead.append(
+                    dead_letter(p, "list", "symbolic link to a folder refused (--follow_symlinks follows links)")
+                )
         for n in sorted(names):
             p = os.path.join(d, n)
             if os.path.islink(p) and not follow_symlinks:
@@ -145,8 +166,9 @@ def _link_reason(path, follow_symlinks):
     return "symbolic link refused (--follow_symlinks follows links)"
 
 
-def expand_spec(spec: str, list_root: Optional[str] = None, exclude: Sequence[str] = (),
-                follow_symlinks: bool = True) -> Tuple[List[Tuple[str, str]], List[dict]]:
+def expand_spec(
+    spec: str, list_root: Optional[str] = None, exclude: Sequence[str] = (), follow_symlinks: bool = True
+) -> Tuple[List[Tuple[str, str]], List[dict]]:
     """Resolve an input SPEC into files.
 
     Parameters
@@ -275,8 +297,10 @@ class ReadFileDoFn(beam.DoFn):
         import tempfile
 
         limits = Limits(max_bytes=self.max_bytes or Limits().max_bytes)
-        with tempfile.TemporaryDirectory(prefix="colorize-read-") as tmp, \
-                FileSystems.open(path, compression_type="uncompressed") as fh:
+        with (
+            tempfile.TemporaryDirectory(prefix="colorize-read-") as tmp,
+            FileSystems.open(path, compression_type="uncompressed") as fh,
+        ):
             for m in walk_archive(fh, path, limits, tmpdir=tmp):
                 where = chain_key(path, m.chain)
                 if m.kind in ("refused", "failed"):
@@ -343,8 +367,8 @@ class ListFiles(beam.PTransform):
         listed = (
             pbegin
             | "Spec" >> beam.Create([(self.spec, self.list_root)])
-            | "Expand" >> beam.ParDo(ExpandSpecDoFn(self.exclude, self.follow_symlinks)).with_outputs(
-                DEAD, main="files")
+            | "Expand"
+            >> beam.ParDo(ExpandSpecDoFn(self.exclude, self.follow_symlinks)).with_outputs(DEAD, main="files")
         )
         return {"files": listed.files | "Spread" >> beam.Reshuffle(), DEAD: listed[DEAD]}
 
@@ -362,7 +386,8 @@ class ReadImages(beam.PTransform):
     def expand(self, pbegin):
         listed = pbegin | "ListFiles" >> ListFiles(self.spec, self.list_root)
         read = listed["files"] | "ReadFiles" >> beam.ParDo(ReadFileDoFn(self.max_bytes)).with_outputs(
-            DEAD, main="files")
+            DEAD, main="files"
+        )
         all_dead = (listed[DEAD], read[DEAD]) | "MergeDead" >> beam.Flatten()
         return {"files": read.files, DEAD: all_dead}
 
@@ -382,5 +407,8 @@ def write_jsonl(pcoll, prefix, label, one_file=False):
     import json
 
     kwargs = {"shard_name_template": ""} if one_file else {}
-    return pcoll | f"{label}ToJson" >> beam.Map(json.dumps, sort_keys=True) | f"Write{label}" >> \
-        beam.io.WriteToText(prefix, file_name_suffix=".jsonl", **kwargs)
+    return (
+        pcoll
+        | f"{label}ToJson" >> beam.Map(json.dumps, sort_keys=True)
+        | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl", **kwargs)
+    )

@@ -1,4 +1,5 @@
 """Beam DoFn preparing labelled scenes for the scene parser."""
+
 from __future__ import annotations
 
 import apache_beam as beam

@@ -17,6 +17,7 @@ Reading cost: a ``.zip`` is read member by member (random access: members are sp
 workers); a tar is a stream, so one worker reads a whole tar (and any archive nested in a
 member) in one pass.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -183,8 +184,9 @@ def _spool_zip_member(zf, info, cap):
         try:
             with zf.open(info) as reader:
                 # a header that understates the size is caught by the cap on bytes actually read
-                return spool_stream(reader, tmpdir, min(cap, info.file_size), "the member",
-                                    posixpath.splitext(info.filename)[1][:16])
+                return spool_stream(
+                    reader, tmpdir, min(cap, info.file_size), "the member", posixpath.splitext(info.filename)[1][:16]
+                )
         except MemberError:
             raise
         except Exception as exc:
@@ -199,8 +201,9 @@ def _walk_zip(fh, chain, limits, depth, descend, tmpdir):
     try:
         zf = zipfile.ZipFile(fh)
     except Exception as exc:
-        yield Member(chain, "failed", reason=f"unreadable zip archive ({type(exc).__name__}: {exc}); "
-                                             "no member can be listed")
+        yield Member(
+            chain, "failed", reason=f"unreadable zip archive ({type(exc).__name__}: {exc}); no member can be listed"
+        )
         yield Member(chain, "end", reason="unreadable")
         return
     count = 0
@@ -270,9 +273,14 @@ def _walk_tar(fh, chain, limits, depth, descend, tmpdir):
                     yield Member(chain, "failed", reason=f"more than {limits.max_members} entries: the rest not read")
                     break
                 if m.offset > expected and count:
-                    yield Member(chain + ((-1, f"@{expected}"),), "failed", reason=(
-                        f"damaged archive region: {m.offset - expected} bytes at offset {expected} skipped "
-                        "(a damaged header; the member stored there is lost)"))
+                    yield Member(
+                        chain + ((-1, f"@{expected}"),),
+                        "failed",
+                        reason=(
+                            f"damaged archive region: {m.offset - expected} bytes at offset {expected} skipped "
+                            "(a damaged header; the member stored there is lost)"
+                        ),
+                    )
                 expected = m.offset_data + ((m.size + 511) // 512) * 512 if m.isreg() else m.offset_data
                 if m.isdir():
                     continue
@@ -280,8 +288,9 @@ def _walk_tar(fh, chain, limits, depth, descend, tmpdir):
                 here = chain + ((index, m.name),)
                 kind = _tar_kind(m)
                 if kind != "file":
-                    yield Member(here, "refused", m.size, reason=f"{'symbolic link' if m.issym() else kind} "
-                                                                  "entry refused")
+                    yield Member(
+                        here, "refused", m.size, reason=f"{'symbolic link' if m.issym() else kind} entry refused"
+                    )
                     continue
                 reason = unsafe_member_reason(m.name)
                 if reason:
@@ -290,11 +299,13 @@ def _walk_tar(fh, chain, limits, depth, descend, tmpdir):
 
                 def spool(tmpdir, m=m):
                     if m.size > limits.max_bytes:
-                        raise MemberError(f"too large: {m.size} bytes > the {limits.max_bytes}-byte limit "
-                                          "(--max_file_bytes)")
+                        raise MemberError(
+                            f"too large: {m.size} bytes > the {limits.max_bytes}-byte limit (--max_file_bytes)"
+                        )
                     try:
-                        return spool_stream(tf.extractfile(m), tmpdir, m.size, "the member",
-                                            posixpath.splitext(m.name)[1][:16])
+                        return spool_stream(
+                            tf.extractfile(m), tmpdir, m.size, "the member", posixpath.splitext(m.name)[1][:16]
+                        )
                     except MemberError:
                         raise
                     except Exception as exc:
@@ -332,8 +343,9 @@ def _member_or_nested(here, name, size, spool, limits, depth, descend, tmpdir):
         os.unlink(local)
 
 
-def walk_archive(fh, name, limits=Limits(), chain=(), depth=1, descend=lambda chain: True,
-                 tmpdir=None) -> Iterator[Member]:
+def walk_archive(
+    fh, name, limits=Limits(), chain=(), depth=1, descend=lambda chain: True, tmpdir=None
+) -> Iterator[Member]:
     """Events for the entries of the archive open in `fh` (a binary file object; seekable for zip).
 
     Parameters
@@ -364,9 +376,16 @@ def walk_zip_members(fh, indices, limits=Limits(), descend=lambda chain: True, t
         infos = zf.infolist()
         for index in sorted(indices):
             info = infos[index]
-            yield from _member_or_nested(((index, info.filename),), info.filename, info.file_size,
-                                         _spool_zip_member(zf, info, limits.max_bytes), limits, 1, descend,
-                                         tmpdir or tempfile.gettempdir())
+            yield from _member_or_nested(
+                ((index, info.filename),),
+                info.filename,
+                info.file_size,
+                _spool_zip_member(zf, info, limits.max_bytes),
+                limits,
+                1,
+                descend,
+                tmpdir or tempfile.gettempdir(),
+            )
 
 
 def copy_to_local(fs_open, path, tmpdir, cap):

@@ -3,6 +3,8 @@ model to train, and the bundle's upload. Plain functions over rows; the DoFns ar
 
 from __future__ import annotations
 
+import os
+
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
@@ -47,12 +49,18 @@ def write_split(out, train, val, val_fraction, seed):
     ``OUT/split.json`` (their ids and images per stratum)."""
     from colorize_tf.splits import strata_counts
 
-    write_atomically(FileSystems.join(out, "validation.txt"), "".join(r["path"] + "\n" for r in val).encode())
-    write_json(FileSystems.join(out, "split.json"), {
-        "val_fraction": val_fraction, "seed": seed,
-        "train_strata": strata_counts(r["image_id"] for r in train),
-        "validation_strata": strata_counts(r["image_id"] for r in val),
-        "validation": [r["image_id"] for r in val]})
+    paths = [r["path"] if is_remote(r["path"]) else os.path.abspath(r["path"]) for r in val]
+    write_atomically(FileSystems.join(out, "validation.txt"), "".join(p + "\n" for p in paths).encode())
+    write_json(
+        FileSystems.join(out, "split.json"),
+        {
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "train_strata": strata_counts(r["image_id"] for r in train),
+            "validation_strata": strata_counts(r["image_id"] for r in val),
+            "validation": [r["image_id"] for r in val],
+        },
+    )
 
 
 def root_spec(train, val, model_dir, tune_images, seed=0):
@@ -62,9 +70,14 @@ def root_spec(train, val, model_dir, tune_images, seed=0):
 
     path_of = {r["image_id"]: r["path"] for r in val}
     tune = stratified_sample([r["image_id"] for r in val], tune_images, seed)
-    return {"cluster_id": "all", "train_ids": [r["image_id"] for r in train],
-            "val_ids": [r["image_id"] for r in val], "tune_paths": [path_of[i] for i in tune],
-            "model_dir": model_dir, "with_parser": True}
+    return {
+        "cluster_id": "all",
+        "train_ids": [r["image_id"] for r in train],
+        "val_ids": [r["image_id"] for r in val],
+        "tune_paths": [path_of[i] for i in tune],
+        "model_dir": model_dir,
+        "with_parser": True,
+    }
 
 
 def cluster_spec(cluster, path_of, model_dir, held_out=frozenset(), root_dir=None, learning_rate=None):
@@ -73,10 +86,17 @@ def cluster_spec(cluster, path_of, model_dir, held_out=frozenset(), root_dir=Non
     the root one at `learning_rate`."""
     val = [m for m in cluster.members if m in held_out]
     train = [m for m in cluster.members if m not in held_out] or list(cluster.members)
-    return {"cluster_id": cluster.cluster_id, "train_ids": train, "val_ids": [m for m in val if m not in train],
-            "tune_paths": [], "model_dir": model_dir, "with_parser": False,
-            "members": [(m, path_of[m]) for m in cluster.members], "init_model_dir": root_dir,
-            "learning_rate": learning_rate if root_dir else None}
+    return {
+        "cluster_id": cluster.cluster_id,
+        "train_ids": train,
+        "val_ids": [m for m in val if m not in train],
+        "tune_paths": [],
+        "model_dir": model_dir,
+        "with_parser": False,
+        "members": [(m, path_of[m]) for m in cluster.members],
+        "init_model_dir": root_dir,
+        "learning_rate": learning_rate if root_dir else None,
+    }
 
 
 def write_bundle_anywhere(out, clusters, reports, params):
@@ -91,4 +111,3 @@ def write_bundle_anywhere(out, clusters, reports, params):
     with open(FileSystems.join(local, BUNDLE_FILE), "rb") as fh:
         write_atomically(FileSystems.join(out, BUNDLE_FILE), fh.read())
     return meta
-

@@ -1,4 +1,5 @@
 """Beam DoFn training one chrominance regressor per element (a cluster of images)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,9 @@ class TrainRegressorDoFn(beam.DoFn):
         Descriptor columns kept (block ablations).
     """
 
-    def __init__(self, shards, descriptor_config, settings, refine=None, parser_dir=None, family="regressor",
-                 columns=None):
+    def __init__(
+        self, shards, descriptor_config, settings, refine=None, parser_dir=None, family="regressor", columns=None
+    ):
         self.shards = shards
         self.family = family
         self.columns = None if columns is None else list(columns)
@@ -111,8 +113,13 @@ class TrainRegressorDoFn(beam.DoFn):
         cid = spec["cluster_id"]
         x, uv, ids = self._samples(spec, serialized, spec["train_ids"])
         val = self._samples(spec, serialized, spec["val_ids"])[:2] if spec.get("val_ids") else None
-        log.info("cluster %s: training on %d images / %d samples (%d val samples)",
-                 cid, len(ids), len(x), 0 if val is None else len(val[0]))
+        log.info(
+            "cluster %s: training on %d images / %d samples (%d val samples)",
+            cid,
+            len(ids),
+            len(x),
+            0 if val is None else len(val[0]),
+        )
         fam = registry.get(self.family)
         settings = self.settings
         if spec.get("init_model_dir") and spec.get("learning_rate"):
@@ -120,12 +127,24 @@ class TrainRegressorDoFn(beam.DoFn):
         init_dir = local_copy(spec["init_model_dir"]) if spec.get("init_model_dir") else None
         tmp = tempfile.mkdtemp(prefix=f"train-{cid}-")
         try:
-            predictor, record = fam.train(x, uv, val, settings, init_dir=init_dir,
-                                          log_dir=os.path.join(tmp, "tensorboard"), log_prefix=f"cluster {cid}: ")
+            predictor, record = fam.train(
+                x,
+                uv,
+                val,
+                settings,
+                init_dir=init_dir,
+                log_dir=os.path.join(tmp, "tensorboard"),
+                log_prefix=f"cluster {cid}: ",
+            )
             record.update(images=int(len(ids)), cluster_id=cid)
-            log.info("cluster %s (%s): %s epochs, best loss %.5f val %.5f", cid, self.family,
-                     record.get("epochs_run", "-"), record.get("best_loss", float("nan")),
-                     record.get("best_val_loss", float("nan")))
+            log.info(
+                "cluster %s (%s): %s epochs, best loss %.5f val %.5f",
+                cid,
+                self.family,
+                record.get("epochs_run", "-"),
+                record.get("best_loss", float("nan")),
+                record.get("best_val_loss", float("nan")),
+            )
             refine = self._tune(spec, predictor, record)
             meta = self._write(spec, fam, predictor, record, refine, tmp)
         finally:
@@ -175,7 +194,11 @@ def psnr_row(result, cluster_of_dir):
 
     pred = result
     ex = pred.example
-    return {"cluster_id": cluster_of_dir[pred.model_id], "image_id": ex.image_id, "psnr": psnr(pred.inference.rgb, ex.rgb)}
+    return {
+        "cluster_id": cluster_of_dir[pred.model_id],
+        "image_id": ex.image_id,
+        "psnr": psnr(pred.inference.rgb, ex.rgb),
+    }
 
 
 class KeyByClusterDoFn(beam.DoFn):

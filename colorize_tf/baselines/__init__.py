@@ -18,5 +18,6 @@ Families (``pipelines.train --family NAME``; each is a model directory with
     ``--patch_size 3``), Adam with learning rate 0.001; a pixel gets its
     predicted class's colour.
 """
+
 from . import hog  # noqa: F401  (registers the luma / hog descriptor blocks)
 from .models import BASELINES, LinearSVRChroma, MeanChroma, RichartClassifier  # noqa: F401  (registers the families)

@@ -5,6 +5,7 @@ For each pixel: the 16x16 block around it, split into 2x2 cells of 8x8, a
 36 values), L2-Hys normalised over the block (as Dalal & Triggs / scikit-image).
 Computed for every pixel at once with box filters over per-bin magnitude maps.
 """
+
 from __future__ import annotations
 
 import math

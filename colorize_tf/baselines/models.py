@@ -1,4 +1,5 @@
 """Comparator systems' models (see the package docstring); each registers as a model family."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,12 @@ class LinearSVRChroma:
         return (z @ self.coef.T + self.intercept).astype(np.float32)
 
     def state(self):
-        return {"coef": self.coef.tolist(), "intercept": self.intercept.tolist(), "mean": self.mean.tolist(),
-                "std": self.std.tolist()}
+        return {
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
 
     @classmethod
     def fit(cls, x, uv, max_samples=400_000, C=0.1, seed=0, **_):
@@ -60,8 +65,9 @@ class LinearSVRChroma:
         z = (xs - mean) / std
         coef, icpt = [], []
         for c in range(2):
-            svr = LinearSVR(C=C, epsilon=0.0, loss="squared_epsilon_insensitive", dual=False, max_iter=5000,
-                            random_state=seed).fit(z, ys[:, c])
+            svr = LinearSVR(
+                C=C, epsilon=0.0, loss="squared_epsilon_insensitive", dual=False, max_iter=5000, random_state=seed
+            ).fit(z, ys[:, c])
             coef.append(svr.coef_)
             icpt.append(float(np.ravel(svr.intercept_)[0]))
         return cls(coef, icpt, mean, std), {"svr_samples": int(len(idx)), "C": C}
@@ -76,8 +82,11 @@ class RichartClassifier:
         self.model = model
         self.centres = np.asarray(centres, np.float32)
         self.input_dim = int(model.input_shape[-1])
-        self._fn = tf.function(lambda t: tf.argmax(model(t, training=False), axis=-1), autograph=False,
-                               input_signature=[tf.TensorSpec([None, self.input_dim], tf.float32)])
+        self._fn = tf.function(
+            lambda t: tf.argmax(model(t, training=False), axis=-1),
+            autograph=False,
+            input_signature=[tf.TensorSpec([None, self.input_dim], tf.float32)],
+        )
 
     def predict(self, x, chunk_rows=65536):
         x = np.asarray(x, np.float32)
@@ -101,13 +110,13 @@ class RichartClassifier:
         _, centres = kmeans(uv[sub], n_colours, seed)
         labels = np.argmin(((uv[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
         mean, std = x.mean(0), np.where(x.std(0) > 1e-6, x.std(0), 1.0)
-        layers = [keras.Input(shape=(x.shape[1],)),
-                  keras.layers.Normalization(mean=mean, variance=std**2)]
+        layers = [keras.Input(shape=(x.shape[1],)), keras.layers.Normalization(mean=mean, variance=std**2)]
         layers += [keras.layers.Dense(h, activation="relu") for h in hidden]
         layers.append(keras.layers.Dense(n_colours, activation="softmax"))
         model = keras.Sequential(layers, name="richart_mlp")
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         val_data = None
         if val is not None:
             val_data = (val[0], np.argmin(((val[1][:, None, :] - centres[None]) ** 2).sum(-1), axis=1))
@@ -140,10 +149,19 @@ def save_baseline(model_dir, family, predictor, descriptor_config, record, refin
         path = os.path.join(model_dir, "classifier.keras")
         predictor.model.save(path)
         files["classifier.keras"] = sha256_file(path)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "family": family, "descriptor": descriptor_config,
-            "input_dim": int(predictor.input_dim), "state": predictor.state(), "training": record,
-            "refine": dataclasses.asdict(refine), "versions": versions(), "files": files,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "family": family,
+        "descriptor": descriptor_config,
+        "input_dim": int(predictor.input_dim),
+        "state": predictor.state(),
+        "training": record,
+        "refine": dataclasses.asdict(refine),
+        "versions": versions(),
+        "files": files,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     write_json(os.path.join(model_dir, META_FILE), meta)
     return meta
 
@@ -155,8 +173,9 @@ def _loader(family):
             return MeanChroma(st["uv_mean"], meta["input_dim"])
         if family == "hog_svr":
             return LinearSVRChroma(st["coef"], st["intercept"], st["mean"], st["std"])
-        model = load_verified_keras(os.path.join(model_dir, "classifier.keras"),
-                                    meta["files"].get("classifier.keras"), META_FILE, verify)
+        model = load_verified_keras(
+            os.path.join(model_dir, "classifier.keras"), meta["files"].get("classifier.keras"), META_FILE, verify
+        )
         return RichartClassifier(model, st["centres"])
 
     return load
@@ -181,13 +200,24 @@ def _register():
     from ..colorize import PixelColorizer
     from ..registry import Family, register
 
-    summaries = {"mean_chroma": "every pixel gets the mean training U, V",
-                 "hog_svr": "Zhu, Zhao, Guo: luminance + HOG, linear SVR per channel",
-                 "richart": "Richart et al.: 9 colour classes, MLP on the 3x3 patch"}
+    summaries = {
+        "mean_chroma": "every pixel gets the mean training U, V",
+        "hog_svr": "Zhu, Zhao, Guo: luminance + HOG, linear SVR per channel",
+        "richart": "Richart et al.: 9 colour classes, MLP on the 3x3 patch",
+    }
     blocks = {"hog_svr": "luma,hog", "richart": "patch", "mean_chroma": "patch"}
     for name in BASELINES:
-        register(Family(name, summaries[name], colorizer=PixelColorizer.load, load=_loader(name),
-                        train=_trainer(name), save=_saver(name), blocks=blocks[name]))
+        register(
+            Family(
+                name,
+                summaries[name],
+                colorizer=PixelColorizer.load,
+                load=_loader(name),
+                train=_trainer(name),
+                save=_saver(name),
+                blocks=blocks[name],
+            )
+        )
 
 
 _register()
