@@ -25,6 +25,7 @@ from pipelines.options import (
     add_refine,
     add_selection,
     alias,
+    colorize_settings,
     job_parser,
     positive_int,
     setup_logging,
@@ -67,7 +68,7 @@ def colorize_file(colorizer, path, out_path, quality=95, max_pixels=DEFAULT_MAX_
 
 
 def main(argv=None):
-    from colorize_tf.registry import ColorizeSettings, load_colorizer
+    from colorize_tf.registry import load_colorizer
 
     setup_logging()
     try:
@@ -77,13 +78,7 @@ def main(argv=None):
                 normalise_format(args.format)
             except ValueError as exc:
                 raise UsageError(f"--format: {exc}") from None
-        settings = ColorizeSettings(
-            refine=args.refine,
-            tile=args.tile,
-            parser_dir=args.parser,
-            selection_k=args.selection_k,
-            selection_layers=args.selection_layers,
-        )
+        settings = colorize_settings(args)
         try:
             colorizer = load_colorizer(args.model, settings)
         except (OSError, ValueError) as exc:

@@ -32,7 +32,6 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from colorize_tf.imageio import BASE_RSS_BYTES, DEFAULT_MAX_PIXELS, normalise_format, pixel_limit_for_budget
-from colorize_tf.registry import ColorizeSettings
 from transforms.colorize import (
     FAILED,
     MANIFEST_COLUMNS,
@@ -60,6 +59,7 @@ from .options import (
     add_refine,
     add_selection,
     alias,
+    colorize_settings,
     is_dry_run,
     job_parser,
     main_entry,
@@ -159,16 +159,6 @@ def build_parser():
     alias(parser, "--force", "--overwrite")
     alias(parser, "--archive_max_pixels", "--max_pixels")
     return parser
-
-
-def colorize_settings(opts):
-    return ColorizeSettings(
-        refine=opts.refine,
-        tile=opts.tile,
-        parser_dir=opts.parser,
-        selection_k=opts.selection_k,
-        selection_layers=opts.selection_layers,
-    )
 
 
 def _range(name, value, lo, hi, allow_zero=False):

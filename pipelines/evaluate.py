@@ -35,6 +35,7 @@ from .options import (
     add_output,
     add_refine,
     add_selection,
+    colorize_settings,
     is_dry_run,
     job_parser,
     main_entry,
@@ -87,13 +88,7 @@ def build(pipeline, args):
     examples = read["files"] | "ReadForEvaluation" >> beam.ParDo(ReadForEvaluationDoFn()).with_outputs(
         DEAD, main="examples"
     )
-    settings = ColorizeSettings(
-        refine=args.refine,
-        tile=args.tile,
-        parser_dir=args.parser,
-        selection_k=args.selection_k,
-        selection_layers=args.selection_layers,
-    )
+    settings = colorize_settings(args)
     handler = ColorizerHandler(
         {"model": args.model, **args.baselines},
         {"model": settings},

@@ -230,6 +230,19 @@ def add_selection(parser, k_default=None, layers_default=None, old_k=()):
         alias(parser, name, "--selection_k")
 
 
+def colorize_settings(args, tile=None):
+    """The ColorizeSettings a job's parsed flags ask for (--refine, --tile, --parser, --selection_*)."""
+    from colorize_tf.registry import ColorizeSettings
+
+    return ColorizeSettings(
+        refine=args.refine,
+        tile=args.tile if tile is None else tile,
+        parser_dir=args.parser,
+        selection_k=args.selection_k,
+        selection_layers=args.selection_layers,
+    )
+
+
 def add_seed(parser):
     parser.add_argument("--seed", type=int, default=0, help="Seed for sampling, splits and initialisation.")
 

@@ -5,7 +5,7 @@ import zipfile
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from conftest import synthetic_scene, write_png
 
@@ -25,7 +25,7 @@ def test_list_file_entries_resolve_and_missing_ones_are_dead_letters(tmp_path):
     root = _images(tmp_path)
     listing = tmp_path / "list.txt"
     listing.write_text("a\nsub/b.png\n\nmissing_one\n")  # entries without extension match ENTRY.*
-    with TestPipeline() as p:
+    with BeamPipeline() as p:
         read = p | ReadImages(str(listing), str(root))
         assert_that(
             read["files"] | beam.Map(lambda f: (f.image_id, len(f.data) > 100)),
@@ -48,7 +48,7 @@ def test_zip_input_yields_its_members(tmp_path):
         zf.write(root / "a.png", "x/a.png")
         zf.write(root / "sub" / "b.png", "b.png")
         zf.writestr("readme.txt", "hello")
-    with TestPipeline() as p:
+    with BeamPipeline() as p:
         read = p | ReadImages(str(archive), None)
         # members are read with ids under the archive's stem; a non-image member is read too and becomes
         # a decode dead letter downstream (every member accounted for)
@@ -79,7 +79,7 @@ def test_extract_features_dofn_samples_true_chroma_and_dead_letters(tmp_path):
         expected = rgb_to_yuv(np.round(truth * 255)[yx[:, 0], yx[:, 1]] / 255.0)[:, 1:]
         assert ex["x"].shape == (64, 81) and np.allclose(ex["uv"], expected, atol=1e-5)
 
-    with TestPipeline() as p:
+    with BeamPipeline() as p:
         out = (
             p
             | beam.Create([good.path, bad.path])
@@ -102,7 +102,7 @@ def test_key_by_cluster_keeps_members_only():
     from transforms.training import KeyByClusterDoFn
 
     examples = [encode_example(i, [[0.0]], [[0.0, 0.0]], [[0, 0]], 1, 1) for i in ("a", "b", "c")]
-    with TestPipeline() as p:
+    with BeamPipeline() as p:
         keyed = (
             p
             | beam.Create(examples)
@@ -115,7 +115,7 @@ def test_key_by_cluster_keeps_members_only():
 def test_write_jsonl_and_read_back(tmp_path):
     from transforms.io import read_jsonl, write_jsonl
 
-    with TestPipeline() as p:
+    with BeamPipeline() as p:
         write_jsonl(p | beam.Create([{"b": 2, "a": 1}, {"a": 3}]), str(tmp_path / "rows"), "Rows")
     rows = read_jsonl(str(tmp_path / "rows-*.jsonl"))
     assert sorted(r["a"] for r in rows) == [1, 3]

@@ -9,10 +9,10 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from colorize_tf.imageio import ImageDecodeError, decode_image, encode_image
+from colorize_tf.imageio import encode_image
 
 from .fs import write_atomically
-from .io import DEAD, dead_letter
+from .io import DEAD, decode_colour
 
 
 class ReadForEvaluationDoFn(beam.DoFn):
@@ -25,15 +25,10 @@ class ReadForEvaluationDoFn(beam.DoFn):
     def process(self, item):
         from .inference import ImageExample
 
-        try:
-            pic = decode_image(item.data)
-        except ImageDecodeError as exc:
+        pic, dead = decode_colour(item.data, item.path, "evaluate")
+        if dead is not None:
             self.bad.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "decode", exc))
-            return
-        if pic.rgb is None:
-            self.bad.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "evaluate", "no colour ground truth"))
+            yield beam.pvalue.TaggedOutput(DEAD, dead)
             return
         yield ImageExample(item.image_id, item.path, pic.gray, pic.rgb)
 

@@ -11,11 +11,11 @@ from apache_beam.metrics import Metrics
 from colorize_tf.color import rgb_to_yuv
 from colorize_tf.features import sample_pixels
 from colorize_tf.gist import gist
-from colorize_tf.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from colorize_tf.imageio import DEFAULT_MAX_PIXELS
 from colorize_tf.parser import semantic_histogram
 
 from .fs import local_copy
-from .io import DEAD, dead_letter
+from .io import DEAD, dead_letter, decode_colour
 
 IMAGES = "images"
 
@@ -94,17 +94,10 @@ class ExtractFeaturesDoFn(beam.DoFn):
         self.semantic_index = self.descriptor.names.index("semantic") if "semantic" in self.descriptor.names else None
 
     def process(self, item):
-        try:
-            pic = decode_image(item.data, max_pixels=self.max_pixels)
-        except ImageDecodeError as exc:
-            self.bad.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "decode", exc))
-            return
-        if pic.rgb is None:
-            self.no_colour.inc()
-            yield beam.pvalue.TaggedOutput(
-                DEAD, dead_letter(item.path, "features", f"no colour to learn from (mode {pic.mode})")
-            )
+        pic, dead = decode_colour(item.data, item.path, "features", self.max_pixels)
+        if dead is not None:
+            (self.no_colour if dead["stage"] == "features" else self.bad).inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead)
             return
         try:
             coords = sample_pixels(pic.gray, self.n_samples, self.edge_fraction, image_seed(item.image_id, self.seed))

@@ -98,6 +98,28 @@ def dead_letter(path, stage, reason):
     return {"path": display(path), "stage": stage, "reason": display(reason)}
 
 
+def decode_colour(data, path, stage, max_pixels=None):
+    """A colour photo to learn from or score against.
+
+    Returns
+    -------
+    (Picture, None)
+        When `data` decodes and has colour.
+    (None, dict)
+        Otherwise a dead letter: stage ``decode`` with the decoder's reason, or `stage` with
+        ``no colour ground truth (mode M)``.
+    """
+    from colorize_tf.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+
+    try:
+        pic = decode_image(data, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    except ImageDecodeError as exc:
+        return None, dead_letter(path, "decode", exc)
+    if pic.rgb is None:
+        return None, dead_letter(path, stage, f"no colour ground truth (mode {pic.mode})")
+    return pic, None
+
+
 def _is_glob(spec):
     return any(c in spec for c in GLOB_CHARS)
 

@@ -14,11 +14,11 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from colorize_tf.imageio import ImageDecodeError, decode_image
+from colorize_tf.imageio import decode_image
 from colorize_tf.parser import PARSER_FILE, PARSER_META
 
 from .fs import copy_tree, local_copy, read_bytes
-from .io import DEAD, dead_letter
+from .io import DEAD, dead_letter, decode_colour
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +175,12 @@ class ReferenceImageDoFn(beam.DoFn):
 
         model_dir, image_id, path = item
         try:
-            pic = decode_image(read_bytes(path))
-        except (ImageDecodeError, OSError) as exc:
+            pic, dead = decode_colour(read_bytes(path), path, "reference")
+        except OSError as exc:  # vanished or unreadable since the feature job
+            pic, dead = None, dead_letter(path, "read", exc)
+        if dead is not None:
             self.failed.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(path, "decode", exc))
-            return
-        if pic.rgb is None:
-            self.failed.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(path, "decode", "no colour ground truth"))
+            yield beam.pvalue.TaggedOutput(DEAD, dead)
             return
         yield model_dir, ImageExample(image_id, path, pic.gray, pic.rgb)
 
