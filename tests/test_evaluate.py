@@ -6,9 +6,20 @@ from conftest import synthetic_scene, write_png
 from PIL import Image
 
 
-def test_evaluate_report(model_dir, tmp_path):
-    from colorize_tf.metrics import gray_baseline, psnr
-    from pipelines import evaluate
+def test_evaluate_report(model_dir, features_dir, tmp_path):
+    from colorize_tf.metrics import colourfulness, gray_baseline, psnr
+    from pipelines import evaluate, train
+
+    mean = tmp_path / "mean_chroma"  # a comparator scored in the same pass
+    train.run(
+        [
+            f"--features={features_dir}",
+            f"--output={mean}",
+            "--family=mean_chroma",
+            "--refine=0,0,0",
+            "--runner=FnApiRunner",
+        ]
+    )
 
     src = tmp_path / "eval"
     src.mkdir()
@@ -22,18 +33,25 @@ def test_evaluate_report(model_dir, tmp_path):
             f"--model={model_dir}",
             f"--output={out}",
             "--runner=FnApiRunner",
-            f"--baselines=same={model_dir}",
+            f"--baselines=mean={mean}",
         ]
     )
     data = json.loads((out / "report.json").read_text())
     for key in ("mean_psnr", "mean_psnr_gray", "mean_l_uv", "mean_l_uv_gray"):
         assert key in data and data[key] == report[key]
     assert data["images"] == 4 and len(data["per_image"]) == 4
-    assert np.isclose(data["mean_psnr_same"], data["mean_psnr"])  # a baseline scored in the same pass
+    # the model beats one constant colour on these training-like scenes, image by image
+    assert all(r["psnr"] > r["psnr_mean"] for r in data["per_image"])
+    gain = data["gain_psnr"]
+    assert gain["ci95"][0] <= gain["mean"] <= gain["ci95"][1]
+    assert np.isclose(gain["mean"], np.mean([r["psnr"] - r["psnr_gray"] for r in data["per_image"]]))
+    assert data["gain_psnr_mean"]["mean"] < gain["mean"]
     rec = data["per_image"][0]
     assert {"psnr", "psnr_gray", "l_uv", "l_uv_gray", "cluster", "seconds"} <= set(rec)
     truth = np.asarray(Image.open(src / f"{rec['image_id']}.png"))
     assert np.isclose(rec["psnr_gray"], psnr(gray_baseline(truth), truth))
+    assert np.isclose(rec["colourfulness_truth"], colourfulness(truth), rtol=1e-4)
+    assert 0 < data["colourfulness_ratio"] < 2
     assert np.isclose(data["mean_psnr"], np.mean([r["psnr"] for r in data["per_image"]]))
     html = (out / "index.html").read_text()
     assert html.count("<tr>") == 5 and os.path.exists(out / rec["ours_image"])

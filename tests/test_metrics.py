@@ -56,3 +56,29 @@ def test_refinement_scale_and_parse():
     p = RefineParams.parse("61,0.05,40,0.5")
     assert p == RefineParams(61, 0.05, 40.0, 0.5) and p.cost < RefineParams(61, 0.05, 40.0).cost / 10
     assert RefineParams.parse(None) is None and not RefineParams.parse("0,0,0").enabled
+
+
+def test_colourfulness_matches_hasler_suesstrunk():
+    from colorize_tf.metrics import colourfulness
+
+    gray = np.full((8, 8, 3), 0.5, np.float32)
+    assert colourfulness(gray) == 0.0
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255  # rg = 255, yb = 127.5, no spread: M = 0.3 * sqrt(255^2 + 127.5^2)
+    assert np.isclose(colourfulness(red), 0.3 * np.hypot(255, 127.5))
+    half = red.copy()
+    half[:, :4] = 0  # half black: rg and yb spread
+    rg, yb = np.r_[np.zeros(32), np.full(32, 255.0)], np.r_[np.zeros(32), np.full(32, 127.5)]
+    assert np.isclose(colourfulness(half), np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_images():
+    from colorize_tf.metrics import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    small = rng.normal(0.5, 1.0, 30)
+    large = rng.normal(0.5, 1.0, 3000)
+    m, lo, hi = bootstrap_interval(small)
+    assert lo < m < hi and np.isclose(m, small.mean())
+    _, lo2, hi2 = bootstrap_interval(large)
+    assert (hi2 - lo2) < (hi - lo) / 5 and lo2 < 0.5 < hi2
