@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import threading
 import time
 
 import numpy as np
@@ -267,13 +268,15 @@ class Regressor:
 
 
 _START_MODELS = {}
+_START_LOCK = threading.Lock()
 
 
 def _start_model(init_dir):
-    """The network a cluster fine-tunes, loaded once per process."""
-    if init_dir not in _START_MODELS:
-        _START_MODELS[init_dir] = Regressor.load(init_dir).model
-    return _START_MODELS[init_dir]
+    """The network a cluster fine-tunes, loaded once per process (thread-safe)."""
+    with _START_LOCK:
+        if init_dir not in _START_MODELS:
+            _START_MODELS[init_dir] = Regressor.load(init_dir).model
+        return _START_MODELS[init_dir]
 
 
 def train_family(x, uv, val, settings, init_dir=None, log_dir=None, log_prefix=""):
