@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -28,7 +27,7 @@ from colorize_tf.metrics import gray_baseline, l_uv, psnr, uv_of
 from colorize_tf.registry import load_colorizer
 from colorize_tf.report import side_by_side_html
 from pipelines import extract_features, train
-from pipelines.options import setup_logging
+from pipelines.options import UsageError, job_parser, positive_int, setup_logging
 
 log = logging.getLogger("demo")
 
@@ -68,11 +67,15 @@ def write_inputs(out):
 
 def main(argv=None):
     setup_logging()
-    p = argparse.ArgumentParser(prog="colorize-demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--output", default="demo_out")
-    p.add_argument("--samples_per_image", type=int, default=8192)
-    p.add_argument("--epochs", type=int, default=30)
-    args = p.parse_args(argv)
+    p = job_parser(__doc__, "python -m pipelines.demo", beam=False)
+    p.add_argument("--output", default="demo_out", help="Folder for inputs, features, model, outputs and index.html.")
+    p.add_argument("--samples_per_image", type=positive_int, default=8192, help="N_s for the feature job.")
+    p.add_argument("--epochs", type=positive_int, default=30, help="Most training epochs (early stopping).")
+    try:
+        args = p.parse_args(argv)
+    except UsageError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
     out = os.path.abspath(args.output)
     t0 = time.time()
     train_dir, gray_dir, truth_dir = write_inputs(out)
