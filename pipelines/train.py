@@ -216,6 +216,19 @@ def _failed_row(failure):
     return {"path": ",".join(ex.path for _, ex in batch), "stage": "colorize", "reason": repr(exc)[:500]}
 
 
+def nearest_clusters(val_ids, val_gist, clusters):
+    """Validation images by the cluster whose GIST centre is nearest: they stop that cluster's training
+    early, and never join a cluster (their GIST does not move a centre), so choosing the selection settings
+    on them stays honest."""
+    out = {c.cluster_id: [] for c in clusters}
+    if len(val_ids):
+        centres = np.stack([c.centre for c in clusters])
+        nearest = np.argmin(((val_gist[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+        for image_id, n in zip(val_ids, nearest):
+            out[clusters[n].cluster_id].append(image_id)
+    return out
+
+
 class _DryRun(Exception):
     """Stops Algorithm 3 after its first job graph under ``--dry_run`` (later layers need real results)."""
 
@@ -273,22 +286,38 @@ def run_clustered(options, args, config, rows, held_out, root):
             f"{len(missing)} images have no GIST in the image table (rerun the feature job): {missing[:3]}"
         )
     by_id = {r["image_id"]: r for r in rows}
-    ids = sorted(by_id)
-    path_of = {i: by_id[i]["path"] for i in ids}
+    ids = sorted(i for i in by_id if i not in held_out)  # validation images never join a cluster
+    val_ids = sorted(held_out)
+    path_of = {i: by_id[i]["path"] for i in by_id}
     gist = np.array([by_id[i]["gist"] for i in ids], np.float32)
+    val_gist = np.array([by_id[i]["gist"] for i in val_ids], np.float32).reshape(len(val_ids), -1)
     hists = None
     if all(by_id[i].get("semantic_hist") for i in ids):
         hists = np.array([by_id[i]["semantic_hist"] for i in ids], np.float32)
     dim = len(select_blocks(config["descriptor"], args.use_blocks)[1]) if args.use_blocks else config["dim"]
     mu = args.mu or minimal_cluster_size(dim, config["samples_per_image"], args.alpha)
-    log.info("adaptive clustering: %d images, N0=%d, mu=%d, epsilon=%.1f dB", len(ids), args.n0, mu, args.epsilon)
+    log.info(
+        "adaptive clustering: %d training images (%d validation images only stop training early), N0=%d, "
+        "mu=%d, epsilon=%.1f dB",
+        len(ids),
+        len(val_ids),
+        args.n0,
+        mu,
+        args.epsilon,
+    )
     init = root_dir if args.cluster_init == "root" and args.family == "regressor" else None
 
     def train_layer(clusters):
         layer = clusters[0].layer
+        early = nearest_clusters(val_ids, val_gist, clusters)
         specs = [
             cluster_spec(
-                c, path_of, FileSystems.join(out, "clusters", c.cluster_id), held_out, init, args.cluster_learning_rate
+                c,
+                path_of,
+                FileSystems.join(out, "clusters", c.cluster_id),
+                early[c.cluster_id],
+                init,
+                args.cluster_learning_rate,
             )
             for c in clusters
         ]

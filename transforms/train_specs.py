@@ -80,16 +80,14 @@ def root_spec(train, val, model_dir, tune_images, seed=0):
     }
 
 
-def cluster_spec(cluster, path_of, model_dir, held_out=frozenset(), root_dir=None, learning_rate=None):
-    """One cluster's element: its members split into training and early-stopping images (the members
-    in the whole set's validation split, `held_out`); with `root_dir` the cluster's regressor fine-tunes
-    the root one at `learning_rate`."""
-    val = [m for m in cluster.members if m in held_out]
-    train = [m for m in cluster.members if m not in held_out] or list(cluster.members)
+def cluster_spec(cluster, path_of, model_dir, val_ids=(), root_dir=None, learning_rate=None):
+    """One cluster's element: its members train, `val_ids` (validation images nearest to the cluster,
+    never members) stop training early; with `root_dir` the cluster's regressor fine-tunes the root one at
+    `learning_rate`. Every member is colorized afterwards for Algorithm 3's PSNR."""
     return {
         "cluster_id": cluster.cluster_id,
-        "train_ids": train,
-        "val_ids": [m for m in val if m not in train],
+        "train_ids": list(cluster.members),
+        "val_ids": list(val_ids),
         "tune_paths": [],
         "model_dir": model_dir,
         "with_parser": False,
