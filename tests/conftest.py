@@ -107,3 +107,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ in JOB_MODULES or JOB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def clustering_args(features, out, epsilon=-60, max_layers=1, epochs=2, **extra):
+    """`pipelines.train` flags for a small Algorithm 3 run (N0 = 2, mu = 3) on the generated images."""
+    args = [
+        f"--features={features}",
+        f"--output={out}",
+        "--adaptive_clustering",
+        "--n0=2",
+        "--mu=3",
+        f"--epsilon={epsilon}",
+        f"--max_layers={max_layers}",
+        f"--epochs={epochs}",
+    ]
+    return args + [f"--{k}={v}" for k, v in extra.items()]

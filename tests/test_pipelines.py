@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import N_IMAGES, SAMPLES, synthetic_scene
+from conftest import N_IMAGES, SAMPLES, clustering_args, synthetic_scene
 from PIL import Image
 
 
@@ -177,19 +177,8 @@ def bundle_dir(features_dir):
 
     out = features_dir.parent / "bundle"
     train.run(
-        [
-            f"--features={features_dir}",
-            f"--output={out}",
-            "--adaptive_clustering",
-            "--n0=2",
-            "--mu=3",
-            "--epsilon=-60",
-            "--max_layers=3",
-            "--epochs=4",
-            "--val_fraction=0.2",
-            "--refine=9,0.1,4",
-            "--runner=FnApiRunner",
-        ]
+        clustering_args(features_dir, out, max_layers=3, epochs=4, val_fraction=0.2, refine="9,0.1,4")
+        + ["--runner=FnApiRunner"]
     )
     return out
 
@@ -228,19 +217,16 @@ def test_algorithm3_prunes_and_trains_a_second_layer(bundle_dir, features_dir, t
     threshold = (first[-3] + first[-4]) / 2  # 3 of the 8 clustered images reach it
     out = tmp_path / "bundle2"
     train.run(
-        [
-            f"--features={features_dir}",
-            f"--output={out}",
-            "--adaptive_clustering",
-            "--n0=2",
-            "--mu=3",
-            f"--epsilon={-threshold}",
-            "--max_layers=2",
-            "--epochs=4",
-            "--val_fraction=0.2",
-            f"--root_model={bundle_dir / 'root'}",
-            "--runner=FnApiRunner",
-        ]
+        clustering_args(
+            features_dir,
+            out,
+            epsilon=-threshold,
+            max_layers=2,
+            epochs=4,
+            val_fraction=0.2,
+            root_model=bundle_dir / "root",
+        )
+        + ["--runner=FnApiRunner"]
     )
     meta, clusters = read_bundle(str(out))
     layers = meta["layers"]

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from conftest import clustering_args
 
 from benchmarks.job_service import portable_services
 
@@ -55,20 +56,7 @@ def test_training_evaluation_and_parser_jobs_on_portable_runner(portable, featur
     train.run([f"--features={features_dir}", f"--output={model}", "--epochs=2", "--tune_images=2"] + portable)
     assert json.loads((model / "model.json").read_text())["input_dim"] == 81
     bundle = tmp_path / "bundle"
-    train.run(
-        [
-            f"--features={features_dir}",
-            f"--output={bundle}",
-            "--adaptive_clustering",
-            "--n0=2",
-            "--mu=3",
-            "--epsilon=-60",
-            "--max_layers=1",
-            "--epochs=2",
-            f"--root_model={model}",
-        ]
-        + portable
-    )
+    train.run(clustering_args(features_dir, bundle, root_model=model) + portable)
     _, clusters = read_bundle(str(bundle))
     assert sum(len(c.members) for c in clusters) >= 6
     imgs = tmp_path / "imgs"

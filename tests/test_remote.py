@@ -5,7 +5,7 @@ import json
 import os
 
 import numpy as np
-from conftest import synthetic_scene, write_png
+from conftest import clustering_args, synthetic_scene, write_png
 from remote_fs import remote
 
 
@@ -94,21 +94,7 @@ def test_clustered_training_writes_bundle_remotely(features_dir, model_dir, tmp_
 
     bucket = tmp_path / "bucket"
     out = remote(bucket / "bundle")
-    train.run(
-        [
-            f"--features={features_dir}",
-            f"--output={out}",
-            "--adaptive_clustering",
-            "--n0=2",
-            "--mu=3",
-            "--epsilon=-60",
-            "--max_layers=1",
-            "--epochs=2",
-            "--val_fraction=0.2",
-            f"--root_model={model_dir}",
-            "--runner=FnApiRunner",
-        ]
-    )
+    train.run(clustering_args(features_dir, out, val_fraction=0.2, root_model=model_dir) + ["--runner=FnApiRunner"])
     meta, clusters = read_bundle(str(bucket / "bundle"))  # every checksum verified against the remote files
     assert len(clusters) >= 1 and "root/model.json" in meta["files"]
     assert all(f"clusters/{c.cluster_id}/model.json" in meta["files"] for c in clusters)
