@@ -130,7 +130,7 @@ def build_parser():
         default=0.1,
         help="Share of a layer's reference images that may fail to be measured (unreadable) before the job stops.",
     )
-    add_selection(parser, k_default=3, layers_default="0")
+    add_selection(parser, k_default=1, layers_default="0")
     add_seed(parser)
     return parser
 

@@ -95,7 +95,7 @@ def test_bad_values_stop_before_anything_runs():
     with pytest.raises(UsageError, match="required: --features"):
         parse_job(train.build_parser(), ["--output=o"])
     args, _ = parse_job(train.build_parser(), ["--features=f", "--output=o", "--selection_layers=all"])
-    assert args.selection_layers == () and args.selection_k == 3
+    assert args.selection_layers == () and args.selection_k == 1
 
 
 def test_main_entry_exit_codes(capsys):

@@ -197,7 +197,7 @@ def test_clustered_training_writes_verified_bundle(bundle_dir):
     for c in clusters:
         assert (bundle_dir / "clusters" / c.cluster_id / "regressor.keras").exists()
         assert c.centre.shape == (512,)
-    assert meta["params"]["mu"] == 3 and meta["params"]["selection_k"] == 3
+    assert meta["params"]["mu"] == 3 and meta["params"]["selection_k"] == 1
     psnr_rows = [json.loads(line) for f in glob.glob(str(bundle_dir / "layers" / "psnrL0-*.jsonl")) for line in open(f)]
     assert sorted(r["image_id"] for r in psnr_rows) == sorted(c for cl in clusters for c in cl.members)
     # each member was measured with its own cluster's model
