@@ -23,7 +23,15 @@ from colorize_tf.color import recombine  # noqa: E402
 from colorize_tf.colorize import Timing, refine_uv  # noqa: E402
 from colorize_tf.files import write_json  # noqa: E402
 from colorize_tf.imageio import load_image  # noqa: E402
-from colorize_tf.metrics import bootstrap_interval, colourfulness, gray_baseline, l_uv, psnr, uv_of  # noqa: E402
+from colorize_tf.metrics import (  # noqa: E402
+    bootstrap_interval,
+    colourfulness,
+    gray_baseline,
+    has_colour,
+    l_uv,
+    psnr,
+    uv_of,
+)
 from colorize_tf.refine import RefineParams  # noqa: E402
 from colorize_tf.registry import ColorizeSettings, load_colorizer  # noqa: E402
 from pipelines.options import add_selection, job_parser, refine_arg  # noqa: E402
@@ -84,8 +92,12 @@ def main(argv=None):
     gray_psnr, gray_luv, truth_cf, clusters = [], [], [], []
     timing = Timing()
     t0 = time.perf_counter()
+    skipped = []
     for path in paths:
         pic = load_image(path)
+        if pic.rgb is None or not has_colour(pic.rgb):  # nothing to score against (gray PSNR would be inf)
+            skipped.append(path)
+            continue
         truth = pic.rgb
         true_uv = uv_of(truth)
         raw = col.chroma(pic.gray)
@@ -103,7 +115,8 @@ def main(argv=None):
         truth_cf.append(colourfulness(truth))
     summary = {
         "model": args.model,
-        "images": len(paths),
+        "images": len(paths) - len(skipped),
+        "skipped_without_colour": skipped,
         "stride": col.stride,
         "gray": {"mean_psnr": float(np.mean(gray_psnr)), "mean_l_uv": float(np.mean(gray_luv))},
         "truth_colourfulness": float(np.mean(truth_cf)),
@@ -131,12 +144,14 @@ def main(argv=None):
             f"{name:<26} {s['mean_psnr']:>10.2f} {ci:>22} {s['mean_l_uv']:>10.5f} "
             f"{cf:>7.2f} ({s['colourfulness_ratio']:.2f})"
         )
+    if skipped:
+        print(f"skipped {len(skipped)} images without colour, e.g. {skipped[0]}")
     print(f"true photos' colourfulness {summary['truth_colourfulness']:.2f}")
     print(json.dumps(summary))
     if args.output:
         per_image = [
             {"path": p, "cluster": c, "psnr_gray": g, **{n: scores[n]["psnr"][i] for n, _ in settings}}
-            for i, (p, c, g) in enumerate(zip(paths, clusters, gray_psnr))
+            for i, (p, c, g) in enumerate(zip([p for p in paths if p not in skipped], clusters, gray_psnr))
         ]
         write_json(args.output, {"summary": summary, "images": per_image})
     return 0

@@ -100,3 +100,12 @@ def bootstrap_interval(gains, n_boot=2000, seed=0, level=0.95):
     means = gains[rng.integers(0, len(gains), size=(n_boot, len(gains)))].mean(1)
     tail = (1 - level) / 2 * 100
     return float(gains.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def has_colour(rgb, tolerance=1.0 / 255):
+    """False for a colour-typed image whose channels are all equal (a gray photo stored as RGB): it has no
+    chroma to learn from or to score against (its gray baseline would score infinite PSNR)."""
+    img = _as_float(rgb)
+    return bool(
+        np.abs(img[..., 0] - img[..., 1]).max() > tolerance or np.abs(img[..., 1] - img[..., 2]).max() > tolerance
+    )

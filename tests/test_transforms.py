@@ -120,3 +120,17 @@ def test_write_jsonl_and_read_back(tmp_path):
     rows = read_jsonl(str(tmp_path / "rows-*.jsonl"))
     assert sorted(r["a"] for r in rows) == [1, 3]
     assert os.listdir(tmp_path) and all(".partial" not in n for n in os.listdir(tmp_path))
+
+
+def test_gray_content_in_a_colour_file_cannot_be_scored(tmp_path):
+    from colorize_tf.metrics import has_colour
+    from transforms.io import decode_colour
+
+    gray_rgb = np.repeat((synthetic_scene(30, 40, seed=4).mean(-1, keepdims=True) * 255).astype(np.uint8), 3, -1)
+    write_png(str(tmp_path / "g.png"), gray_rgb / 255.0)
+    write_png(str(tmp_path / "c.png"), synthetic_scene(30, 40, seed=4))
+    assert not has_colour(gray_rgb) and has_colour(synthetic_scene(30, 40, seed=4))
+    pic, dead = decode_colour((tmp_path / "g.png").read_bytes(), "g.png", "evaluate")
+    assert pic is None and dead["stage"] == "evaluate" and "no colour ground truth" in dead["reason"]
+    pic, dead = decode_colour((tmp_path / "c.png").read_bytes(), "c.png", "evaluate")
+    assert dead is None and pic.rgb.shape == (30, 40, 3)

@@ -107,7 +107,7 @@ def decode_colour(data, path, stage, max_pixels=None):
         When `data` decodes and has colour.
     (None, dict)
         Otherwise a dead letter: stage ``decode`` with the decoder's reason, or `stage` with
-        ``no colour ground truth (mode M)``.
+        ``no colour ground truth (...)`` for gray modes and for colour-typed files with gray content.
     """
     from colorize_tf.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 
@@ -115,8 +115,10 @@ def decode_colour(data, path, stage, max_pixels=None):
         pic = decode_image(data, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     except ImageDecodeError as exc:
         return None, dead_letter(path, "decode", exc)
-    if pic.rgb is None:
-        return None, dead_letter(path, stage, f"no colour ground truth (mode {pic.mode})")
+    from colorize_tf.metrics import has_colour
+
+    if pic.rgb is None or not has_colour(pic.rgb):
+        return None, dead_letter(path, stage, f"no colour ground truth (mode {pic.mode}, gray content)")
     return pic, None
 
 
