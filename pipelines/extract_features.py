@@ -191,7 +191,7 @@ def check_outcome(out, max_failed_fraction):
     internal = sum(d.get("stage") == "internal" for d in dead)
     where = FileSystems.join(out, "dead_letters")
     if not images:
-        raise JobFailed(f"no image produced samples ({len(dead)} dead letters in {where})")
+        raise JobFailed(f"no usable image ({len(dead)} dead letters in {where})")
     if internal > max_failed_fraction * (images + internal):
         raise JobFailed(
             f"{internal} of {images + internal} images failed unexpectedly (> --max_failed_fraction "

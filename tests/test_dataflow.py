@@ -74,6 +74,15 @@ def test_feature_job_graph(images, tmp_path):
     assert b"s0.png" not in result.job.proto_pipeline.SerializeToString()
 
 
+def test_image_record_job_graph(images, tmp_path):
+    from pipelines import extract_images
+
+    result = extract_images.run([f"--input={images}", f"--output={tmp_path / 'r'}"] + dataflow_args(tmp_path))
+    top, _, staged, _ = job_graph(result)
+    assert {"ReadImages", "ImageExamples", "WriteExamples", "WriteImageTable", "WriteDeadLetters"} <= top
+    assert_worker_package(staged)
+
+
 def test_training_job_graphs(features_dir, model_dir, tmp_path):
     from pipelines import train
 

@@ -1,0 +1,109 @@
+"""Image-record job: colour photos -> image-level TFRecords at a working resolution (convolutional families).
+
+    python -m pipelines.extract_images --input IMAGES --output RECORDS_DIR [--side 256]
+
+Output layout (any Beam filesystem)::
+
+    RECORDS_DIR/config.json                      working side, input, counts of the run
+    RECORDS_DIR/examples/examples-*.tfrecord.gz  one tf.train.Example per image (colorize_tf.image_records)
+    RECORDS_DIR/images/images-*.parquet          one row per image (id, path, scene, sizes)
+    RECORDS_DIR/dead_letters/dead-*.jsonl        one JSON line per input that yielded nothing, with the reason
+
+The train/validation split is not fixed here: the training job draws it from the image table, stratified
+over sources and scene types (colorize_tf.splits), and records it in the model directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from colorize_tf.image_records import DEFAULT_SIDE
+from colorize_tf.imageio import DEFAULT_MAX_PIXELS
+from transforms.fs import write_json
+from transforms.image_records import IMAGE_SCHEMA, IMAGES, ImageExampleDoFn
+from transforms.io import DEAD, ReadImages, write_jsonl
+
+from .extract_features import check_outcome
+from .options import (
+    add_inputs,
+    add_output,
+    is_dry_run,
+    job_parser,
+    main_entry,
+    parse_job,
+    positive_int,
+    run_pipeline,
+)
+
+log = logging.getLogger(__name__)
+
+
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.extract_images")
+    add_inputs(parser)
+    add_output(parser, "Records folder (any Beam filesystem).")
+    parser.add_argument(
+        "--side",
+        type=positive_int,
+        default=DEFAULT_SIDE,
+        help="Longer side of the stored images (never upsampled; multiples of 8).",
+    )
+    parser.add_argument(
+        "--max_pixels",
+        type=positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="Larger images become dead letters (decoding bound).",
+    )
+    parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=0.1,
+        help="Exit with status 3 when more than this share of images failed unexpectedly.",
+    )
+    return parser
+
+
+def build(pipeline, args):
+    read = pipeline | "ReadImages" >> ReadImages(args.input, args.list_root, max_bytes=None)
+    out = read["files"] | "ImageExamples" >> beam.ParDo(ImageExampleDoFn(args.side, args.max_pixels)).with_outputs(
+        IMAGES, DEAD, main="examples"
+    )
+    out.examples | "WriteExamples" >> beam.io.WriteToTFRecord(
+        FileSystems.join(args.output, "examples", "examples"),
+        file_name_suffix=".tfrecord.gz",
+        num_shards=args.num_shards,
+    )
+    out[IMAGES] | "WriteImageTable" >> beam.io.WriteToParquet(
+        FileSystems.join(args.output, "images", "images"), IMAGE_SCHEMA, file_name_suffix=".parquet"
+    )
+    dead = (read[DEAD], out[DEAD]) | "AllDeadLetters" >> beam.Flatten()
+    write_jsonl(dead, FileSystems.join(args.output, "dead_letters", "dead"), "DeadLetters")
+
+
+def run(argv=None):
+    args, options = parse_job(build_parser(), argv)
+    if not FileSystems.exists(args.output):
+        FileSystems.mkdirs(args.output)
+    write_json(
+        FileSystems.join(args.output, "config.json"),
+        {"format": "colorize_tf.image_records", "side": args.side, "input": args.input, "list_root": args.list_root},
+    )
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, args)
+    result = run_pipeline(pipeline, options)
+    if not is_dry_run(options):
+        check_outcome(args.output, args.max_failed_fraction)
+    return result
+
+
+def main(argv=None):
+    return main_entry(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Image-level records for the convolutional families: shapes, round trip, and the Beam job."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import synthetic_scene, write_png
+
+
+def test_working_shape_never_upsamples_and_keeps_multiples_of_8():
+    from colorize_tf.image_records import image_shape
+
+    assert image_shape(480, 640, 256) == (192, 256)
+    assert image_shape(100, 50, 256) == (96, 48)  # small images stay small (rounded to multiples of 8)
+    assert image_shape(3000, 20, 256) == (256, 8)
+
+
+def test_example_round_trip_keeps_luminance_and_chroma():
+    from colorize_tf.color import rgb_to_yuv
+    from colorize_tf.image_records import encode, parse, prepare
+
+    rgb = synthetic_scene(120, 160, seed=3)
+    gray, uv = prepare(rgb, side=80)
+    assert gray.shape == (64, 80) and gray.dtype == np.uint8 and uv.shape == (64, 80, 2)
+    import cv2
+
+    small = rgb_to_yuv(cv2.resize(rgb, (80, 64), interpolation=cv2.INTER_AREA))
+    assert np.abs(gray / 255.0 - small[..., 0]).max() <= 0.5 / 255 + 1e-6
+    np.testing.assert_allclose(uv.astype(np.float32), small[..., 1:], atol=1e-3)  # float16 storage
+    ex = parse(encode("sub/coast_x1", gray, uv))
+    assert ex["image_id"].numpy() == b"sub/coast_x1" and ex["scene"].numpy() == b"sub/coast"
+    np.testing.assert_allclose(ex["gray"].numpy()[..., 0], gray / 255.0, atol=1e-7)
+    np.testing.assert_array_equal(ex["uv"].numpy(), uv.astype(np.float32))
+    with pytest.raises(ValueError, match="does not match"):
+        encode("x", gray, uv[:10])
+
+
+@pytest.mark.slow
+def test_image_record_job_accounts_for_every_input(tmp_path):
+    import tensorflow as tf
+
+    from colorize_tf.image_records import parse
+    from pipelines import extract_images
+    from pipelines.options import JobFailed
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(3):
+        write_png(str(src / f"street_{i}.png"), synthetic_scene(90, 120, seed=i))
+    write_png(str(src / "gray.png"), np.repeat(synthetic_scene(40, 40).mean(-1, keepdims=True), 3, -1))
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff nope")
+    out = tmp_path / "records"
+    extract_images.run([f"--input={src}", f"--output={out}", "--side=64", "--runner=FnApiRunner"])
+    shards = sorted(str(p) for p in (out / "examples").glob("*.tfrecord.gz"))
+    examples = [parse(s) for s in tf.data.TFRecordDataset(shards, compression_type="GZIP")]
+    assert sorted(e["image_id"].numpy().decode() for e in examples) == ["street_0", "street_1", "street_2"]
+    assert all(e["gray"].shape == (48, 64, 1) and e["scene"].numpy() == b"street" for e in examples)
+    dead = [json.loads(line) for f in (out / "dead_letters").glob("*.jsonl") for line in open(f) if line.strip()]
+    assert sorted((d["path"].rsplit("/", 1)[-1], d["stage"]) for d in dead) == [
+        ("broken.jpg", "decode"),
+        ("gray.png", "images"),
+    ]
+    assert json.loads((out / "config.json").read_text())["side"] == 64
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.jpg").write_bytes(b"junk")
+    with pytest.raises(JobFailed, match="no usable image"):
+        extract_images.run([f"--input={only_bad}", f"--output={tmp_path / 'r2'}", "--runner=FnApiRunner"])
