@@ -86,3 +86,57 @@ def parse(serialized):
         "gray": tf.cast(gray, tf.float32) / 255.0,
         "uv": tf.cast(uv, tf.float32),
     }
+
+
+def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitter=False, seed=0, shuffle=0):
+    """tf.data over image records: batches of ``(gray (B, c, c, 1), uv (B, c, c, 2))``.
+
+    Parameters
+    ----------
+    paths : list of str
+        ``examples-*.tfrecord.gz`` shards (local, or any filesystem TensorFlow reads).
+    crop : int, optional
+        Square crop side (random with `augment`, else central; images smaller than it are padded with
+        gray and zero chroma). None keeps whole images (then `batch_size` must be 1 unless sizes agree).
+    image_ids : collection of str, optional
+        Keep only these images (a split).
+    augment : bool
+        Random crops and horizontal flips, applied to gray and chroma together.
+    jitter : bool
+        Tone jitter of the gray input only (gamma, contrast, brightness: old photos vary in tone curve).
+    shuffle : int
+        Shuffle buffer in images (0 = file order).
+    """
+    import tensorflow as tf
+
+    ds = tf.data.TFRecordDataset(list(paths), compression_type="GZIP").map(parse)
+    if image_ids is not None:
+        keys = tf.constant(sorted(image_ids) or [""])
+        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
+        ds = ds.filter(lambda ex: table.lookup(ex["image_id"]) > 0)
+    if shuffle:
+        ds = ds.shuffle(shuffle, seed=seed)
+    rng = tf.random.Generator.from_seed(seed)
+
+    def shape(ex):
+        both = tf.concat([ex["gray"], ex["uv"]], -1)  # (h, w, 3): crop and flip together
+        if crop:
+            h, w = tf.shape(both)[0], tf.shape(both)[1]
+            ph, pw = tf.maximum(0, crop - h), tf.maximum(0, crop - w)
+            both = tf.pad(both - [0.5, 0.0, 0.0], [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]])
+            both = both + [0.5, 0.0, 0.0]
+            if augment:
+                both = tf.image.stateless_random_crop(both, [crop, crop, 3], seed=rng.make_seeds(1)[:, 0])
+            else:
+                both = tf.image.resize_with_crop_or_pad(both, crop, crop)
+        if augment:
+            both = tf.image.stateless_random_flip_left_right(both, seed=rng.make_seeds(1)[:, 0])
+        gray, uv = both[..., :1], both[..., 1:]
+        if jitter:
+            s = rng.uniform([3], 0.0, 1.0)
+            gamma = tf.exp((s[0] - 0.5) * 0.6)  # 0.74 .. 1.35
+            gray = tf.clip_by_value(gray, 0.0, 1.0) ** gamma
+            gray = tf.clip_by_value((gray - 0.5) * (0.8 + 0.4 * s[1]) + 0.5 + (s[2] - 0.5) * 0.2, 0.0, 1.0)
+        return gray, uv
+
+    return ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)

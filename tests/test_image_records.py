@@ -66,3 +66,29 @@ def test_image_record_job_accounts_for_every_input(tmp_path):
     (only_bad / "x.jpg").write_bytes(b"junk")
     with pytest.raises(JobFailed, match="no usable image"):
         extract_images.run([f"--input={only_bad}", f"--output={tmp_path / 'r2'}", "--runner=FnApiRunner"])
+
+
+def test_dataset_crops_and_flips_gray_and_chroma_together(tmp_path):
+    import tensorflow as tf
+
+    from colorize_tf.image_records import dataset, encode
+
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "examples-00000.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:
+        for i, (h, wd) in enumerate([(40, 56), (24, 32), (48, 48)]):
+            gray = rng.integers(0, 256, (h, wd), dtype=np.uint8)
+            uv = np.stack([gray / 255.0 - 0.5, np.full_like(gray, i, dtype=np.float64) / 10], -1).astype(np.float16)
+            w.write(encode(f"scene_{i}", gray, uv))
+    batches = list(dataset([path], crop=32, batch_size=8, augment=True, seed=1))
+    ((gray, uv),) = batches
+    assert gray.shape == (3, 32, 32, 1) and uv.shape == (3, 32, 32, 2)
+    # crops and flips moved gray and chroma together: U was built as gray - 0.5 (float16 storage)
+    np.testing.assert_allclose(uv.numpy()[..., 0], gray.numpy()[..., 0] - 0.5, atol=2e-3)
+    only = list(dataset([path], crop=32, image_ids={"scene_2"}))
+    assert only[0][0].shape[0] == 1 and np.allclose(only[0][1].numpy()[..., 1], 0.2, atol=1e-3)
+    small = list(dataset([path], crop=32, image_ids={"scene_1"}))[0]  # 24x32 padded: gray 0.5, chroma 0 rows
+    assert np.allclose(small[0].numpy()[0, :4, :, 0], 0.5) and np.allclose(small[1].numpy()[0, :4], 0.0)
+    jittered = list(dataset([path], crop=32, batch_size=8, augment=True, jitter=True, seed=1))[0]
+    assert not np.allclose(jittered[1].numpy()[..., 0], jittered[0].numpy()[..., 0] - 0.5, atol=2e-3)
+    assert jittered[0].numpy().min() >= 0 and jittered[0].numpy().max() <= 1
