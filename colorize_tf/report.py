@@ -6,7 +6,31 @@ import html
 import os
 
 
-def side_by_side_html(rows, path, title="Colorization results"):
+def summary_table(systems):
+    """HTML table of per-system means: ``system``, ``mean_psnr``, ``gain`` (mean, [lo, hi]) over gray,
+    optional ``diff`` (mean, [lo, hi]) against the main system, ``mean_l_uv``, ``colourfulness_ratio``."""
+
+    def ci(value):
+        return f"{value[0]:+.2f} [{value[1][0]:+.2f}, {value[1][1]:+.2f}]" if value else "-"
+
+    def num(row, key, fmt):
+        return format(row[key], fmt) if row.get(key) is not None else "-"
+
+    lines = [
+        "<table><tr><th>system</th><th>mean PSNR (dB)</th><th>gain over gray [95% CI]</th>"
+        "<th>difference to the model [95% CI]</th><th>mean L_UV</th><th>colourfulness / truth</th></tr>"
+    ]
+    for r in systems:
+        lines.append(
+            f"<tr><td>{html.escape(r['system'])}</td><td>{num(r, 'mean_psnr', '.2f')}</td>"
+            f"<td>{ci(r.get('gain'))}</td><td>{ci(r.get('diff'))}</td><td>{num(r, 'mean_l_uv', '.5f')}</td>"
+            f"<td>{num(r, 'colourfulness_ratio', '.2f')}</td></tr>"
+        )
+    lines.append("</table><p>95% intervals: paired bootstrap over images.</p>")
+    return "\n".join(lines)
+
+
+def side_by_side_html(rows, path, title="Colorization results", systems=None):
     """Write an HTML page showing gray input / colorized / ground truth per image.
 
     Parameters
@@ -16,8 +40,11 @@ def side_by_side_html(rows, path, title="Colorization results"):
         relative to the page), optional ``psnr``, ``psnr_gray``, ``l_uv``,
         ``l_uv_gray``, ``seconds``.
     path : str
-        Output HTML file.
+        Output HTML file (written atomically).
+    systems : list of dict, optional
+        A summary table above the images (`summary_table`).
     """
+    from .files import write_atomic
 
     def cell(src):
         return f'<td><img src="{html.escape(src)}" loading="lazy"></td>' if src else "<td>-</td>"
@@ -31,6 +58,7 @@ def side_by_side_html(rows, path, title="Colorization results"):
         "<style>body{font-family:sans-serif}img{max-width:320px;max-height:320px}"
         "td,th{padding:4px;text-align:center;vertical-align:top}</style>",
         f"<h1>{html.escape(title)}</h1>",
+        summary_table(systems) if systems else "",
         "<table><tr><th>image</th><th>gray input</th><th>colorized</th><th>ground truth</th>"
         "<th>PSNR ours / gray (dB)</th><th>L_UV ours / gray</th><th>seconds</th></tr>",
     ]
@@ -42,7 +70,5 @@ def side_by_side_html(rows, path, title="Colorization results"):
             f"<td>{num(r, 'seconds', '.3f')}</td></tr>"
         )
     lines.append("</table>")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    write_atomic(os.path.abspath(path), ("\n".join(lines) + "\n").encode("utf-8"))
     return path

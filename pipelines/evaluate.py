@@ -111,27 +111,54 @@ def _failed_rows(failure):
 
 
 def summarise(records):
-    """report.json content: per-image records, their means, the paired bootstrap 95 % interval of the PSNR
-    gain over gray per system, and the colourfulness of outputs relative to the true photos."""
+    """report.json content: per-image records, their means, and per system (``systems``): the paired
+    bootstrap 95 % interval of the PSNR gain over gray and of the difference to the model, and the
+    colourfulness of outputs relative to the true photos."""
     from colorize_tf.metrics import bootstrap_interval
 
     records = sorted(records, key=lambda r: r["image_id"])
     out = {"images": len(records)}
     keys = ["psnr", "psnr_gray", "l_uv", "l_uv_gray", "colourfulness", "colourfulness_truth", "seconds"]
-    keys += sorted({k for r in records for k in r if k.startswith(("psnr_", "l_uv_")) and k not in keys})
+    prefixes = ("psnr_", "l_uv_", "colourfulness_")
+    keys += sorted({k for r in records for k in r if k.startswith(prefixes) and k not in keys})
     for key in keys:
         vals = [r[key] for r in records if r.get(key) is not None and np.isfinite(r[key])]
         out[f"mean_{key}"] = float(np.mean(vals)) if vals else None
     if records:
-        for key in ["psnr"] + sorted(k for k in keys if k.startswith("psnr_") and k != "psnr_gray"):
-            gain, lo, hi = bootstrap_interval([r[key] - r["psnr_gray"] for r in records])
-            out[f"gain_{key}"] = {"mean": gain, "ci95": [lo, hi]}
-        out["colourfulness_ratio"] = out["mean_colourfulness"] / max(out["mean_colourfulness_truth"], 1e-9)
+        truth_cf = max(out["mean_colourfulness_truth"], 1e-9)
+        out["colourfulness_ratio"] = out["mean_colourfulness"] / truth_cf
+        out["systems"] = [_system("model", "psnr", "l_uv", "colourfulness", records, out, truth_cf)]
+        for name in sorted(k[len("psnr_") :] for k in keys if k.startswith("psnr_") and k != "psnr_gray"):
+            row = _system(name, f"psnr_{name}", f"l_uv_{name}", f"colourfulness_{name}", records, out, truth_cf)
+            diff = bootstrap_interval([r["psnr"] - r[f"psnr_{name}"] for r in records])
+            row["diff"] = [diff[0], [diff[1], diff[2]]]  # the model minus this comparator
+            out["systems"].append(row)
+        for row in out["systems"]:
+            out["gain_" + ("psnr" if row["system"] == "model" else f"psnr_{row['system']}")] = {
+                "mean": row["gain"][0],
+                "ci95": row["gain"][1],
+            }
     clusters = [r["cluster"] for r in records if r.get("cluster")]
     if clusters:
         out["clusters_used"] = {c: clusters.count(c) for c in sorted(set(clusters))}
     out["per_image"] = records
     return out
+
+
+def _system(name, psnr_key, luv_key, cf_key, records, means, truth_cf):
+    """One system's summary row: mean PSNR, gain over gray with its paired bootstrap interval, L_UV and
+    colourfulness relative to the true photos."""
+    from colorize_tf.metrics import bootstrap_interval
+
+    gain = bootstrap_interval([r[psnr_key] - r["psnr_gray"] for r in records])
+    cf = means.get(f"mean_{cf_key}")
+    return {
+        "system": name,
+        "mean_psnr": means[f"mean_{psnr_key}"],
+        "gain": [gain[0], [gain[1], gain[2]]],
+        "mean_l_uv": means[f"mean_{luv_key}"],
+        "colourfulness_ratio": None if cf is None else cf / truth_cf,
+    }
 
 
 def write_report(report_dir, records, model, seconds=None):
@@ -161,6 +188,7 @@ def write_report(report_dir, records, model, seconds=None):
             html_rows,
             FileSystems.join(report_dir, "index.html"),
             f"{model}: mean PSNR {report['mean_psnr']:.2f} dB (gray {report['mean_psnr_gray']:.2f}), sorted by gain",
+            systems=report["systems"],
         )
         histogram_png(
             {"gray": [r["psnr_gray"] for r in records], "ours": [r["psnr"] for r in records]},

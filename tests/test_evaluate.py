@@ -46,6 +46,12 @@ def test_evaluate_report(model_dir, features_dir, tmp_path):
     assert gain["ci95"][0] <= gain["mean"] <= gain["ci95"][1]
     assert np.isclose(gain["mean"], np.mean([r["psnr"] - r["psnr_gray"] for r in data["per_image"]]))
     assert data["gain_psnr_mean"]["mean"] < gain["mean"]
+    model_row, mean_row = data["systems"]
+    assert model_row["system"] == "model" and mean_row["system"] == "mean"
+    diff = mean_row["diff"]  # the model minus the comparator, paired per image
+    assert np.isclose(diff[0], np.mean([r["psnr"] - r["psnr_mean"] for r in data["per_image"]]))
+    assert 0 < diff[1][0] <= diff[0] <= diff[1][1]
+    assert mean_row["colourfulness_ratio"] is not None and "difference to the model" in (out / "index.html").read_text()
     rec = data["per_image"][0]
     assert {"psnr", "psnr_gray", "l_uv", "l_uv_gray", "cluster", "seconds"} <= set(rec)
     truth = np.asarray(Image.open(src / f"{rec['image_id']}.png"))
@@ -54,7 +60,7 @@ def test_evaluate_report(model_dir, features_dir, tmp_path):
     assert 0 < data["colourfulness_ratio"] < 2
     assert np.isclose(data["mean_psnr"], np.mean([r["psnr"] for r in data["per_image"]]))
     html = (out / "index.html").read_text()
-    assert html.count("<tr>") == 5 and os.path.exists(out / rec["ours_image"])
+    assert html.count("<tr>") == 3 + 5 and os.path.exists(out / rec["ours_image"])  # 3 summary rows, 1 + 4 images
     assert (out / "psnr_histogram.png").exists()
     dead = [json.loads(line) for f in (out / "records").glob("dead*.jsonl") for line in open(f) if line.strip()]
     assert [os.path.basename(d["path"]) for d in dead] == ["gray_only.png"]

@@ -80,6 +80,7 @@ class ScoreDoFn(beam.DoFn):
             if name != self.main:
                 rec[f"psnr_{name}"] = psnr(out.rgb, ex.rgb)
                 rec[f"l_uv_{name}"] = l_uv(out.uv, truth_uv)
+                rec[f"colourfulness_{name}"] = colourfulness(out.rgb)
         if self.pictures:
             safe = posixpath.normpath(ex.image_id).replace("/", "__").replace("..", "_")
             rec["gray_image"] = self._picture(f"{safe}_gray", gray_rgb)
