@@ -85,6 +85,7 @@ class Family:
     train: Optional[Callable] = None
     save: Optional[Callable] = None
     blocks: Optional[str] = None  # descriptor blocks the family's paper uses (None: any)
+    data: str = "samples"  # what `train` learns from: sampled pixels (feature job) or "images" (image records)
 
     @property
     def trainable(self):
@@ -92,7 +93,7 @@ class Family:
 
 
 _FAMILIES: Dict[str, Family] = {}
-_BUILTINS = ("colorize_tf.regressor", "colorize_tf.baselines", "colorize_tf.colorize")
+_BUILTINS = ("colorize_tf.regressor", "colorize_tf.baselines", "colorize_tf.colorize", "colorize_tf.fusion")
 
 
 def register(family: Family):
@@ -116,9 +117,10 @@ def families() -> Dict[str, Family]:
     return dict(_FAMILIES)
 
 
-def trainable_names():
-    """Names accepted by ``pipelines.train --family``."""
-    return sorted(n for n, f in families().items() if f.trainable)
+def trainable_names(data="samples"):
+    """Families trained from `data`: ``pipelines.train --family`` (sampled pixels) or
+    ``pipelines.train_images`` (image records)."""
+    return sorted(n for n, f in families().items() if f.trainable and f.data == data)
 
 
 def get(name) -> Family:

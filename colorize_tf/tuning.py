@@ -37,11 +37,12 @@ TOLERANCE_DB = 0.02
 def tune_refinement(
     gray_images: Sequence[np.ndarray],
     rgb_images: Sequence[np.ndarray],
-    regressor,
-    descriptor,
+    regressor=None,
+    descriptor=None,
     grid: Iterable[RefineParams] = DEFAULT_GRID,
     tile=0,
     tolerance_db=TOLERANCE_DB,
+    raw_uv=None,
 ):
     """Pick the joint bilateral parameters with the best mean RGB PSNR.
 
@@ -54,7 +55,9 @@ def tune_refinement(
     rgb_images : list of ndarray (H, W, 3)
         Their colour ground truth in [0, 1].
     regressor, descriptor
-        As for `colorize_tf.colorize.predict_uv`.
+        As for `colorize_tf.colorize.predict_uv`; or give `raw_uv`.
+    raw_uv : list of ndarray (H, W, 2), optional
+        The unrefined chroma of each image from any family (e.g. ``colorizer.chroma(gray).uv``).
     grid : iterable of RefineParams
 
     Returns
@@ -64,7 +67,7 @@ def tune_refinement(
         ``{"diameter", "sigma_color", "sigma_space", "mean_psnr"}`` per grid point.
     """
     grid = list(grid)
-    raw = [predict_uv(g, regressor, descriptor, tile=tile) for g in gray_images]
+    raw = raw_uv if raw_uv is not None else [predict_uv(g, regressor, descriptor, tile=tile) for g in gray_images]
     table: List[dict] = []
     for params in grid:
         scores = [

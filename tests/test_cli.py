@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
-JOBS = ("extract_features", "extract_images", "train", "train_parser", "evaluate", "colorize_archive")
+JOBS = ("extract_features", "extract_images", "train", "train_images", "train_parser", "evaluate", "colorize_archive")
 OWN = {  # options only that job has
     "extract_features": ("--samples_per_image", "--daisy_radius", "--blocks"),
     "extract_images": ("--side",),
-    "train": ("--epsilon", "--mu", "--n0", "--tune_images", "--cluster_learning_rate"),
+    "train_images": ("--records", "--loss", "--temperature"),
+    "train": ("--epsilon", "--mu", "--n0", "--cluster_learning_rate"),
     "train_parser": ("--class_weight_power", "--work_size", "--base_channels"),
     "evaluate": ("--baselines", "--no_pictures"),
     "colorize_archive": ("--chroma_max_side", "--worker_memory_mb", "--max_archive_depth", "--lock_stale_minutes"),

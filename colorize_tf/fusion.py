@@ -1,0 +1,274 @@
+"""Family ``fusion``: a convolutional colorizer after Iizuka, Simo-Serra, Ishikawa (2016), "Let there be color!".
+
+Shared low-level convolutions (stride 8 in total) feed a mid-level path and a global path; the global path
+sees the low-level features resized to a fixed grid and ends in one vector per image, which is fused into
+every mid-level location (Iizuka's fusion layer: concatenation followed by a 1x1 convolution, written here as
+its equal sum ``W1 * mid + W2 * global``); a decoder upsamples to 1/4 of the input, where chroma is predicted
+(as Zhang et al.). Two losses:
+
+``l2``
+    Regression of U, V (the paper's and the SFU nets' objective).
+``classification``
+    Zhang et al.: soft-encoded chroma bins (`colorize_tf.chroma_bins`), class rebalancing, annealed-mean
+    decoding at a temperature (`--temperature`, default 0.38).
+
+Group normalisation (the same computation in training and inference) instead of batch normalisation. At
+colorization the gray image is resized to the working side, the chroma predicted and upsampled bilinearly to
+the full image, refined by the guided joint bilateral filter, and recombined with the full-resolution Y, so
+the cost hardly grows with the scan size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+from .colorize import Colorized, Timing, finish
+from .refine import RefineParams
+
+MODEL_FILE = "fusion.keras"
+#: Output stride of the chroma map relative to the input.
+OUT_STRIDE = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionConfig:
+    """Architecture and objective of a fusion model (stored in ``model.json``)."""
+
+    loss: str = "l2"  # or "classification"
+    base: int = 16  # channels of the first stage
+    global_grid: int = 8  # the global path sees the low-level features resized to this grid
+    bin_step: float = 0.04
+    temperature: float = 0.38
+    side: int = 256  # working resolution (longer side) at colorization
+
+    def __post_init__(self):
+        if self.loss not in ("l2", "classification"):
+            raise ValueError(f"fusion loss {self.loss!r}: expected 'l2' or 'classification'")
+        if not 4 <= self.base <= 256 or not 2 <= self.global_grid <= 64 or not 32 <= self.side <= 4096:
+            raise ValueError(f"fusion config out of range: {self}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature {self.temperature}: expected > 0")
+
+
+def build_model(config: FusionConfig, n_bins=0):
+    """Keras model: gray (B, H, W, 1) in [0, 1] -> (B, H/4, W/4, 2) chroma or (B, H/4, W/4, n_bins) logits."""
+    import keras
+    from keras import layers
+
+    def block(x, ch, stride, name):
+        x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.GroupNormalization(groups=4, name=f"{name}_norm")(x)
+        return layers.ReLU(name=f"{name}_relu")(x)
+
+    b = config.base
+    gray = keras.Input((None, None, 1), name="gray")
+    x = layers.Rescaling(1.0, offset=-0.5, name="centre")(gray)
+    low = block(x, b, 2, "low1")
+    low = block(low, 2 * b, 2, "low2")
+    low = block(low, 4 * b, 2, "low3")  # 1/8
+    mid = block(low, 4 * b, 1, "mid1")
+    mid = block(mid, 4 * b, 1, "mid2")
+    g = layers.Resizing(config.global_grid, config.global_grid, interpolation="bilinear", name="global_grid")(low)
+    g = block(g, 8 * b, 2, "global1")
+    g = block(g, 8 * b, 2, "global2")
+    g = layers.GlobalAveragePooling2D(name="global_pool")(g)
+    g = layers.Dense(8 * b, activation="relu", name="global_vector")(g)
+    fused = layers.Add(name="fusion")(
+        [
+            layers.Conv2D(4 * b, 1, name="fusion_local")(mid),
+            layers.Reshape((1, 1, 4 * b), name="fusion_broadcast")(layers.Dense(4 * b, name="fusion_global")(g)),
+        ]
+    )
+    x = layers.ReLU(name="fusion_relu")(fused)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)  # 1/4
+    x = block(x, 2 * b, 1, "dec1")
+    if config.loss == "l2":
+        out = layers.Conv2D(2, 1, name="uv")(x)
+    else:
+        out = layers.Conv2D(n_bins, 1, name="logits")(x)
+    return keras.Model(gray, out, name=f"fusion_{config.loss}")
+
+
+def pool_targets(uv):
+    """Chroma targets at the output stride: (B, H, W, 2) -> (B, H/4, W/4, 2) means (TensorFlow)."""
+    import tensorflow as tf
+
+    return tf.nn.avg_pool2d(uv, OUT_STRIDE, OUT_STRIDE, "VALID")
+
+
+def soft_targets(uv, centres, k=5):
+    """TensorFlow soft encoding (as `chroma_bins.soft_encode`): (B, h, w, 2) -> (B, h, w, Q) distributions."""
+    import tensorflow as tf
+
+    centres = np.asarray(centres, np.float32)
+    step = float(np.min(np.diff(np.unique(centres[:, 0]))))  # bin side: sigma = step / 2, as soft_encode
+    d2 = tf.reduce_sum((uv[..., None, :] - tf.constant(centres)) ** 2, -1)
+    neg, idx = tf.math.top_k(-d2, k)
+    w = tf.exp((neg - neg[..., :1]) / (2 * (step / 2) ** 2))
+    w = w / tf.reduce_sum(w, -1, keepdims=True)
+    return tf.reduce_sum(tf.one_hot(idx, len(centres)) * w[..., None], -2)
+
+
+def train_fusion(train_ds, val_ds, config: FusionConfig, settings, log_prefix="", class_counts_batches=20):
+    """Fit a fusion model on ``(gray, uv)`` batches (`colorize_tf.image_records.dataset`).
+
+    Returns
+    -------
+    model : keras.Model
+    record : dict
+        History, settings, and for ``classification`` the bins' rebalancing weights.
+    """
+    import keras
+    import tensorflow as tf
+
+    from . import chroma_bins
+
+    keras.utils.set_random_seed(settings.seed)
+    record = {"config": dataclasses.asdict(config)}
+    if config.loss == "l2":
+        model = build_model(config)
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse")
+        train = train_ds.map(lambda g, uv: (g, pool_targets(uv)))
+        val = None if val_ds is None else val_ds.map(lambda g, uv: (g, pool_targets(uv)))
+    else:
+        centres = chroma_bins.bin_centres(config.bin_step)
+        counts = np.zeros(len(centres))
+        for _, uv in train_ds.take(class_counts_batches):
+            counts += soft_targets(pool_targets(uv), centres).numpy().reshape(-1, len(centres)).sum(0)
+        weights = tf.constant(
+            chroma_bins.rebalancing_weights(counts + 1e-3, lam=0.5, smooth=config.bin_step * 1.25, centres=centres)
+        )
+        record["class_weights"] = weights.numpy().tolist()
+        model = build_model(config, len(centres))
+        model.compile(
+            optimizer=keras.optimizers.Adam(settings.learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        )
+
+        def to_classes(g, uv):
+            target = soft_targets(pool_targets(uv), centres)
+            return g, target, tf.gather(weights, tf.argmax(target, -1))  # per-pixel rebalancing weight
+
+        train = train_ds.map(to_classes)
+        val = None if val_ds is None else val_ds.map(to_classes)
+    callbacks = []
+    if val is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
+        )
+    t0 = time.time()
+    hist = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks, verbose=0)
+    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    record.update(
+        history=history,
+        epochs_run=len(history.get("loss", [])),
+        seconds=round(time.time() - t0, 2),
+        learning_rate=settings.learning_rate,
+        seed=settings.seed,
+        best_loss=min(history["loss"]),
+        best_val_loss=min(history["val_loss"]) if "val_loss" in history else None,
+        parameters=int(model.count_params()),
+    )
+    return model, record
+
+
+def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefineParams(121, 0.05, 80.0, 0.25)):
+    """Model directory: ``fusion.keras`` + ``model.json`` (family ``fusion``, config, checksums)."""
+    from .checksums import sha256_file
+    from .files import write_json
+    from .regressor import FORMAT, FORMAT_VERSION, META_FILE, versions
+
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, MODEL_FILE)
+    model.save(path)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "family": "fusion",
+        "fusion": dataclasses.asdict(config),
+        "training": record,
+        "refine": dataclasses.asdict(refine),
+        "versions": versions(),
+        "files": {MODEL_FILE: sha256_file(path)},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json(os.path.join(model_dir, META_FILE), meta)
+    return meta
+
+
+class FusionColorizer:
+    """A fusion model directory loaded for colorization: ``colorize(gray) -> Colorized``."""
+
+    def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0):
+        import tensorflow as tf
+
+        from . import chroma_bins
+
+        self.model, self.config, self.refine, self.tile = model, config, refine, tile
+        self.centres = chroma_bins.bin_centres(config.bin_step) if config.loss == "classification" else None
+        self._fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True, autograph=False)
+
+    @classmethod
+    def load(cls, model_dir, settings=None):
+        from .checksums import load_verified_keras
+        from .registry import ColorizeSettings
+        from .regressor import META_FILE, read_metadata
+
+        settings = settings or ColorizeSettings()
+        meta = read_metadata(model_dir)
+        model = load_verified_keras(
+            os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE), META_FILE
+        )
+        config = FusionConfig(**meta["fusion"])
+        refine = settings.refine or RefineParams(**meta.get("refine", {}))
+        return cls(model, config, refine, settings.tile)
+
+    def chroma(self, gray, temperature=None):
+        """Chroma (H, W, 2) for luminance (H, W), predicted at the working side and upsampled bilinearly."""
+        import cv2
+
+        from . import chroma_bins
+        from .image_records import image_shape
+
+        gray = np.asarray(gray, np.float32)
+        timing = Timing()
+        t0 = time.perf_counter()
+        h, w = image_shape(*gray.shape, self.config.side, multiple=8)
+        small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+        out = self._fn(small[None, :, :, None]).numpy()[0]
+        t1 = time.perf_counter()
+        if self.centres is not None:
+            logits = out - out.max(-1, keepdims=True)
+            probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+            out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
+        uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+        timing.inference += t1 - t0
+        timing.features += time.perf_counter() - t1
+        return Colorized(None, uv, None, timing)
+
+    def colorize(self, gray):
+        raw = self.chroma(gray)
+        raw.rgb, raw.uv = finish(np.asarray(gray, np.float32), raw.uv, self.refine, self.tile, raw.timing)
+        return raw
+
+
+def _register():
+    from .registry import Family, register
+
+    register(
+        Family(
+            "fusion",
+            "Iizuka et al. 2016: global + local fusion CNN (l2 or Zhang classification loss)",
+            colorizer=FusionColorizer.load,
+            train=train_fusion,
+            save=save_fusion,
+            data="images",
+        )
+    )
+
+
+_register()

@@ -1,0 +1,138 @@
+"""Training job for image-level families (convolutional colorizers): image records -> model directory.
+
+    python -m pipelines.train_images --records RECORDS_DIR --output MODEL_DIR [--loss l2|classification]
+
+The records come from ``pipelines.extract_images`` (Beam); Keras trains here, on the launching machine, from
+tf.data over them (crops, flips, tone jitter), with early stopping on a validation split stratified over
+sources and scene types (written to ``MODEL_DIR/validation.txt`` and ``split.json``); the joint bilateral
+refinement is tuned on a stratified sample of validation images. The model directory loads through
+``colorize_tf.registry.load_colorizer`` like any other family, so ``colorize``, the archive job and
+``pipelines.evaluate`` take it unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+
+from apache_beam.io.filesystems import FileSystems
+
+from colorize_tf.registry import TrainSettings, trainable_names
+from transforms.fs import copy_tree, local_copy, match_paths, read_bytes
+from transforms.train_specs import read_image_table, split_rows, write_split
+
+from .options import UsageError, add_refine, add_seed, job_parser, main_entry, parse_job, positive_int
+
+log = logging.getLogger(__name__)
+
+
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.train_images")
+    parser.add_argument("--records", required=True, help="Output folder of pipelines.extract_images.")
+    parser.add_argument("--output", required=True, help="Model directory to write (any Beam filesystem).")
+    parser.add_argument("--family", default="fusion", choices=trainable_names("images"), help="Model family.")
+    parser.add_argument(
+        "--loss",
+        default="l2",
+        choices=["l2", "classification"],
+        help="Regression of U, V or Zhang et al.'s rebalanced classification over chroma bins.",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.38,
+        help="Classification: annealed-mean temperature (1 = mean, -> 0 = mode).",
+    )
+    parser.add_argument("--base_channels", type=positive_int, default=16, help="Channels of the first stage.")
+    parser.add_argument("--epochs", type=positive_int, default=30, help="Most epochs (early stopping may end sooner).")
+    parser.add_argument("--batch_size", type=positive_int, default=16, help="Crops per step.")
+    parser.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate.")
+    parser.add_argument("--patience", type=positive_int, default=4, help="Early-stopping patience (epochs).")
+    parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
+    parser.add_argument(
+        "--val_fraction",
+        type=float,
+        default=0.1,
+        help="Share of images held out for validation, stratified over sources and scene types.",
+    )
+    parser.add_argument(
+        "--tune_images", type=int, default=32, help="Validation images (a stratified sample) that tune the refinement."
+    )
+    add_refine(parser, "Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).")
+    add_seed(parser)
+    return parser
+
+
+def check(args):
+    if args.crop % 8:
+        raise UsageError(f"--crop {args.crop}: expected a multiple of 8")
+    if not 0 < args.val_fraction < 1:
+        raise UsageError(f"--val_fraction {args.val_fraction}: expected 0 < value < 1")
+
+
+def run(argv=None):
+    from colorize_tf import fusion, image_records, splits, tuning
+    from colorize_tf.imageio import decode_image
+    from transforms.train_specs import read_config
+
+    args, _ = parse_job(build_parser(), argv, check)
+    side = read_config(args.records)["side"]
+    rows = read_image_table(args.records)
+    train, val = split_rows(rows, args.val_fraction, args.seed)
+    write_split(args.output, train, val, args.val_fraction, args.seed)
+    shards = [
+        local_copy(p) for p in match_paths(FileSystems.join(args.records, "examples", "*.tfrecord.gz"), "image records")
+    ]
+    train_ds = image_records.dataset(
+        shards,
+        args.crop,
+        args.batch_size,
+        {r["image_id"] for r in train},
+        augment=True,
+        jitter=True,
+        seed=args.seed,
+        shuffle=512,
+    )
+    val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val})
+    config = fusion.FusionConfig(loss=args.loss, base=args.base_channels, temperature=args.temperature, side=side)
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        seed=args.seed,
+    )
+    log.info("%s/%s: %d training, %d validation images at side %d", args.family, args.loss, len(train), len(val), side)
+    model, record = fusion.train_fusion(train_ds, val_ds, config, settings)
+    log.info(
+        "trained %d epochs in %.0f s: loss %.4f, val loss %s",
+        record["epochs_run"],
+        record["seconds"],
+        record["best_loss"],
+        record["best_val_loss"],
+    )
+    refine = args.refine
+    if refine is None:
+        path_of = {r["image_id"]: r["path"] for r in val}
+        tune = splits.stratified_sample(sorted(path_of), args.tune_images, args.seed)
+        pics = [decode_image(read_bytes(path_of[i])) for i in tune]
+        col = fusion.FusionColorizer(model, config, fusion.RefineParams(0, 0.1, 1.0))
+        refine, table = tuning.tune_refinement(
+            [p.gray for p in pics], [p.rgb for p in pics], raw_uv=[col.chroma(p.gray).uv for p in pics]
+        )
+        record["refine_tuning"] = {"images": len(pics), "grid": table}
+        log.info("refinement tuned on %d validation images: %s", len(pics), refine)
+    with tempfile.TemporaryDirectory() as tmp:
+        fusion.save_fusion(tmp, model, config, record, refine)
+        copy_tree(tmp, args.output)
+    log.info("model written to %s", args.output)
+    return record
+
+
+def main(argv=None):
+    return main_entry(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

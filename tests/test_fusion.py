@@ -1,0 +1,83 @@
+"""Family ``fusion`` (Iizuka et al.'s global + local CNN) with the l2 and classification losses."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import synthetic_scene, write_png
+
+
+def test_architecture_predicts_at_a_quarter_of_the_input():
+    from colorize_tf.fusion import FusionConfig, build_model
+
+    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 48, 1)).astype(np.float32)
+    assert build_model(FusionConfig(base=8))(x).shape == (2, 16, 12, 2)
+    assert build_model(FusionConfig(loss="classification", base=8), n_bins=475)(x).shape == (2, 16, 12, 475)
+    with pytest.raises(ValueError, match="loss"):
+        FusionConfig(loss="l1")
+
+
+def test_tensorflow_soft_targets_equal_the_numpy_encoding():
+    from colorize_tf import chroma_bins as B
+    from colorize_tf.fusion import soft_targets
+
+    centres = B.bin_centres()
+    uv = np.random.default_rng(1).uniform(-0.2, 0.2, (1, 3, 4, 2)).astype(np.float32)
+    got = soft_targets(uv, centres).numpy().reshape(-1, len(centres))
+    want = B.dense(*B.soft_encode(uv.reshape(-1, 2), centres), len(centres))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    from pipelines import extract_images
+
+    root = tmp_path_factory.mktemp("fusion")
+    src = root / "photos"
+    src.mkdir()
+    for i in range(16):
+        write_png(str(src / f"scene_{i:02d}.png"), synthetic_scene(96, 128, seed=500 + i))
+    extract_images.run([f"--input={src}", f"--output={root / 'records'}", "--side=64", "--runner=FnApiRunner"])
+    return root / "records"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["l2", "classification"])
+def test_fusion_trains_beats_gray_and_round_trips(records, loss, tmp_path):
+    from colorize_tf.color import luminance
+    from colorize_tf.fusion import FusionColorizer
+    from colorize_tf.metrics import colourfulness, gray_baseline, psnr
+    from colorize_tf.registry import family_of, load_colorizer
+    from pipelines import train_images
+
+    out = tmp_path / f"fusion_{loss}"
+    train_images.run(
+        [
+            f"--records={records}",
+            f"--output={out}",
+            f"--loss={loss}",
+            "--base_channels=8",
+            "--epochs=40",
+            "--patience=40",
+            "--crop=48",
+            "--batch_size=8",
+            "--learning_rate=3e-3",
+            "--val_fraction=0.2",
+            "--tune_images=2",
+        ]
+    )
+    meta = json.loads((out / "model.json").read_text())
+    assert family_of(str(out)) == "fusion" and meta["fusion"]["loss"] == loss
+    assert len(json.loads((out / "split.json").read_text())["validation"]) == 3  # 20 % of 16, stratified
+    col = load_colorizer(str(out))
+    assert isinstance(col, FusionColorizer)
+    truth = synthetic_scene(120, 160, seed=999)  # held back: seen in no form
+    result = col.colorize(luminance(truth))
+    assert result.rgb.shape == (120, 160, 3)
+    np.testing.assert_allclose(luminance(result.rgb), luminance(truth), atol=2e-3)  # Y kept
+    assert psnr(result.rgb, truth) > psnr(gray_baseline(truth), truth) + 0.5
+    assert colourfulness(result.rgb) > 0.2 * colourfulness(truth)
+    with open(out / "fusion.keras", "ab") as fh:
+        fh.write(b"!")
+    with pytest.raises(ValueError, match="checksum"):
+        load_colorizer(str(out))
