@@ -82,7 +82,7 @@ def main(argv=None):
             tile=0, selection_k=args.selection_k, selection_layers=args.selection_layers, stride=args.stride
         ),
     )
-    print(f"prediction stride {col.stride}")
+    print(col.describe())
     settings = [("model", col.refine), ("raw", RefineParams(0, 0.1, 1.0))]
     for params in args.refine or []:
         settings.append(
@@ -117,7 +117,7 @@ def main(argv=None):
         "model": args.model,
         "images": len(paths) - len(skipped),
         "skipped_without_colour": skipped,
-        "stride": col.stride,
+        "colorizer": col.describe(),
         "gray": {"mean_psnr": float(np.mean(gray_psnr)), "mean_l_uv": float(np.mean(gray_luv))},
         "truth_colourfulness": float(np.mean(truth_cf)),
         "seconds": round(time.perf_counter() - t0, 1),

@@ -37,7 +37,7 @@ def main(argv=None):
 
     photo = data.astronaut()
     col = load_colorizer(args.model, ColorizeSettings(refine=args.refine, tile=args.tile, stride=args.stride))
-    print(f"model {args.model}: blocks {'+'.join(col.descriptor.names)}, refine {col.refine}, stride {col.stride}")
+    print(f"model {args.model}: {col.describe()}")
     print(
         f"{'size':>10} {'total':>8} {'parser+sel':>10} {'features':>9} {'inference':>10} {'refine':>8} "
         f"{'recombine':>10}"
@@ -56,6 +56,8 @@ def main(argv=None):
             f"{size}x{size:<5} {med['total']:>8.3f} {med['parser']:>10.3f} {med['features']:>9.3f} "
             f"{med['inference']:>10.3f} {med['refinement']:>8.3f} {med['recombine']:>10.3f}"
         )
+    if not hasattr(col, "descriptor"):  # image-level families have no per-pixel descriptor
+        return 0
     # training-side descriptor throughput (library level, one core)
     gray = luminance(cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA) / 255.0)
     t0 = time.perf_counter()

@@ -240,6 +240,10 @@ class PixelColorizer:
         refine = settings.refine or RefineParams(**predictor.meta.get("refine", {}))
         return cls(predictor, desc, refine, settings.tile, settings.stride)
 
+    def describe(self):
+        """One line for logs: what predicts and how."""
+        return f"descriptor {'+'.join(self.descriptor.names)}, stride {self.stride}, refinement {self.refine}"
+
     def chroma(self, gray):
         """Unrefined chrominance: a `Colorized` with ``rgb=None``."""
         timing = Timing()

@@ -227,6 +227,12 @@ class FusionColorizer:
         refine = settings.refine or RefineParams(**meta.get("refine", {}))
         return cls(model, config, refine, settings.tile)
 
+    def describe(self):
+        """One line for logs: what predicts and how."""
+        c = self.config
+        extra = f", T={c.temperature}" if c.loss == "classification" else ""
+        return f"fusion CNN, {c.loss} loss{extra}, working side {c.side}, refinement {self.refine}"
+
     def chroma(self, gray, temperature=None):
         """Chroma (H, W, 2) for luminance (H, W), predicted at the working side and upsampled bilinearly."""
         import cv2

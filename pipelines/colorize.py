@@ -86,7 +86,7 @@ def main(argv=None):
     except UsageError as exc:
         print(f"colorize: error: {exc}", file=sys.stderr)
         return 2
-    log.info("model %s (%s), refinement %s", args.model, "+".join(colorizer.descriptor.names), colorizer.refine)
+    log.info("model %s: %s", args.model, colorizer.describe())
     os.makedirs(args.output, exist_ok=True)
     failures = 0
     for path in args.inputs:

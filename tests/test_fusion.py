@@ -77,6 +77,21 @@ def test_fusion_trains_beats_gray_and_round_trips(records, loss, tmp_path):
     np.testing.assert_allclose(luminance(result.rgb), luminance(truth), atol=2e-3)  # Y kept
     assert psnr(result.rgb, truth) > psnr(gray_baseline(truth), truth) + 0.5
     assert colourfulness(result.rgb) > 0.2 * colourfulness(truth)
+    if loss == "l2":  # the jobs take the family unchanged
+        from pipelines import colorize, colorize_archive
+
+        scans = tmp_path / "scans"
+        scans.mkdir()
+        for i in range(2):
+            write_png(
+                str(scans / f"old{i}.png"),
+                np.repeat(luminance(synthetic_scene(70, 90, seed=800 + i))[..., None], 3, -1),
+            )
+        assert colorize.main([str(scans / "old0.png"), "--model", str(out), "--output", str(tmp_path / "one")]) == 0
+        summary = colorize_archive.run(
+            [f"--input={scans}", f"--model={out}", f"--output={tmp_path / 'arch'}", "--runner=FnApiRunner"]
+        )
+        assert summary["done"] == 2 and summary["failed"] == 0
     with open(out / "fusion.keras", "ab") as fh:
         fh.write(b"!")
     with pytest.raises(ValueError, match="checksum"):
