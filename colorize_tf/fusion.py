@@ -21,6 +21,7 @@ the cost hardly grows with the scan size.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 
@@ -28,6 +29,8 @@ import numpy as np
 
 from .colorize import Colorized, Timing, finish
 from .refine import RefineParams
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "fusion.keras"
 #: Output stride of the chroma map relative to the input.
@@ -155,7 +158,23 @@ def train_fusion(train_ds, val_ds, config: FusionConfig, settings, log_prefix=""
 
         train = train_ds.map(to_classes)
         val = None if val_ds is None else val_ds.map(to_classes)
-    callbacks = []
+    t_start = time.time()
+
+    def progress(epoch, logs):
+        done = time.time() - t_start
+        eta = done / (epoch + 1) * (settings.epochs - epoch - 1)
+        log.info(
+            "%sepoch %d/%d loss %.5f val_loss %s (%.0f s, at most %.0f s left)",
+            log_prefix,
+            epoch + 1,
+            settings.epochs,
+            logs.get("loss", float("nan")),
+            "%.5f" % logs["val_loss"] if "val_loss" in logs else "-",
+            done,
+            eta,
+        )
+
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=progress)]
     if val is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
