@@ -197,26 +197,9 @@ def train_fusion(train_ds, val_ds, config: FusionConfig, settings, log_prefix=""
 
 def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefineParams(121, 0.05, 80.0, 0.25)):
     """Model directory: ``fusion.keras`` + ``model.json`` (family ``fusion``, config, checksums)."""
-    from .checksums import sha256_file
-    from .files import write_json
-    from .regressor import FORMAT, FORMAT_VERSION, META_FILE, versions
+    from .regressor import write_model_dir
 
-    os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, MODEL_FILE)
-    model.save(path)
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "family": "fusion",
-        "fusion": dataclasses.asdict(config),
-        "training": record,
-        "refine": dataclasses.asdict(refine),
-        "versions": versions(),
-        "files": {MODEL_FILE: sha256_file(path)},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_json(os.path.join(model_dir, META_FILE), meta)
-    return meta
+    return write_model_dir(model_dir, "fusion", record, refine, {MODEL_FILE: model}, fusion=dataclasses.asdict(config))
 
 
 class FusionColorizer:

@@ -188,26 +188,46 @@ def versions():
     return out
 
 
-def save_model_dir(model_dir, model, descriptor_config, training, refine=None, extra=None):
-    """Write ``regressor.keras`` + ``model.json`` into `model_dir` (created if needed)."""
+def write_model_dir(model_dir, family, training, refine=None, keras_files=None, **fields):
+    """The one writer of model directories, for every family: saves each ``{file name: keras model}`` in
+    `keras_files`, then ``model.json`` (format, family, `fields`, training record, refinement as a dict,
+    versions, SHA-256 of every saved file) atomically, last — a directory with ``model.json`` is complete."""
+    import dataclasses
+
     os.makedirs(model_dir, exist_ok=True)
-    kpath = os.path.join(model_dir, MODEL_FILE)
-    model.save(kpath)
+    files = {}
+    for name, model in (keras_files or {}).items():
+        path = os.path.join(model_dir, name)
+        model.save(path)
+        files[name] = sha256_file(path)
+    if dataclasses.is_dataclass(refine):
+        refine = dataclasses.asdict(refine)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "descriptor": descriptor_config,
-        "input_dim": int(model.input_shape[-1]),
+        "family": family,
+        **fields,
         "training": training,
         "refine": refine or {},
         "versions": versions(),
-        "files": {MODEL_FILE: sha256_file(kpath)},
+        "files": files,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if extra:
-        meta.update(extra)
     write_json(os.path.join(model_dir, META_FILE), meta)
     return meta
+
+
+def save_model_dir(model_dir, model, descriptor_config, training, refine=None):
+    """Write ``regressor.keras`` + ``model.json`` into `model_dir` (created if needed)."""
+    return write_model_dir(
+        model_dir,
+        "regressor",
+        training,
+        refine,
+        {MODEL_FILE: model},
+        descriptor=descriptor_config,
+        input_dim=int(model.input_shape[-1]),
+    )
 
 
 def read_metadata(model_dir):
@@ -300,9 +320,8 @@ def train_family(x, uv, val, settings, init_dir=None, log_dir=None, log_prefix="
 
 def save_family(model_dir, predictor, descriptor_config, record, refine):
     """Registry entry: write the model directory; `refine` is a RefineParams."""
-    import dataclasses
 
-    return save_model_dir(model_dir, predictor.model, descriptor_config, record, refine=dataclasses.asdict(refine))
+    return save_model_dir(model_dir, predictor.model, descriptor_config, record, refine=refine)
 
 
 def _register():

@@ -20,7 +20,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from colorize_tf.features import DEFAULT_BLOCKS, Descriptor, config_dim
-from colorize_tf.imageio import DEFAULT_MAX_PIXELS
 from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.fs import write_json
@@ -31,6 +30,7 @@ from .options import (
     UsageError,
     add_inputs,
     add_output,
+    add_record_job,
     add_seed,
     is_dry_run,
     job_parser,
@@ -69,26 +69,12 @@ def build_parser():
     parser.add_argument("--patch_size", type=positive_int, default=7, help="Side of the luminance patch block.")
     parser.add_argument("--daisy_radius", type=positive_int, default=15, help="DAISY radius in pixels.")
     parser.add_argument(
-        "--max_pixels",
-        type=positive_int,
-        default=DEFAULT_MAX_PIXELS,
-        help="Larger images become dead letters (decoding bound).",
-    )
-    parser.add_argument(
         "--gist_size",
         type=int,
         default=128,
         help="GIST (global descriptor) computed on the gray image resized to this side; 0 = off.",
     )
-    parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
-    parser.add_argument(
-        "--max_failed_fraction",
-        type=float,
-        default=0.1,
-        help="Exit with status 3 when more than this share of images failed unexpectedly (stage "
-        "'internal' in the dead letters: a bug, not a bad file). A job with no usable image "
-        "always fails.",
-    )
+    add_record_job(parser)
     add_seed(parser)
     return parser
 

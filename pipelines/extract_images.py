@@ -22,7 +22,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from colorize_tf.image_records import DEFAULT_SIDE
-from colorize_tf.imageio import DEFAULT_MAX_PIXELS
 from transforms.fs import write_json
 from transforms.image_records import IMAGE_SCHEMA, IMAGES, ImageExampleDoFn
 from transforms.io import DEAD, ReadImages, write_jsonl
@@ -31,6 +30,7 @@ from .extract_features import check_outcome
 from .options import (
     add_inputs,
     add_output,
+    add_record_job,
     is_dry_run,
     job_parser,
     main_entry,
@@ -52,19 +52,7 @@ def build_parser():
         default=DEFAULT_SIDE,
         help="Longer side of the stored images (never upsampled; multiples of 8).",
     )
-    parser.add_argument(
-        "--max_pixels",
-        type=positive_int,
-        default=DEFAULT_MAX_PIXELS,
-        help="Larger images become dead letters (decoding bound).",
-    )
-    parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
-    parser.add_argument(
-        "--max_failed_fraction",
-        type=float,
-        default=0.1,
-        help="Exit with status 3 when more than this share of images failed unexpectedly.",
-    )
+    add_record_job(parser)
     return parser
 
 

@@ -243,6 +243,51 @@ def colorize_settings(args, tile=None):
     )
 
 
+def add_training(parser, epochs, batch_size, batch_unit, patience, tune_images, learning_rate=1e-3):
+    """Flags every training job shares: schedule, early stopping, the stratified validation split and the
+    refinement (tuned on validation images unless fixed)."""
+    parser.add_argument(
+        "--epochs", type=positive_int, default=epochs, help="Most epochs (early stopping may end sooner)."
+    )
+    parser.add_argument("--batch_size", type=positive_int, default=batch_size, help=f"{batch_unit} per gradient step.")
+    parser.add_argument("--learning_rate", type=float, default=learning_rate, help="Adam learning rate.")
+    parser.add_argument("--patience", type=positive_int, default=patience, help="Early-stopping patience (epochs).")
+    parser.add_argument(
+        "--val_fraction",
+        type=float,
+        default=0.1,
+        help="Share of images held out for validation, stratified over sources and scene types.",
+    )
+    parser.add_argument(
+        "--tune_images",
+        type=int,
+        default=tune_images,
+        help="Validation images (a stratified sample) that tune the refinement.",
+    )
+    add_refine(parser, "Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).")
+
+
+def add_record_job(parser):
+    """Flags of the jobs that turn images into training records: decoding bound, shards, failure threshold."""
+    from colorize_tf.imageio import DEFAULT_MAX_PIXELS
+
+    parser.add_argument(
+        "--max_pixels",
+        type=positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="Larger images become dead letters (decoding bound).",
+    )
+    parser.add_argument("--num_shards", type=int, default=0, help="TFRecord shards (0 = runner decides).")
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=0.1,
+        help="Exit with status 3 when more than this share of images failed unexpectedly (stage "
+        "'internal' in the dead letters: a bug, not a bad file). A job with no usable image "
+        "always fails.",
+    )
+
+
 def add_seed(parser):
     parser.add_argument("--seed", type=int, default=0, help="Seed for sampling, splits and initialisation.")
 

@@ -46,9 +46,9 @@ from transforms.training import KeyByClusterDoFn, ReferenceImageDoFn, TrainRegre
 
 from .options import (
     UsageError,
-    add_refine,
     add_seed,
     add_selection,
+    add_training,
     is_dry_run,
     job_parser,
     main_entry,
@@ -73,20 +73,7 @@ def build_parser():
         choices=trainable_names(),
         help="Model family (colorize_tf.registry): the paper's regressor or a baseline.",
     )
-    parser.add_argument("--epochs", type=positive_int, default=20, help="Most epochs (early stopping may end sooner).")
-    parser.add_argument("--batch_size", type=positive_int, default=1024, help="Samples per gradient step.")
-    parser.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate.")
-    parser.add_argument("--patience", type=positive_int, default=3, help="Early-stopping patience (epochs).")
-    parser.add_argument(
-        "--val_fraction",
-        type=float,
-        default=0.1,
-        help="Share of images held out for validation, stratified over sources and scene types.",
-    )
-    parser.add_argument(
-        "--tune_images", type=int, default=64, help="Validation images (a stratified sample) that tune the refinement."
-    )
-    add_refine(parser, "Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).")
+    add_training(parser, epochs=20, batch_size=1024, batch_unit="Samples", patience=3, tune_images=64)
     parser.add_argument("--max_images", type=int, default=0, help="Use at most this many images (0 = all).")
     parser.add_argument(
         "--use_blocks",

@@ -22,7 +22,7 @@ from colorize_tf.registry import TrainSettings, trainable_names
 from transforms.fs import copy_tree, local_copy, match_paths, read_bytes
 from transforms.train_specs import read_image_table, split_rows, write_split
 
-from .options import UsageError, add_refine, add_seed, job_parser, main_entry, parse_job, positive_int
+from .options import UsageError, add_seed, add_training, job_parser, main_entry, parse_job, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +45,8 @@ def build_parser():
         help="Classification: annealed-mean temperature (1 = mean, -> 0 = mode).",
     )
     parser.add_argument("--base_channels", type=positive_int, default=16, help="Channels of the first stage.")
-    parser.add_argument("--epochs", type=positive_int, default=30, help="Most epochs (early stopping may end sooner).")
-    parser.add_argument("--batch_size", type=positive_int, default=16, help="Crops per step.")
-    parser.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate.")
-    parser.add_argument("--patience", type=positive_int, default=4, help="Early-stopping patience (epochs).")
+    add_training(parser, epochs=30, batch_size=16, batch_unit="Crops", patience=4, tune_images=32)
     parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
-    parser.add_argument(
-        "--val_fraction",
-        type=float,
-        default=0.1,
-        help="Share of images held out for validation, stratified over sources and scene types.",
-    )
-    parser.add_argument(
-        "--tune_images", type=int, default=32, help="Validation images (a stratified sample) that tune the refinement."
-    )
-    add_refine(parser, "Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).")
     add_seed(parser)
     return parser
 

@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 
-from ..checksums import load_verified_keras, sha256_file
-from ..files import write_json
-from ..regressor import FORMAT, FORMAT_VERSION, META_FILE, versions
+from ..checksums import load_verified_keras
+from ..regressor import META_FILE, write_model_dir
 from . import hog  # noqa: F401  (registers the luma / hog descriptor blocks)
 
 
@@ -141,29 +140,17 @@ def train_baseline(family, x, uv, val=None, seed=0, **kwargs):
 def save_baseline(model_dir, family, predictor, descriptor_config, record, refine):
     """Model directory for a baseline: ``model.json`` (+ ``classifier.keras`` for richart); `refine` is a
     RefineParams."""
-    import dataclasses
-
-    os.makedirs(model_dir, exist_ok=True)
-    files = {}
-    if family == "richart":
-        path = os.path.join(model_dir, "classifier.keras")
-        predictor.model.save(path)
-        files["classifier.keras"] = sha256_file(path)
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "family": family,
-        "descriptor": descriptor_config,
-        "input_dim": int(predictor.input_dim),
-        "state": predictor.state(),
-        "training": record,
-        "refine": dataclasses.asdict(refine),
-        "versions": versions(),
-        "files": files,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_json(os.path.join(model_dir, META_FILE), meta)
-    return meta
+    keras_files = {"classifier.keras": predictor.model} if family == "richart" else {}
+    return write_model_dir(
+        model_dir,
+        family,
+        record,
+        refine,
+        keras_files,
+        descriptor=descriptor_config,
+        input_dim=int(predictor.input_dim),
+        state=predictor.state(),
+    )
 
 
 def _loader(family):
