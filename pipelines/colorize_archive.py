@@ -19,8 +19,6 @@ its manifest.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import sys
@@ -43,6 +41,7 @@ from transforms.colorize import (
     ColorizeDoFn,
     ExpandInputsDoFn,
     SkipFinishedDoFn,
+    csv_line,
     dead_to_row,
     owners_from_manifest,
 )
@@ -296,13 +295,6 @@ def build(pipeline, opts, stamp, tmp_dir, previous=()):
             prefix, file_name_suffix=".csv", header=",".join(MANIFEST_COLUMNS), num_shards=1, shard_name_template=""
         )
     )
-
-
-def csv_line(row):
-    """One manifest row as a CSV record (RFC 4180 quoting: commas, quotes and line breaks in names survive)."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow([row[c] for c in MANIFEST_COLUMNS])
-    return buf.getvalue()[:-2]
 
 
 def manifest_paths(output_dir):

@@ -25,7 +25,7 @@ from apache_beam.ml.inference.base import RunInference
 from colorize_tf.registry import ColorizeSettings
 from transforms.evaluate import ReadForEvaluationDoFn, ScoreDoFn
 from transforms.fs import write_json
-from transforms.inference import ColorizerHandler
+from transforms.inference import ColorizerHandler, failure_rows
 from transforms.io import DEAD, ReadImages, read_jsonl, write_jsonl
 
 from .options import (
@@ -99,15 +99,9 @@ def build(pipeline, args):
     )
     records = colorized | "Score" >> beam.ParDo(ScoreDoFn(args.output, pictures=not args.no_pictures))
     write_jsonl(records, FileSystems.join(args.output, "records", "records"), "Records")
-    failures = failed.failed_inferences | "FailedToDead" >> beam.FlatMap(_failed_rows)
+    failures = failed.failed_inferences | "FailedToDead" >> beam.FlatMap(failure_rows)
     dead = (read[DEAD], examples[DEAD], failures) | "AllDead" >> beam.Flatten()
     write_jsonl(dead, FileSystems.join(args.output, "records", "dead"), "Dead")
-
-
-def _failed_rows(failure):
-    """RunInference's (batch, exception) -> one dead letter per image of the batch."""
-    batch, exc = failure
-    return [{"path": ex.path, "stage": "colorize", "reason": repr(exc)[:500]} for ex in batch]
 
 
 def summarise(records):

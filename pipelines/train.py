@@ -31,7 +31,7 @@ from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
 from colorize_tf.registry import ColorizeSettings, TrainSettings, trainable_names
 from transforms.fs import copy_tree, local_copy, match_paths
-from transforms.inference import ClusterModelsHandler
+from transforms.inference import ClusterModelsHandler, failure_rows
 from transforms.io import DEAD, read_jsonl, write_jsonl
 from transforms.train_specs import (
     cluster_spec,
@@ -191,16 +191,10 @@ def build(pipeline, args, config, specs, refine=None, measure=False, label="", o
         write_jsonl(psnrs, FileSystems.join(out, f"psnr{label}"), f"Psnr{label}")
         unmeasured = (
             refs[DEAD],
-            failed.failed_inferences | f"InferenceFailures{label}" >> beam.Map(_failed_row),
+            failed.failed_inferences | f"InferenceFailures{label}" >> beam.FlatMap(failure_rows),
         ) | f"AllUnmeasured{label}" >> beam.Flatten()
         write_jsonl(unmeasured, FileSystems.join(out, f"unmeasured{label}"), f"Unmeasured{label}")
     return summaries
-
-
-def _failed_row(failure):
-    """A RunInference failure (batch, exception) -> dead-letter rows for its images."""
-    batch, exc = failure
-    return {"path": ",".join(ex.path for _, ex in batch), "stage": "colorize", "reason": repr(exc)[:500]}
 
 
 def nearest_clusters(val_ids, val_gist, clusters):

@@ -25,8 +25,10 @@ Every input ends as exactly one manifest row (`MANIFEST_SCHEMA`).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import logging
 import os
 import posixpath
@@ -749,3 +751,10 @@ def _delete_quietly(path):
 
 def _meta_args(meta):
     return {k: meta[k] for k in ("fmt", "width", "height", "mode", "bits") if k in meta}
+
+
+def csv_line(row):
+    """One manifest row as a CSV record (RFC 4180 quoting: commas, quotes and line breaks in names survive)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow([row[c] for c in MANIFEST_COLUMNS])
+    return buf.getvalue()[:-2]

@@ -145,3 +145,11 @@ class ClusterModelsHandler(ModelHandler):
 
     def get_metrics_namespace(self):
         return "clusters"
+
+
+def failure_rows(failure):
+    """RunInference's failed batch ``(batch, exception)`` -> one dead letter per image (examples may be keyed
+    ``(key, ImageExample)``)."""
+    batch, exc = failure
+    examples = [ex[1] if isinstance(ex, tuple) and not isinstance(ex, ImageExample) else ex for ex in batch]
+    return [{"path": ex.path, "stage": "colorize", "reason": repr(exc)[:500]} for ex in examples]
