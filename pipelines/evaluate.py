@@ -70,6 +70,10 @@ def build_parser():
     return parser
 
 
+#: Names a comparator cannot take: its scores would overwrite the model's or the gray baseline's record keys.
+RESERVED_NAMES = ("model", "gray", "truth")
+
+
 def parse_baselines(text):
     """'NAME=DIR,NAME=DIR' -> {NAME: DIR} (argparse type)."""
     import argparse
@@ -77,8 +81,10 @@ def parse_baselines(text):
     out = {}
     for part in (text or "").split(","):
         name, _, path = part.partition("=")
-        if not name.strip() or not path.strip() or name.strip() == "model":
-            raise argparse.ArgumentTypeError(f"entry {part!r}: expected NAME=MODEL_DIR (NAME not 'model')")
+        if not name.strip() or not path.strip() or name.strip() in RESERVED_NAMES:
+            raise argparse.ArgumentTypeError(
+                f"entry {part!r}: expected NAME=MODEL_DIR (NAME not one of {', '.join(RESERVED_NAMES)})"
+            )
         out[name.strip()] = path.strip()
     return out
 
@@ -121,17 +127,14 @@ def summarise(records):
     if records:
         truth_cf = max(out["mean_colourfulness_truth"], 1e-9)
         out["colourfulness_ratio"] = out["mean_colourfulness"] / truth_cf
-        out["systems"] = [_system("model", "psnr", "l_uv", "colourfulness", records, out, truth_cf)]
-        for name in sorted(k[len("psnr_") :] for k in keys if k.startswith("psnr_") and k != "psnr_gray"):
-            row = _system(name, f"psnr_{name}", f"l_uv_{name}", f"colourfulness_{name}", records, out, truth_cf)
-            diff = bootstrap_interval([r["psnr"] - r[f"psnr_{name}"] for r in records])
-            row["diff"] = [diff[0], [diff[1], diff[2]]]  # the model minus this comparator
-            out["systems"].append(row)
+        names = sorted(k[len("psnr_") :] for k in keys if k.startswith("psnr_") and k != "psnr_gray")
+        out["systems"] = [_system(name, records, out, truth_cf) for name in ["model"] + names]
         for row in out["systems"]:
-            out["gain_" + ("psnr" if row["system"] == "model" else f"psnr_{row['system']}")] = {
-                "mean": row["gain"][0],
-                "ci95": row["gain"][1],
-            }
+            suffix = _suffix(row["system"])
+            if suffix:  # the model minus this comparator, paired per image
+                diff = bootstrap_interval([r["psnr"] - r[f"psnr{suffix}"] for r in records])
+                row["diff"] = [diff[0], [diff[1], diff[2]]]
+            out[f"gain_psnr{suffix}"] = {"mean": row["gain"][0], "ci95": row["gain"][1]}
     clusters = [r["cluster"] for r in records if r.get("cluster")]
     if clusters:
         out["clusters_used"] = {c: clusters.count(c) for c in sorted(set(clusters))}
@@ -139,18 +142,25 @@ def summarise(records):
     return out
 
 
-def _system(name, psnr_key, luv_key, cf_key, records, means, truth_cf):
+def _suffix(system):
+    """Record-key suffix of a system: the model's scores are ``psnr``, ``l_uv`` ..., comparator NAME's
+    ``psnr_NAME`` ..."""
+    return "" if system == "model" else f"_{system}"
+
+
+def _system(name, records, means, truth_cf):
     """One system's summary row: mean PSNR, gain over gray with its paired bootstrap interval, L_UV and
     colourfulness relative to the true photos."""
     from colorize_tf.metrics import bootstrap_interval
 
-    gain = bootstrap_interval([r[psnr_key] - r["psnr_gray"] for r in records])
-    cf = means.get(f"mean_{cf_key}")
+    suffix = _suffix(name)
+    gain = bootstrap_interval([r[f"psnr{suffix}"] - r["psnr_gray"] for r in records])
+    cf = means.get(f"mean_colourfulness{suffix}")
     return {
         "system": name,
-        "mean_psnr": means[f"mean_{psnr_key}"],
+        "mean_psnr": means[f"mean_psnr{suffix}"],
         "gain": [gain[0], [gain[1], gain[2]]],
-        "mean_l_uv": means[f"mean_{luv_key}"],
+        "mean_l_uv": means[f"mean_l_uv{suffix}"],
         "colourfulness_ratio": None if cf is None else cf / truth_cf,
     }
 

@@ -267,6 +267,19 @@ def add_training(parser, epochs, batch_size, batch_unit, patience, tune_images, 
     add_refine(parser, "Fixed refinement 'DIAMETER,SIGMA_COLOR,SIGMA_SPACE[,SCALE]' instead of tuning (0,0,0 = off).")
 
 
+def train_settings(args):
+    """The TrainSettings of the flags `add_training` defines (and --seed)."""
+    from colorize_tf.registry import TrainSettings
+
+    return TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        seed=args.seed,
+    )
+
+
 def add_record_job(parser):
     """Flags of the jobs that turn images into training records: decoding bound, shards, failure threshold."""
     from colorize_tf.imageio import DEFAULT_MAX_PIXELS

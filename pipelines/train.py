@@ -29,7 +29,7 @@ from apache_beam.ml.inference.base import RunInference
 
 from colorize_tf.features import select_blocks
 from colorize_tf.parser import needs_parser
-from colorize_tf.registry import ColorizeSettings, TrainSettings, trainable_names
+from colorize_tf.registry import ColorizeSettings, trainable_names
 from transforms.fs import copy_tree, local_copy, match_paths
 from transforms.inference import ClusterModelsHandler, failure_rows
 from transforms.io import DEAD, read_jsonl, write_jsonl
@@ -55,6 +55,7 @@ from .options import (
     parse_job,
     positive_int,
     run_pipeline,
+    train_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -125,25 +126,14 @@ def build_parser():
 def check(args):
     if not 0 <= args.val_fraction < 1:
         raise UsageError(f"--val_fraction {args.val_fraction}: expected 0 <= value < 1")
-    if args.use_blocks and args.family != "regressor" and args.adaptive_clustering:
-        raise UsageError("--adaptive_clustering trains regressors only")
-
-
-def train_settings(args):
-    return TrainSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        seed=args.seed,
-    )
 
 
 def build(pipeline, args, config, specs, refine=None, measure=False, label="", out=None):
     """Train one model per spec; with `measure`, also colorize every member with its cluster's model
     (RunInference) and write the PSNRs. `config` is the feature job's config.json. Returns the PCollection
     of training summaries."""
-    shards = match_paths(FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz"), "TFRecord shards")
+    pattern = FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz")
+    shards = match_paths(pattern, "TFRecord shards")
     parser_dir = args.parser or config.get("parser")
     descriptor, columns = config["descriptor"], None
     if args.use_blocks:
@@ -162,8 +152,7 @@ def build(pipeline, args, config, specs, refine=None, measure=False, label="", o
         cluster_of = {m: s["cluster_id"] for s in specs for m in s["train_ids"] + s["val_ids"]}
         summaries = (
             pipeline
-            | f"ReadSamples{label}"
-            >> beam.io.ReadFromTFRecord(FileSystems.join(args.features, "samples", "samples-*.tfrecord.gz"))
+            | f"ReadSamples{label}" >> beam.io.ReadFromTFRecord(pattern)
             | f"KeyByCluster{label}" >> beam.ParDo(KeyByClusterDoFn(cluster_of))
             | f"GroupByCluster{label}" >> beam.GroupByKey()
             | f"TrainModels{label}" >> beam.ParDo(trainer, specs={s["cluster_id"]: s for s in specs})
@@ -197,16 +186,15 @@ def build(pipeline, args, config, specs, refine=None, measure=False, label="", o
     return summaries
 
 
-def nearest_clusters(val_ids, val_gist, clusters):
-    """Validation images by the cluster whose GIST centre is nearest: they stop that cluster's training
-    early, and never join a cluster (their GIST does not move a centre), so choosing the selection settings
-    on them stays honest."""
+def nearest_clusters(val_rows, clusters):
+    """Validation images by the cluster whose GIST centre is nearest (`select_cluster` with k = 1): they stop
+    that cluster's training early and never join a cluster (their GIST does not move a centre), so choosing
+    the selection settings on them stays honest."""
+    from colorize_tf.clustering import select_cluster
+
     out = {c.cluster_id: [] for c in clusters}
-    if len(val_ids):
-        centres = np.stack([c.centre for c in clusters])
-        nearest = np.argmin(((val_gist[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
-        for image_id, n in zip(val_ids, nearest):
-            out[clusters[n].cluster_id].append(image_id)
+    for r in val_rows:
+        out[clusters[select_cluster(r["gist"], None, clusters, k=1)].cluster_id].append(r["image_id"])
     return out
 
 
@@ -238,13 +226,14 @@ def run(argv=None):
     try:
         if not args.adaptive_clustering:
             return _run(options, lambda p: build(p, args, config, [root], args.refine))
-        return run_clustered(options, args, config, train + val, {r["image_id"] for r in val}, root)
+        return run_clustered(options, args, config, train, val, root)
     except _DryRun as dry:  # the first job's graph, built and staged, not run
         return dry.result
 
 
-def run_clustered(options, args, config, rows, held_out, root):
-    """Algorithm 3 with one Beam job per layer; writes the bundle."""
+def run_clustered(options, args, config, train, val, root):
+    """Algorithm 3 with one Beam job per layer on the `train` rows (`val` rows only stop clusters' training
+    early); writes the bundle."""
     from colorize_tf.clustering import adaptive_clustering, minimal_cluster_size
     from colorize_tf.refine import RefineParams
     from colorize_tf.regressor import read_metadata
@@ -255,33 +244,30 @@ def run_clustered(options, args, config, rows, held_out, root):
         log.info("root regressor: copied from %s", args.root_model)
         copy_tree(args.root_model, root_dir)
     else:
-        log.info("root regressor on all %d images", len(rows))
+        log.info("root regressor on %d training images", len(train))
         _run(
             options,
             lambda p: build(p, args, config, [dict(root, model_dir=root_dir)], args.refine, label="Root", out=out),
         )
     refine = RefineParams(**read_metadata(local_copy(root_dir))["refine"])
-    missing = [r["image_id"] for r in rows if not r.get("gist")]
+    missing = [r["image_id"] for r in train + val if not r.get("gist")]
     if missing:
         raise UsageError(
             f"{len(missing)} images have no GIST in the image table (rerun the feature job): {missing[:3]}"
         )
-    by_id = {r["image_id"]: r for r in rows}
-    ids = sorted(i for i in by_id if i not in held_out)  # validation images never join a cluster
-    val_ids = sorted(held_out)
-    path_of = {i: by_id[i]["path"] for i in by_id}
-    gist = np.array([by_id[i]["gist"] for i in ids], np.float32)
-    val_gist = np.array([by_id[i]["gist"] for i in val_ids], np.float32).reshape(len(val_ids), -1)
+    ids = [r["image_id"] for r in train]  # sorted by id (read_image_table); validation images never join
+    path_of = {r["image_id"]: r["path"] for r in train}
+    gist = np.array([r["gist"] for r in train], np.float32)
     hists = None
-    if all(by_id[i].get("semantic_hist") for i in ids):
-        hists = np.array([by_id[i]["semantic_hist"] for i in ids], np.float32)
+    if all(r.get("semantic_hist") for r in train):
+        hists = np.array([r["semantic_hist"] for r in train], np.float32)
     dim = len(select_blocks(config["descriptor"], args.use_blocks)[1]) if args.use_blocks else config["dim"]
     mu = args.mu or minimal_cluster_size(dim, config["samples_per_image"], args.alpha)
     log.info(
         "adaptive clustering: %d training images (%d validation images only stop training early), N0=%d, "
         "mu=%d, epsilon=%.1f dB",
         len(ids),
-        len(val_ids),
+        len(val),
         args.n0,
         mu,
         args.epsilon,
@@ -290,7 +276,7 @@ def run_clustered(options, args, config, rows, held_out, root):
 
     def train_layer(clusters):
         layer = clusters[0].layer
-        early = nearest_clusters(val_ids, val_gist, clusters)
+        early = nearest_clusters(val, clusters)
         specs = [
             cluster_spec(
                 c,

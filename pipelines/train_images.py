@@ -18,11 +18,11 @@ import tempfile
 
 from apache_beam.io.filesystems import FileSystems
 
-from colorize_tf.registry import TrainSettings, trainable_names
+from colorize_tf.registry import trainable_names
 from transforms.fs import copy_tree, local_copy, match_paths, read_bytes
 from transforms.train_specs import read_image_table, split_rows, write_split
 
-from .options import UsageError, add_seed, add_training, job_parser, main_entry, parse_job, positive_int
+from .options import UsageError, add_seed, add_training, job_parser, main_entry, parse_job, positive_int, train_settings
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,7 @@ def run(argv=None):
     )
     val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val})
     config = fusion.FusionConfig(loss=args.loss, base=args.base_channels, temperature=args.temperature, side=side)
-    settings = TrainSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        seed=args.seed,
-    )
+    settings = train_settings(args)
     log.info("%s/%s: %d training, %d validation images at side %d", args.family, args.loss, len(train), len(val), side)
     model, record = fusion.train_fusion(train_ds, val_ds, config, settings)
     log.info(

@@ -92,6 +92,8 @@ def test_bad_values_stop_before_anything_runs():
 
     with pytest.raises(UsageError, match="D,SIGMA_COLOR,SIGMA_SPACE"):
         parse_job(evaluate.build_parser(), ["--input=a", "--model=m", "--output=o", "--refine=9,0.1"])
+    with pytest.raises(UsageError, match="NAME not one of model, gray, truth"):  # would overwrite psnr_gray
+        parse_job(evaluate.build_parser(), ["--input=a", "--model=m", "--output=o", "--baselines=gray=x"])
     with pytest.raises(UsageError, match="--epsilonn"):
         parse_job(train.build_parser(), ["--features=f", "--output=o", "--epsilonn=-20"])
     with pytest.raises(UsageError, match="required: --features"):

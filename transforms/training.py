@@ -64,7 +64,7 @@ class TrainRegressorDoFn(beam.DoFn):
         self.trained = Metrics.counter("training", "models_trained")
         self.samples = Metrics.counter("training", "samples_seen")
 
-    def _samples(self, spec, serialized, ids):
+    def _samples(self, serialized, ids):
         """(x, uv, ids) of `ids`, with the kept columns only."""
         from colorize_tf import records
 
@@ -111,8 +111,8 @@ class TrainRegressorDoFn(beam.DoFn):
 
         spec, serialized = (element, None) if isinstance(element, dict) else (specs[element[0]], list(element[1]))
         cid = spec["cluster_id"]
-        x, uv, ids = self._samples(spec, serialized, spec["train_ids"])
-        val = self._samples(spec, serialized, spec["val_ids"])[:2] if spec.get("val_ids") else None
+        x, uv, ids = self._samples(serialized, spec["train_ids"])
+        val = self._samples(serialized, spec["val_ids"])[:2] if spec.get("val_ids") else None
         log.info(
             "cluster %s: training on %d images / %d samples (%d val samples)",
             cid,
