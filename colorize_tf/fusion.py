@@ -39,7 +39,15 @@ OUT_STRIDE = 4
 
 @dataclasses.dataclass(frozen=True)
 class FusionConfig:
-    """Architecture and objective of a fusion model (stored in ``model.json``)."""
+    """Architecture and objective of a fusion model (stored in ``model.json``).
+
+    ``encoder="own"`` learns the low-level path from scratch (stride 8); ``"parser"`` takes the trained
+    grayscale scene parser's encoder (`colorize_tf.parser`, stride 32, kept frozen with its batch
+    normalisation in inference mode), so the colorizer starts from features that already separate sky,
+    foliage, people and buildings: the paper's semantic insight carried into the CNN. ``scenes`` names the
+    classes of the optional auxiliary scene-classification head on the global vector (Iizuka's joint
+    training), weighted by ``scene_weight`` (alpha).
+    """
 
     loss: str = "l2"  # or "classification"
     base: int = 16  # channels of the first stage
@@ -47,53 +55,114 @@ class FusionConfig:
     bin_step: float = 0.04
     temperature: float = 0.38
     side: int = 256  # working resolution (longer side) at colorization
+    encoder: str = "own"  # or "parser"
+    scenes: tuple = ()
+    scene_weight: float = 0.0
 
     def __post_init__(self):
+        object.__setattr__(self, "scenes", tuple(self.scenes))
         if self.loss not in ("l2", "classification"):
             raise ValueError(f"fusion loss {self.loss!r}: expected 'l2' or 'classification'")
+        if self.encoder not in ("own", "parser"):
+            raise ValueError(f"fusion encoder {self.encoder!r}: expected 'own' or 'parser'")
         if not 4 <= self.base <= 256 or not 2 <= self.global_grid <= 64 or not 32 <= self.side <= 4096:
             raise ValueError(f"fusion config out of range: {self}")
         if not self.temperature > 0:
             raise ValueError(f"temperature {self.temperature}: expected > 0")
+        if self.scene_weight < 0 or (self.scene_weight > 0 and len(self.scenes) < 2):
+            raise ValueError("scene_weight > 0 needs at least two scene classes")
+
+    @property
+    def stride(self):
+        """Input sides must be multiples of this."""
+        return 32 if self.encoder == "parser" else 8
 
 
-def build_model(config: FusionConfig, n_bins=0):
-    """Keras model: gray (B, H, W, 1) in [0, 1] -> (B, H/4, W/4, 2) chroma or (B, H/4, W/4, n_bins) logits."""
+#: Layers of the scene parser (`colorize_tf.parser.build_parser`) the ``parser`` encoder exposes.
+PARSER_TAPS = ("enc2b_relu", "enc3b_relu", "enc4b_relu", "context_add", "context_pool")
+
+
+def parser_encoder(parser_model):
+    """The scene parser's encoder as a frozen Keras model: gray -> features at 1/4, 1/8, 1/16, 1/32 and the
+    global-average vector (B, 1, 1, C)."""
+    import keras
+
+    enc = keras.Model(parser_model.input, [parser_model.get_layer(n).output for n in PARSER_TAPS], name="encoder")
+    enc.trainable = False  # frozen: batch normalisation runs in inference mode, as at colorization
+    return enc
+
+
+def _block(x, ch, stride, name):
+    from keras import layers
+
+    x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.GroupNormalization(groups=4, name=f"{name}_norm")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _fuse(local, vector, ch):
+    """Iizuka's fusion layer: the global vector joined to every location (concatenation + 1x1 convolution,
+    written as its equal sum)."""
+    from keras import layers
+
+    fused = layers.Add(name="fusion")(
+        [
+            layers.Conv2D(ch, 1, name="fusion_local")(local),
+            layers.Reshape((1, 1, ch), name="fusion_broadcast")(layers.Dense(ch, name="fusion_global")(vector)),
+        ]
+    )
+    return layers.ReLU(name="fusion_relu")(fused)
+
+
+def build_model(config: FusionConfig, n_bins=0, encoder=None):
+    """Keras model: gray (B, H, W, 1) in [0, 1] -> (B, H/4, W/4, 2) chroma or (B, H/4, W/4, n_bins) logits.
+
+    With ``config.scenes`` and a positive ``scene_weight`` the model has a second output, ``scene`` logits
+    (B, n_scenes), from the global vector. ``encoder`` (`parser_encoder`) is required for
+    ``config.encoder == "parser"``.
+    """
     import keras
     from keras import layers
 
-    def block(x, ch, stride, name):
-        x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-        x = layers.GroupNormalization(groups=4, name=f"{name}_norm")(x)
-        return layers.ReLU(name=f"{name}_relu")(x)
-
     b = config.base
     gray = keras.Input((None, None, 1), name="gray")
-    x = layers.Rescaling(1.0, offset=-0.5, name="centre")(gray)
-    low = block(x, b, 2, "low1")
-    low = block(low, 2 * b, 2, "low2")
-    low = block(low, 4 * b, 2, "low3")  # 1/8
-    mid = block(low, 4 * b, 1, "mid1")
-    mid = block(mid, 4 * b, 1, "mid2")
-    g = layers.Resizing(config.global_grid, config.global_grid, interpolation="bilinear", name="global_grid")(low)
-    g = block(g, 8 * b, 2, "global1")
-    g = block(g, 8 * b, 2, "global2")
-    g = layers.GlobalAveragePooling2D(name="global_pool")(g)
-    g = layers.Dense(8 * b, activation="relu", name="global_vector")(g)
-    fused = layers.Add(name="fusion")(
-        [
-            layers.Conv2D(4 * b, 1, name="fusion_local")(mid),
-            layers.Reshape((1, 1, 4 * b), name="fusion_broadcast")(layers.Dense(4 * b, name="fusion_global")(g)),
-        ]
-    )
-    x = layers.ReLU(name="fusion_relu")(fused)
-    x = layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)  # 1/4
-    x = block(x, 2 * b, 1, "dec1")
+    if config.encoder == "parser":
+        if encoder is None:
+            raise ValueError("fusion encoder 'parser' needs the trained parser's encoder")
+        quarter, eighth, sixteenth, deep, pooled = encoder(gray)
+        g = layers.Flatten(name="global_flat")(pooled)
+        g = layers.Dense(16 * b, activation="relu", name="global_vector")(g)
+        x = layers.UpSampling2D(2, interpolation="bilinear", name="up16")(deep)
+        x = _block(layers.Concatenate(name="cat16")([x, sixteenth]), 8 * b, 1, "dec16")
+        x = layers.UpSampling2D(2, interpolation="bilinear", name="up8")(x)
+        x = _block(layers.Concatenate(name="cat8")([x, eighth]), 8 * b, 1, "dec8")
+        x = _fuse(x, g, 8 * b)
+        x = layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)  # 1/4
+        x = _block(layers.Concatenate(name="cat4")([x, quarter]), 4 * b, 1, "dec1")
+        x = _block(x, 4 * b, 1, "dec2")
+    else:
+        x = layers.Rescaling(1.0, offset=-0.5, name="centre")(gray)
+        low = _block(x, b, 2, "low1")
+        low = _block(low, 2 * b, 2, "low2")
+        low = _block(low, 4 * b, 2, "low3")  # 1/8
+        mid = _block(low, 4 * b, 1, "mid1")
+        mid = _block(mid, 4 * b, 1, "mid2")
+        g = layers.Resizing(config.global_grid, config.global_grid, interpolation="bilinear", name="global_grid")(low)
+        g = _block(g, 8 * b, 2, "global1")
+        g = _block(g, 8 * b, 2, "global2")
+        g = layers.GlobalAveragePooling2D(name="global_pool")(g)
+        g = layers.Dense(8 * b, activation="relu", name="global_vector")(g)
+        x = _fuse(mid, g, 4 * b)
+        x = layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)  # 1/4
+        x = _block(x, 2 * b, 1, "dec1")
     if config.loss == "l2":
         out = layers.Conv2D(2, 1, name="uv")(x)
     else:
         out = layers.Conv2D(n_bins, 1, name="logits")(x)
-    return keras.Model(gray, out, name=f"fusion_{config.loss}")
+    outputs = [out]
+    if config.scene_weight > 0:
+        outputs.append(layers.Dense(len(config.scenes), name="scene")(g))
+    return keras.Model(gray, outputs if len(outputs) > 1 else out, name=f"fusion_{config.loss}")
 
 
 def pool_targets(uv):
@@ -116,8 +185,24 @@ def soft_targets(uv, centres, k=5):
     return tf.reduce_sum(tf.one_hot(idx, len(centres)) * w[..., None], -2)
 
 
-def train_fusion(train_ds, val_ds, config: FusionConfig, settings, log_prefix="", class_counts_batches=20):
-    """Fit a fusion model on ``(gray, uv)`` batches (`colorize_tf.image_records.dataset`).
+def train_fusion(
+    train_ds,
+    val_ds,
+    config: FusionConfig,
+    settings,
+    log_prefix="",
+    class_counts_batches=20,
+    encoder=None,
+    work_dir=None,
+):
+    """Fit a fusion model on ``(gray, uv)`` or ``(gray, uv, scene)`` batches (`colorize_tf.image_records.dataset`;
+    the scene labels are needed when ``config.scene_weight > 0``).
+
+    ``classification`` trains on soft-encoded targets scaled by each pixel's rebalancing weight (the cross
+    entropy of Zhang et al.'s eq. 2 with its weight folded into the target, which is linear in it).
+    ``work_dir`` receives ``checkpoint.keras`` after every epoch and ``best.keras`` at each validation best
+    (a long run stopped early keeps its progress), and TensorBoard logs under ``tensorboard/`` when the
+    tensorboard package is installed.
 
     Returns
     -------
@@ -129,35 +214,54 @@ def train_fusion(train_ds, val_ds, config: FusionConfig, settings, log_prefix=""
     import tensorflow as tf
 
     from . import chroma_bins
+    from .regressor import _has_tensorboard
 
     keras.utils.set_random_seed(settings.seed)
     record = {"config": dataclasses.asdict(config)}
+    scene_table = None
+    if config.scene_weight > 0:
+        keys = tf.constant(list(config.scenes))
+        scene_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(config.scenes), dtype=tf.int64)), -1
+        )
     if config.loss == "l2":
-        model = build_model(config)
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse")
-        train = train_ds.map(lambda g, uv: (g, pool_targets(uv)))
-        val = None if val_ds is None else val_ds.map(lambda g, uv: (g, pool_targets(uv)))
+        model = build_model(config, encoder=encoder)
+        pixel_loss = keras.losses.MeanSquaredError(name="uv_loss")
+
+        def pixel_target(uv):
+            return pool_targets(uv)
     else:
         centres = chroma_bins.bin_centres(config.bin_step)
         counts = np.zeros(len(centres))
-        for _, uv in train_ds.take(class_counts_batches):
-            counts += soft_targets(pool_targets(uv), centres).numpy().reshape(-1, len(centres)).sum(0)
+        for batch in train_ds.take(class_counts_batches):
+            counts += soft_targets(pool_targets(batch[1]), centres).numpy().reshape(-1, len(centres)).sum(0)
         weights = tf.constant(
             chroma_bins.rebalancing_weights(counts + 1e-3, lam=0.5, smooth=config.bin_step * 1.25, centres=centres)
         )
         record["class_weights"] = weights.numpy().tolist()
-        model = build_model(config, len(centres))
+        model = build_model(config, len(centres), encoder=encoder)
+        pixel_loss = keras.losses.CategoricalCrossentropy(from_logits=True, name="uv_loss")
+
+        def pixel_target(uv):
+            target = soft_targets(pool_targets(uv), centres)
+            return target * tf.gather(weights, tf.argmax(target, -1))[..., None]  # rebalanced cross entropy
+
+    def targets(*batch):
+        if scene_table is None:
+            return batch[0], pixel_target(batch[1])
+        scene = scene_table.lookup(batch[2])
+        return batch[0], (pixel_target(batch[1]), tf.maximum(scene, 0))
+
+    if scene_table is None:
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=pixel_loss)
+    else:
         model.compile(
             optimizer=keras.optimizers.Adam(settings.learning_rate),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            loss=[pixel_loss, keras.losses.SparseCategoricalCrossentropy(from_logits=True)],
+            loss_weights=[1.0, config.scene_weight],
         )
-
-        def to_classes(g, uv):
-            target = soft_targets(pool_targets(uv), centres)
-            return g, target, tf.gather(weights, tf.argmax(target, -1))  # per-pixel rebalancing weight
-
-        train = train_ds.map(to_classes)
-        val = None if val_ds is None else val_ds.map(to_classes)
+    train = train_ds.map(targets)
+    val = None if val_ds is None else val_ds.map(targets)
     t_start = time.time()
 
     def progress(epoch, logs):
@@ -179,6 +283,15 @@ def train_fusion(train_ds, val_ds, config: FusionConfig, settings, log_prefix=""
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
         )
+    if work_dir:
+        os.makedirs(work_dir, exist_ok=True)
+        callbacks.append(keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "checkpoint.keras")))
+        if val is not None:
+            callbacks.append(keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "best.keras"), save_best_only=True))
+        if _has_tensorboard():
+            callbacks.append(
+                keras.callbacks.TensorBoard(log_dir=os.path.join(work_dir, "tensorboard"), write_graph=False)
+            )
     t0 = time.time()
     hist = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks, verbose=0)
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
@@ -191,6 +304,7 @@ def train_fusion(train_ds, val_ds, config: FusionConfig, settings, log_prefix=""
         best_loss=min(history["loss"]),
         best_val_loss=min(history["val_loss"]) if "val_loss" in history else None,
         parameters=int(model.count_params()),
+        trainable_parameters=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     )
     return model, record
 
@@ -233,7 +347,8 @@ class FusionColorizer:
         """One line for logs: what predicts and how."""
         c = self.config
         extra = f", T={c.temperature}" if c.loss == "classification" else ""
-        return f"fusion CNN, {c.loss} loss{extra}, working side {c.side}, refinement {self.refine}"
+        enc = "parser encoder" if c.encoder == "parser" else "own encoder"
+        return f"fusion CNN ({enc}), {c.loss} loss{extra}, working side {c.side}, refinement {self.refine}"
 
     def chroma(self, gray, temperature=None):
         """Chroma (H, W, 2) for luminance (H, W), predicted at the working side and upsampled bilinearly."""
@@ -245,9 +360,10 @@ class FusionColorizer:
         gray = np.asarray(gray, np.float32)
         timing = Timing()
         t0 = time.perf_counter()
-        h, w = image_shape(*gray.shape, self.config.side, multiple=8)
+        h, w = image_shape(*gray.shape, self.config.side, multiple=self.config.stride)
         small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
-        out = self._fn(small[None, :, :, None]).numpy()[0]
+        out = self._fn(small[None, :, :, None])
+        out = (out[0] if isinstance(out, (list, tuple)) else out).numpy()[0]  # the scene head is not used here
         t1 = time.perf_counter()
         if self.centres is not None:
             logits = out - out.max(-1, keepdims=True)

@@ -88,7 +88,9 @@ def parse(serialized):
     }
 
 
-def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitter=False, seed=0, shuffle=0):
+def dataset(
+    paths, crop=None, batch_size=16, image_ids=None, augment=False, jitter=False, seed=0, shuffle=0, scenes=False
+):
     """tf.data over image records: batches of ``(gray (B, c, c, 1), uv (B, c, c, 2))``.
 
     Parameters
@@ -104,8 +106,12 @@ def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitt
         Random crops and horizontal flips, applied to gray and chroma together.
     jitter : bool
         Tone jitter of the gray input only (gamma, contrast, brightness: old photos vary in tone curve).
+    seed : int
+        Seeds the shuffle and the augmentation: the same seed gives the same batches, epoch by epoch.
     shuffle : int
         Shuffle buffer in images (0 = file order).
+    scenes : bool
+        Also yield each image's scene label (string tensor (B,)) as a third element.
     """
     import tensorflow as tf
 
@@ -116,27 +122,30 @@ def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitt
         ds = ds.filter(lambda ex: table.lookup(ex["image_id"]) > 0)
     if shuffle:
         ds = ds.shuffle(shuffle, seed=seed)
-    rng = tf.random.Generator.from_seed(seed)
+    # one random int64 per image, new each epoch but fixed by `seed`: stateless ops stay reproducible under a
+    # parallel map (a shared stateful generator would hand out draws in thread order)
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True))
 
-    def shape(ex):
+    def shape(ex, draw):
         both = tf.concat([ex["gray"], ex["uv"]], -1)  # (h, w, 3): crop and flip together
+        key = tf.stack([draw, tf.constant(seed, tf.int64)])
         if crop:
             h, w = tf.shape(both)[0], tf.shape(both)[1]
             ph, pw = tf.maximum(0, crop - h), tf.maximum(0, crop - w)
             both = tf.pad(both - [0.5, 0.0, 0.0], [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]])
             both = both + [0.5, 0.0, 0.0]
             if augment:
-                both = tf.image.stateless_random_crop(both, [crop, crop, 3], seed=rng.make_seeds(1)[:, 0])
+                both = tf.image.stateless_random_crop(both, [crop, crop, 3], seed=key)
             else:
                 both = tf.image.resize_with_crop_or_pad(both, crop, crop)
         if augment:
-            both = tf.image.stateless_random_flip_left_right(both, seed=rng.make_seeds(1)[:, 0])
+            both = tf.image.stateless_random_flip_left_right(both, seed=key + [1, 0])
         gray, uv = both[..., :1], both[..., 1:]
         if jitter:
-            s = rng.uniform([3], 0.0, 1.0)
+            s = tf.random.stateless_uniform([3], seed=key + [2, 0])
             gamma = tf.exp((s[0] - 0.5) * 0.6)  # 0.74 .. 1.35
             gray = tf.clip_by_value(gray, 0.0, 1.0) ** gamma
             gray = tf.clip_by_value((gray - 0.5) * (0.8 + 0.4 * s[1]) + 0.5 + (s[2] - 0.5) * 0.2, 0.0, 1.0)
-        return gray, uv
+        return (gray, uv, ex["scene"]) if scenes else (gray, uv)
 
     return ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)

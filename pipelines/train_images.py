@@ -13,6 +13,7 @@ refinement is tuned on a stratified sample of validation images. The model direc
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 
@@ -44,7 +45,29 @@ def build_parser():
         default=0.38,
         help="Classification: annealed-mean temperature (1 = mean, -> 0 = mode).",
     )
-    parser.add_argument("--base_channels", type=positive_int, default=16, help="Channels of the first stage.")
+    parser.add_argument(
+        "--base_channels", type=positive_int, default=16, help="Channels of the first stage (sets the net's width)."
+    )
+    parser.add_argument(
+        "--encoder",
+        default="own",
+        choices=["own", "parser"],
+        help="Low-level path learned from scratch, or the trained scene parser's encoder (frozen; needs --parser).",
+    )
+    parser.add_argument("--parser", default=None, help="Scene-parser directory (pipelines.train_parser).")
+    parser.add_argument(
+        "--scene_weight",
+        type=float,
+        default=0.0,
+        help="Weight (alpha) of the auxiliary scene-classification loss on the global vector; 0 = no head. "
+        "Scene labels are the records' (SIFT Flow categories, room kinds).",
+    )
+    parser.add_argument(
+        "--work_dir",
+        default=None,
+        help="Local folder for per-epoch checkpoints (checkpoint.keras, best.keras) and TensorBoard logs "
+        "(default: a temporary folder; the TensorBoard logs are copied into the model directory).",
+    )
     add_training(parser, epochs=30, batch_size=16, batch_unit="Crops", patience=4, tune_images=32)
     parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
     add_seed(parser)
@@ -56,6 +79,12 @@ def check(args):
         raise UsageError(f"--crop {args.crop}: expected a multiple of 8")
     if not 0 < args.val_fraction < 1:
         raise UsageError(f"--val_fraction {args.val_fraction}: expected 0 < value < 1")
+    if args.encoder == "parser" and not args.parser:
+        raise UsageError("--encoder parser needs --parser DIR (a pipelines.train_parser output)")
+    if args.encoder == "parser" and args.crop % 32:
+        raise UsageError(f"--crop {args.crop}: the parser encoder needs a multiple of 32")
+    if args.scene_weight < 0:
+        raise UsageError(f"--scene_weight {args.scene_weight}: expected >= 0")
 
 
 def run(argv=None):
@@ -71,6 +100,10 @@ def run(argv=None):
     shards = [
         local_copy(p) for p in match_paths(FileSystems.join(args.records, "examples", "*.tfrecord.gz"), "image records")
     ]
+    scenes = sorted({r["scene"] for r in rows})
+    if args.scene_weight > 0 and len(scenes) < 2:
+        raise UsageError(f"--scene_weight needs at least two scene labels in the records; found {scenes}")
+    with_scenes = args.scene_weight > 0
     train_ds = image_records.dataset(
         shards,
         args.crop,
@@ -80,12 +113,31 @@ def run(argv=None):
         jitter=True,
         seed=args.seed,
         shuffle=512,
+        scenes=with_scenes,
     )
-    val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val})
-    config = fusion.FusionConfig(loss=args.loss, base=args.base_channels, temperature=args.temperature, side=side)
+    val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val}, scenes=with_scenes)
+    config = fusion.FusionConfig(
+        loss=args.loss,
+        base=args.base_channels,
+        temperature=args.temperature,
+        side=side,
+        encoder=args.encoder,
+        scenes=scenes if with_scenes else (),
+        scene_weight=args.scene_weight,
+    )
+    encoder = None
+    if args.encoder == "parser":
+        from colorize_tf.registry import load_parser
+
+        parser_model = load_parser(args.parser)
+        encoder = fusion.parser_encoder(parser_model.model)
     settings = train_settings(args)
     log.info("%s/%s: %d training, %d validation images at side %d", args.family, args.loss, len(train), len(val), side)
-    model, record = fusion.train_fusion(train_ds, val_ds, config, settings)
+    work = tempfile.TemporaryDirectory() if args.work_dir is None else None
+    work_dir = args.work_dir or work.name
+    model, record = fusion.train_fusion(train_ds, val_ds, config, settings, encoder=encoder, work_dir=work_dir)
+    if encoder is not None:
+        record["encoder_from"] = {"parser": args.parser, "files": parser_model.meta.get("files", {})}
     log.info(
         "trained %d epochs in %.0f s: loss %.4f, val loss %s",
         record["epochs_run"],
@@ -106,7 +158,11 @@ def run(argv=None):
         log.info("refinement tuned on %d validation images: %s", len(pics), refine)
     with tempfile.TemporaryDirectory() as tmp:
         fusion.save_fusion(tmp, model, config, record, refine)
+        if os.path.isdir(os.path.join(work_dir, "tensorboard")):
+            copy_tree(os.path.join(work_dir, "tensorboard"), os.path.join(tmp, "tensorboard"))
         copy_tree(tmp, args.output)
+    if work is not None:
+        work.cleanup()
     log.info("model written to %s", args.output)
     return record
 

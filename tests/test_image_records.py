@@ -92,3 +92,14 @@ def test_dataset_crops_and_flips_gray_and_chroma_together(tmp_path):
     jittered = list(dataset([path], crop=32, batch_size=8, augment=True, jitter=True, seed=1))[0]
     assert not np.allclose(jittered[1].numpy()[..., 0], jittered[0].numpy()[..., 0] - 0.5, atol=2e-3)
     assert jittered[0].numpy().min() >= 0 and jittered[0].numpy().max() <= 1
+    # the same seed gives the same augmented batches (stateless draws), another seed other crops;
+    # a second pass over one dataset (the next epoch) draws new crops
+    again = list(dataset([path], crop=32, batch_size=8, augment=True, jitter=True, seed=1))[0]
+    np.testing.assert_array_equal(again[0].numpy(), jittered[0].numpy())
+    other = list(dataset([path], crop=32, batch_size=8, augment=True, jitter=True, seed=2))[0]
+    assert not np.array_equal(other[0].numpy(), jittered[0].numpy())
+    ds = dataset([path], crop=32, batch_size=8, augment=True, jitter=True, seed=1)
+    first, second = next(iter(ds))[0].numpy(), next(iter(ds))[0].numpy()
+    assert not np.array_equal(first, second)
+    with_scene = list(dataset([path], crop=32, batch_size=8, scenes=True))[0]
+    assert [s.decode() for s in with_scene[2].numpy()] == ["scene", "scene", "scene"]
