@@ -34,7 +34,7 @@ from colorize_tf.metrics import (  # noqa: E402
 )
 from colorize_tf.refine import RefineParams  # noqa: E402
 from colorize_tf.registry import ColorizeSettings, load_colorizer  # noqa: E402
-from pipelines.options import add_selection, job_parser, refine_arg  # noqa: E402
+from pipelines.options import add_selection, job_parser, positive_float, refine_arg  # noqa: E402
 
 
 def list_images(list_file, root):
@@ -67,6 +67,9 @@ def build_parser():
         help="Prediction stride (default: the colorizer's, 2 with a reduced-resolution refinement).",
     )
     add_selection(p)
+    p.add_argument(
+        "--temperature", type=positive_float, default=None, help="Classification models: annealed-mean temperature."
+    )
     p.add_argument("--output", default=None, help="Also write the summary and per-image scores to this JSON file.")
     return p
 
@@ -79,7 +82,11 @@ def main(argv=None):
     col = load_colorizer(
         args.model,
         ColorizeSettings(
-            tile=0, selection_k=args.selection_k, selection_layers=args.selection_layers, stride=args.stride
+            tile=0,
+            selection_k=args.selection_k,
+            selection_layers=args.selection_layers,
+            stride=args.stride,
+            temperature=args.temperature,
         ),
     )
     print(col.describe())

@@ -340,6 +340,8 @@ class FusionColorizer:
             os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE), META_FILE
         )
         config = FusionConfig(**meta["fusion"])
+        if settings.temperature is not None:
+            config = dataclasses.replace(config, temperature=settings.temperature)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))
         return cls(model, config, refine, settings.tile)
 

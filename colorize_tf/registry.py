@@ -64,6 +64,8 @@ class ColorizeSettings:
         Bundles: layers whose clusters are candidates (empty tuple = all layers).
     stride : int, optional
         Prediction stride (`colorize_tf.colorize.predict_uv`).
+    temperature : float, optional
+        Classification models: annealed-mean temperature (1 = mean, lower = more vivid, -> 0 = mode).
     """
 
     refine: Optional[RefineParams] = None
@@ -72,6 +74,7 @@ class ColorizeSettings:
     selection_k: Optional[int] = None
     selection_layers: Optional[Tuple[int, ...]] = None
     stride: Optional[int] = None
+    temperature: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)

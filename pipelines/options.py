@@ -160,6 +160,16 @@ def layers_arg(text):
     return layers
 
 
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: expected a number > 0")
+    return value
+
+
 def positive_int(text):
     try:
         value = int(text)
@@ -195,6 +205,13 @@ def add_model(parser, required=True):
     )
     parser.add_argument(
         "--parser", default=None, help="Scene-parser directory to use instead of the one stored with the model."
+    )
+    parser.add_argument(
+        "--temperature",
+        type=positive_float,
+        default=None,
+        help="Models trained with the classification loss: annealed-mean temperature (1 = mean, muted; "
+        "lower = more vivid; default: the model's, 0.38 as Zhang et al.).",
     )
 
 
@@ -240,6 +257,7 @@ def colorize_settings(args, tile=None):
         parser_dir=args.parser,
         selection_k=args.selection_k,
         selection_layers=args.selection_layers,
+        temperature=getattr(args, "temperature", None),
     )
 
 

@@ -23,7 +23,17 @@ from colorize_tf.registry import trainable_names
 from transforms.fs import copy_tree, local_copy, match_paths, read_bytes
 from transforms.train_specs import read_image_table, split_rows, write_split
 
-from .options import UsageError, add_seed, add_training, job_parser, main_entry, parse_job, positive_int, train_settings
+from .options import (
+    UsageError,
+    add_seed,
+    add_training,
+    job_parser,
+    main_entry,
+    parse_job,
+    positive_float,
+    positive_int,
+    train_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,7 @@ def build_parser():
     )
     parser.add_argument(
         "--temperature",
-        type=float,
+        type=positive_float,
         default=0.38,
         help="Classification: annealed-mean temperature (1 = mean, -> 0 = mode).",
     )

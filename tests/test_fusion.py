@@ -15,6 +15,26 @@ def test_architecture_predicts_at_a_quarter_of_the_input():
     assert build_model(FusionConfig(loss="classification", base=8), n_bins=475)(x).shape == (2, 16, 12, 475)
     with pytest.raises(ValueError, match="loss"):
         FusionConfig(loss="l1")
+    with pytest.raises(ValueError, match="scene"):
+        FusionConfig(scenes=("only",), scene_weight=0.1)
+
+
+def test_parser_encoder_variant_is_frozen_and_has_a_scene_head():
+    from colorize_tf.fusion import FusionConfig, build_model, parser_encoder
+    from colorize_tf.parser import build_parser
+
+    parser_model = build_parser(5, base=8)
+    config = FusionConfig(base=8, encoder="parser", scenes=("a", "b", "c"), scene_weight=0.1)
+    assert config.stride == 32
+    with pytest.raises(ValueError, match="encoder"):
+        build_model(config)
+    model = build_model(config, encoder=parser_encoder(parser_model))
+    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 96, 1)).astype(np.float32)
+    uv, scene = model(x)
+    assert uv.shape == (2, 16, 24, 2) and scene.shape == (2, 3)
+    frozen = {id(w) for w in parser_model.weights}
+    assert frozen and not frozen & {id(w) for w in model.trainable_weights}  # the parser's weights stay fixed
+    assert len(model.trainable_weights) > 0
 
 
 def test_tensorflow_soft_targets_equal_the_numpy_encoding():
@@ -35,15 +55,25 @@ def records(tmp_path_factory):
     root = tmp_path_factory.mktemp("fusion")
     src = root / "photos"
     src.mkdir()
-    for i in range(16):
-        write_png(str(src / f"scene_{i:02d}.png"), synthetic_scene(96, 128, seed=500 + i))
+    for i in range(16):  # two scene types, for the auxiliary scene head
+        write_png(str(src / f"{('field', 'coast')[i % 2]}_{i:02d}.png"), synthetic_scene(96, 128, seed=500 + i))
     extract_images.run([f"--input={src}", f"--output={root / 'records'}", "--side=64", "--runner=FnApiRunner"])
     return root / "records"
 
 
+@pytest.fixture(scope="module")
+def untrained_parser(tmp_path_factory):
+    """A scene parser with random weights: the ``parser`` encoder's plumbing, not its semantic value."""
+    from colorize_tf.parser import SceneParser, build_parser
+
+    out = tmp_path_factory.mktemp("parser") / "parser"
+    SceneParser(build_parser(3, base=8), {"classes": ["a", "b", "c"], "work_size": 64}).save(str(out))
+    return out
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", ["l2", "classification"])
-def test_fusion_trains_beats_gray_and_round_trips(records, loss, tmp_path):
+@pytest.mark.parametrize("loss,variant", [("l2", "own"), ("classification", "own"), ("l2", "parser")])
+def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, loss, variant, tmp_path):
     from colorize_tf.color import luminance
     from colorize_tf.fusion import FusionColorizer
     from colorize_tf.metrics import colourfulness, gray_baseline, psnr
@@ -64,10 +94,20 @@ def test_fusion_trains_beats_gray_and_round_trips(records, loss, tmp_path):
             "--learning_rate=3e-3",
             "--val_fraction=0.2",
             "--tune_images=2",
+            "--work_dir=" + str(tmp_path / "work"),
         ]
+        + (
+            ["--encoder=parser", f"--parser={untrained_parser}", "--crop=64", "--scene_weight=0.1"]
+            * (variant == "parser")
+        )
     )
     meta = json.loads((out / "model.json").read_text())
     assert family_of(str(out)) == "fusion" and meta["fusion"]["loss"] == loss
+    assert (tmp_path / "work" / "checkpoint.keras").is_file() and (tmp_path / "work" / "best.keras").is_file()
+    if variant == "parser":
+        assert meta["fusion"]["encoder"] == "parser" and meta["fusion"]["scenes"] == ["coast", "field"]
+        assert meta["training"]["encoder_from"]["files"]["parser.keras"]
+        assert "scene_loss" in meta["training"]["history"]
     assert len(json.loads((out / "split.json").read_text())["validation"]) == 3  # 20 % of 16, stratified
     col = load_colorizer(str(out))
     assert isinstance(col, FusionColorizer)
@@ -77,7 +117,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, loss, tmp_path):
     np.testing.assert_allclose(luminance(result.rgb), luminance(truth), atol=2e-3)  # Y kept
     assert psnr(result.rgb, truth) > psnr(gray_baseline(truth), truth) + 0.5
     assert colourfulness(result.rgb) > 0.2 * colourfulness(truth)
-    if loss == "l2":  # the jobs take the family unchanged
+    if variant == "parser":  # the jobs take the family unchanged
         from pipelines import colorize, colorize_archive
 
         scans = tmp_path / "scans"
