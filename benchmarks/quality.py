@@ -74,6 +74,24 @@ def build_parser():
     return p
 
 
+def seconds_256(colorizer, runs=7):
+    """Median seconds of ``colorize`` (with the model's own refinement) on a 256x256 photo after a warm-up:
+    the speed column of the quality tables (scikit-image's astronaut, as benchmarks/speed.py)."""
+    import cv2
+    from skimage import data
+
+    from colorize_tf.color import luminance
+
+    gray = luminance(cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA) / 255.0)
+    colorizer.colorize(gray)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        colorizer.colorize(gray)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     paths = list_images(args.input, args.list_root)
@@ -121,13 +139,15 @@ def main(argv=None):
         gray_luv.append(l_uv(np.zeros_like(true_uv), true_uv))
         truth_cf.append(colourfulness(truth))
     summary = {
-        "model": args.model,
+        "model_dir": args.model,  # "model" is the scores of the model's own setting
         "images": len(paths) - len(skipped),
         "skipped_without_colour": skipped,
         "colorizer": col.describe(),
         "gray": {"mean_psnr": float(np.mean(gray_psnr)), "mean_l_uv": float(np.mean(gray_luv))},
         "truth_colourfulness": float(np.mean(truth_cf)),
         "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_256": seconds_256(col),
+        "temperature": args.temperature,
     }
     print(f"{'setting':<26} {'mean PSNR':>10} {'gain [95% CI]':>22} {'mean L_UV':>10} {'colourfulness':>14}")
     print(
@@ -154,6 +174,7 @@ def main(argv=None):
     if skipped:
         print(f"skipped {len(skipped)} images without colour, e.g. {skipped[0]}")
     print(f"true photos' colourfulness {summary['truth_colourfulness']:.2f}")
+    print(f"colorize 256x256: {summary['seconds_256']:.3f} s (median of 7)")
     print(json.dumps(summary))
     if args.output:
         per_image = [

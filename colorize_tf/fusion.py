@@ -366,14 +366,12 @@ class FusionColorizer:
         small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         out = self._fn(small[None, :, :, None])
         out = (out[0] if isinstance(out, (list, tuple)) else out).numpy()[0]  # the scene head is not used here
-        t1 = time.perf_counter()
         if self.centres is not None:
             logits = out - out.max(-1, keepdims=True)
             probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
             out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
         uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
-        timing.inference += t1 - t0
-        timing.features += time.perf_counter() - t1
+        timing.inference += time.perf_counter() - t0  # network, decoding and upsampling: no descriptor stage
         return Colorized(None, uv, None, timing)
 
     def colorize(self, gray):
