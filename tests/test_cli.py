@@ -10,7 +10,7 @@ JOBS = ("extract_features", "extract_images", "train", "train_images", "train_pa
 OWN = {  # options only that job has
     "extract_features": ("--samples_per_image", "--daisy_radius", "--blocks"),
     "extract_images": ("--side",),
-    "train_images": ("--records", "--loss", "--temperature"),
+    "train_images": ("--records", "--loss", "--scene_weight", "--encoder"),
     "train": ("--epsilon", "--mu", "--n0", "--cluster_learning_rate"),
     "train_parser": ("--class_weight_power", "--work_size", "--smooth_sigma_spatial"),
     "evaluate": ("--baselines", "--no_pictures"),
