@@ -117,6 +117,15 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     np.testing.assert_allclose(luminance(result.rgb), luminance(truth), atol=2e-3)  # Y kept
     assert psnr(result.rgb, truth) > psnr(gray_baseline(truth), truth) + 0.5
     assert colourfulness(result.rgb) > 0.2 * colourfulness(truth)
+    # predicted at the working side: a 4x larger scan of the same scene gets the same chroma, upsampled
+    import cv2
+
+    big = cv2.resize(truth, (640, 480), interpolation=cv2.INTER_CUBIC)
+    big_uv = col.chroma(luminance(big)).uv
+    assert big_uv.shape == (480, 640, 2)
+    small_uv = col.chroma(luminance(truth)).uv
+    back = cv2.resize(big_uv, (160, 120), interpolation=cv2.INTER_AREA)
+    assert np.abs(back - small_uv).mean() < 0.005, np.abs(back - small_uv).mean()
     if variant == "parser":  # the jobs take the family unchanged
         from pipelines import colorize, colorize_archive
 
