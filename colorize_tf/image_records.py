@@ -1,6 +1,7 @@
 """Image-level training records for convolutional families: a colour photo at a working resolution as
-``tf.train.Example`` (gray input as uint8, target chroma as float16, scene label), so a Keras model reads whole
-images with tf.data while the per-pixel families keep their sampled-pixel records (`colorize_tf.records`).
+``tf.train.Example`` (gray input as uint8, target chroma as float16, scene label, and per-pixel class labels
+where the dataset has them), so a Keras model reads whole images with tf.data while the per-pixel families keep
+their sampled-pixel records (`colorize_tf.records`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .color import rgb_to_yuv, to_uint
+from .datasets import IGNORE
 from .splits import stratum
 
 #: Longer side of the stored images: the working resolution the convolutional families train at.
@@ -42,15 +44,45 @@ def prepare(rgb, side=DEFAULT_SIDE):
     return to_uint(np.clip(yuv[..., 0], 0, 1), 8), yuv[..., 1:].astype(np.float16)
 
 
-def encode(image_id, gray, uv, scene=None):
+def prepare_labels(mask, lut, shape):
+    """A dataset's label mask at the working resolution.
+
+    Parameters
+    ----------
+    mask : ndarray, shape (H, W)
+        Raw mask values, the size of the source photo.
+    lut : ndarray of uint8, shape (256,)
+        Raw value -> class index or `IGNORE` (`colorize_tf.datasets.LabelledSet.lut`).
+    shape : (h, w)
+        The working resolution (`image_shape`).
+
+    Returns
+    -------
+    labels : ndarray of uint8, shape (h, w)
+        Nearest-neighbour resized class indices, `IGNORE` where unlabeled.
+    """
+    import cv2
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"label mask must have one channel, got shape {mask.shape}")
+    raw = mask if mask.dtype == np.uint8 else np.where((mask >= 0) & (mask < 256), mask, IGNORE).astype(np.uint8)
+    return cv2.resize(np.asarray(lut, np.uint8)[raw], (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def encode(image_id, gray, uv, scene=None, labels=None):
     """One image's Example (bytes): ``image_id``, ``scene`` (default: its stratum, e.g. SIFT Flow's category),
-    ``gray`` (uint8 bytes), ``uv`` (float16 bytes), ``height``, ``width``."""
+    ``gray`` (uint8 bytes), ``uv`` (float16 bytes), ``labels`` (uint8 bytes, empty when the image has none),
+    ``height``, ``width``."""
     import tensorflow as tf
 
     gray = np.ascontiguousarray(gray, np.uint8)
     uv = np.ascontiguousarray(uv, np.float16)
     if uv.shape != gray.shape + (2,):
         raise ValueError(f"uv shape {uv.shape} does not match gray {gray.shape}")
+    if labels is not None and np.shape(labels) != gray.shape:
+        raise ValueError(f"labels shape {np.shape(labels)} does not match gray {gray.shape}")
+    labels = b"" if labels is None else np.ascontiguousarray(labels, np.uint8).tobytes()
     scene = stratum(image_id) if scene is None else scene
 
     def b(v):
@@ -64,6 +96,7 @@ def encode(image_id, gray, uv, scene=None):
         "scene": b(scene.encode()),
         "gray": b(gray.tobytes()),
         "uv": b(uv.tobytes()),
+        "labels": b(labels),
         "height": i(gray.shape[0]),
         "width": i(gray.shape[1]),
     }
@@ -71,16 +104,24 @@ def encode(image_id, gray, uv, scene=None):
 
 
 def parse(serialized):
-    """Parse one Example into tensors: gray float32 (h, w, 1) in [0, 1], uv float32 (h, w, 2), ids as strings."""
+    """Parse one Example into tensors: gray float32 (h, w, 1) in [0, 1], uv float32 (h, w, 2), labels uint8
+    (h, w, 1) (`IGNORE` everywhere for an image without labels), ids as strings."""
     import tensorflow as tf
 
     spec = {k: tf.io.FixedLenFeature([], tf.string) for k in ("image_id", "scene", "gray", "uv")}
+    spec["labels"] = tf.io.FixedLenFeature([], tf.string, default_value=b"")  # records of older jobs have none
     spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in ("height", "width")})
     ex = tf.io.parse_single_example(serialized, spec)
     h, w = ex["height"], ex["width"]
     gray = tf.reshape(tf.io.decode_raw(ex["gray"], tf.uint8), tf.stack([h, w, 1]))
     uv = tf.reshape(tf.io.decode_raw(ex["uv"], tf.float16), tf.stack([h, w, 2]))
+    labels = tf.cond(
+        tf.strings.length(ex["labels"]) > 0,
+        lambda: tf.reshape(tf.io.decode_raw(ex["labels"], tf.uint8), tf.stack([h, w, 1])),
+        lambda: tf.fill(tf.stack([h, w, 1]), tf.constant(IGNORE, tf.uint8)),
+    )
     return {
+        "labels": labels,
         "image_id": ex["image_id"],
         "scene": ex["scene"],
         "gray": tf.cast(gray, tf.float32) / 255.0,
@@ -88,10 +129,9 @@ def parse(serialized):
     }
 
 
-def dataset(
-    paths, crop=None, batch_size=16, image_ids=None, augment=False, jitter=False, seed=0, shuffle=0, scenes=False
-):
-    """tf.data over image records: batches of ``(gray (B, c, c, 1), uv (B, c, c, 2))``.
+def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitter=False, seed=0, shuffle=0, extras=()):
+    """tf.data over image records: batches of ``(gray (B, c, c, 1), uv (B, c, c, 2))``, or
+    ``(gray, uv, {name: tensor})`` with `extras`.
 
     Parameters
     ----------
@@ -110,8 +150,9 @@ def dataset(
         Seeds the shuffle and the augmentation: the same seed gives the same batches, epoch by epoch.
     shuffle : int
         Shuffle buffer in images (0 = file order).
-    scenes : bool
-        Also yield each image's scene label (string tensor (B,)) as a third element.
+    extras : tuple of str
+        Also yield, in a dict as third element, ``"scene"`` (string (B,)) and/or ``"labels"`` (uint8
+        (B, c, c), cropped and flipped with the image, `IGNORE` where unlabeled or padded).
     """
     import tensorflow as tf
 
@@ -126,26 +167,34 @@ def dataset(
     # parallel map (a shared stateful generator would hand out draws in thread order)
     ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True))
 
+    unknown = set(extras) - {"scene", "labels"}
+    if unknown:
+        raise ValueError(f"unknown extras {sorted(unknown)}: expected 'scene' and/or 'labels'")
+    fill = tf.constant([0.5, 0.0, 0.0, float(IGNORE)])  # padding: mid gray, zero chroma, no label
+
     def shape(ex, draw):
-        both = tf.concat([ex["gray"], ex["uv"]], -1)  # (h, w, 3): crop and flip together
+        # (h, w, 4): gray, U, V and labels crop and flip together
+        both = tf.concat([ex["gray"], ex["uv"], tf.cast(ex["labels"], tf.float32)], -1)
         key = tf.stack([draw, tf.constant(seed, tf.int64)])
         if crop:
             h, w = tf.shape(both)[0], tf.shape(both)[1]
             ph, pw = tf.maximum(0, crop - h), tf.maximum(0, crop - w)
-            both = tf.pad(both - [0.5, 0.0, 0.0], [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]])
-            both = both + [0.5, 0.0, 0.0]
+            both = tf.pad(both - fill, [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]]) + fill
             if augment:
-                both = tf.image.stateless_random_crop(both, [crop, crop, 3], seed=key)
+                both = tf.image.stateless_random_crop(both, [crop, crop, 4], seed=key)
             else:
-                both = tf.image.resize_with_crop_or_pad(both, crop, crop)
+                both = tf.image.resize_with_crop_or_pad(both - fill, crop, crop) + fill
         if augment:
             both = tf.image.stateless_random_flip_left_right(both, seed=key + [1, 0])
-        gray, uv = both[..., :1], both[..., 1:]
+        gray, uv = both[..., :1], both[..., 1:3]
         if jitter:
             s = tf.random.stateless_uniform([3], seed=key + [2, 0])
             gamma = tf.exp((s[0] - 0.5) * 0.6)  # 0.74 .. 1.35
             gray = tf.clip_by_value(gray, 0.0, 1.0) ** gamma
             gray = tf.clip_by_value((gray - 0.5) * (0.8 + 0.4 * s[1]) + 0.5 + (s[2] - 0.5) * 0.2, 0.0, 1.0)
-        return (gray, uv, ex["scene"]) if scenes else (gray, uv)
+        if not extras:
+            return gray, uv
+        more = {"scene": ex["scene"], "labels": tf.cast(tf.round(both[..., 3]), tf.uint8)}
+        return gray, uv, {k: more[k] for k in extras}
 
     return ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)

@@ -4,7 +4,7 @@
 
 Output layout (any Beam filesystem)::
 
-    RECORDS_DIR/config.json                      working side, input, counts of the run
+    RECORDS_DIR/config.json                      working side, input, label classes
     RECORDS_DIR/examples/examples-*.tfrecord.gz  one tf.train.Example per image (colorize_tf.image_records)
     RECORDS_DIR/images/images-*.parquet          one row per image (id, path, scene, sizes)
     RECORDS_DIR/dead_letters/dead-*.jsonl        one JSON line per input that yielded nothing, with the reason
@@ -28,6 +28,7 @@ from transforms.io import DEAD, ReadImages, write_jsonl
 
 from .extract_features import check_outcome
 from .options import (
+    UsageError,
     add_inputs,
     add_output,
     add_record_job,
@@ -52,15 +53,35 @@ def build_parser():
         default=DEFAULT_SIDE,
         help="Longer side of the stored images (never upsampled; multiples of 8).",
     )
+    parser.add_argument(
+        "--labels",
+        default=None,
+        help="A labelled dataset folder (SIFT Flow, Stanford Background or images/ + masks/ layout, "
+        "colorize_tf.datasets): images whose file name has a mask there carry per-pixel class labels "
+        "(for the fusion family's auxiliary segmentation head).",
+    )
     add_record_job(parser)
     return parser
 
 
+def label_masks(root):
+    """(class names, {file stem: mask path}, lut) of a labelled dataset folder, every split."""
+    from colorize_tf.datasets import open_dataset
+
+    try:
+        labelled = open_dataset(root)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--labels {root}: {exc}") from None
+    masks = {name: mask for pairs in labelled.splits.values() for name, _, mask in pairs}
+    return labelled.classes, masks, labelled.lut
+
+
 def build(pipeline, args):
     read = pipeline | "ReadImages" >> ReadImages(args.input, args.list_root, max_bytes=None)
-    out = read["files"] | "ImageExamples" >> beam.ParDo(ImageExampleDoFn(args.side, args.max_pixels)).with_outputs(
-        IMAGES, DEAD, main="examples"
-    )
+    masks, lut = (None, None) if args.labels is None else label_masks(args.labels)[1:]
+    out = read["files"] | "ImageExamples" >> beam.ParDo(
+        ImageExampleDoFn(args.side, args.max_pixels, masks, lut)
+    ).with_outputs(IMAGES, DEAD, main="examples")
     out.examples | "WriteExamples" >> beam.io.WriteToTFRecord(
         FileSystems.join(args.output, "examples", "examples"),
         file_name_suffix=".tfrecord.gz",
@@ -77,10 +98,15 @@ def run(argv=None):
     args, options = parse_job(build_parser(), argv)
     if not FileSystems.exists(args.output):
         FileSystems.mkdirs(args.output)
-    write_json(
-        FileSystems.join(args.output, "config.json"),
-        {"format": "colorize_tf.image_records", "side": args.side, "input": args.input, "list_root": args.list_root},
-    )
+    config = {
+        "format": "colorize_tf.image_records",
+        "side": args.side,
+        "input": args.input,
+        "list_root": args.list_root,
+    }
+    if args.labels is not None:
+        config.update(labels=args.labels, label_classes=label_masks(args.labels)[0])
+    write_json(FileSystems.join(args.output, "config.json"), config)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, args)
     result = run_pipeline(pipeline, options)

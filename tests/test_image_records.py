@@ -101,5 +101,77 @@ def test_dataset_crops_and_flips_gray_and_chroma_together(tmp_path):
     ds = dataset([path], crop=32, batch_size=8, augment=True, jitter=True, seed=1)
     first, second = next(iter(ds))[0].numpy(), next(iter(ds))[0].numpy()
     assert not np.array_equal(first, second)
-    with_scene = list(dataset([path], crop=32, batch_size=8, scenes=True))[0]
-    assert [s.decode() for s in with_scene[2].numpy()] == ["scene", "scene", "scene"]
+    with_scene = list(dataset([path], crop=32, batch_size=8, extras=("scene", "labels")))[0]
+    assert [s.decode() for s in with_scene[2]["scene"].numpy()] == ["scene", "scene", "scene"]
+    assert (with_scene[2]["labels"].numpy() == 255).all()  # written without labels
+
+
+def test_labels_travel_with_crops_and_flips(tmp_path):
+    import tensorflow as tf
+
+    from colorize_tf.image_records import dataset, encode, prepare_labels
+
+    lut = np.full(256, 255, np.uint8)
+    lut[1:4] = [0, 1, 2]  # raw 1..3 -> classes 0..2, 0 = unlabeled
+    mask = np.zeros((40, 60), np.uint8)
+    mask[:, 30:] = 3
+    mask[:20, :30] = 1
+    labels = prepare_labels(mask, lut, (20, 30))  # nearest neighbour at half size
+    assert labels.shape == (20, 30) and set(np.unique(labels)) == {0, 2, 255}
+    assert (labels[:, 15:] == 2).all() and (labels[:10, :15] == 0).all() and (labels[10:, :15] == 255).all()
+    with pytest.raises(ValueError, match="one channel"):
+        prepare_labels(np.zeros((4, 4, 3), np.uint8), lut, (2, 2))
+    gray = np.tile(np.arange(30, dtype=np.uint8) * 8, (20, 1))  # a ramp: left dark, right bright
+    uv = np.zeros((20, 30, 2), np.float16)
+    path = str(tmp_path / "examples-00000.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:
+        w.write(encode("a_1", gray, uv, labels=labels))
+    with pytest.raises(ValueError, match="labels shape"):
+        encode("a_1", gray, uv, labels=labels[:5])
+    for seed in range(6):  # random crops and flips: the right half (class 2) stays with the bright pixels
+        g, _, extra = next(iter(dataset([path], crop=24, augment=True, seed=seed, extras=("labels",))))
+        g, lab = g.numpy()[0, ..., 0], extra["labels"].numpy()[0]
+        inside = g != 0.5  # padding rows are gray 0.5 and IGNORE
+        assert (lab[~inside] == 255).all() or not (~inside).any()
+        assert (lab[inside & (g >= 15 * 8 / 255)] == 2).all() and (lab[inside & (g < 15 * 8 / 255)] != 2).all()
+
+
+@pytest.mark.slow
+def test_image_record_job_adds_labels_where_a_mask_exists(tmp_path):
+    import tensorflow as tf
+    from PIL import Image
+
+    from colorize_tf.image_records import parse
+    from pipelines import extract_images
+    from pipelines.options import UsageError
+
+    root = tmp_path / "labelled"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.txt").write_text("sky\nground\n")
+    for i in range(3):
+        write_png(str(root / "images" / f"street_{i}.png"), synthetic_scene(64, 96, seed=i))
+    mask = np.zeros((64, 96), np.uint8)
+    mask[32:] = 1
+    mask[:, :8] = 255  # unlabeled strip
+    Image.fromarray(mask).save(root / "masks" / "street_0.png")
+    Image.fromarray(mask[:40]).save(root / "masks" / "street_1.png")  # does not match its image
+    out = tmp_path / "records"
+    args = [f"--input={root / 'images'}", f"--output={out}", "--side=48", "--runner=FnApiRunner"]
+    extract_images.run(args + [f"--labels={root}"])
+    assert json.loads((out / "config.json").read_text())["label_classes"] == ["sky", "ground"]
+    shards = sorted(str(p) for p in (out / "examples").glob("*.tfrecord.gz"))
+    labels = {
+        e["image_id"].numpy().decode(): e["labels"].numpy()[..., 0]
+        for e in map(parse, tf.data.TFRecordDataset(shards, compression_type="GZIP"))
+    }
+    assert sorted(labels) == ["street_0", "street_2"]  # street_1's mask is wrong: a dead letter
+    assert labels["street_0"].shape == (32, 48)
+    assert (labels["street_0"][:15, 5:] == 0).all() and (labels["street_0"][17:, 5:] == 1).all()
+    assert (labels["street_0"][:, :3] == 255).all()
+    assert (labels["street_2"] == 255).all()  # no mask: kept, without labels
+    dead = [json.loads(line) for f in (out / "dead_letters").glob("*.jsonl") for line in open(f) if line.strip()]
+    assert [(d["path"].rsplit("/", 1)[-1], d["stage"]) for d in dead] == [("street_1.png", "labels")]
+    assert "(40, 96)" in dead[0]["reason"]
+    with pytest.raises(UsageError, match="layout"):
+        extract_images.run(args + [f"--labels={tmp_path}"])

@@ -24,12 +24,20 @@ IMAGE_SCHEMA = pa.schema(
 
 class ImageExampleDoFn(beam.DoFn):
     """`ImageFile` -> serialised Example (main output) + a row (``IMAGES``); undecodable or colourless inputs
-    and unforeseen errors (stage ``internal``) are dead letters."""
+    and unforeseen errors (stage ``internal``) are dead letters.
 
-    def __init__(self, side, max_pixels=None):
+    ``masks`` maps an image's file stem to its label mask's path (any Beam filesystem) and ``lut`` raw mask
+    values to class indices (`colorize_tf.datasets.LabelledSet`): those images carry per-pixel labels; an
+    image without a mask is kept without labels (counter ``images_without_labels``); a mask that cannot be
+    read or does not match its image is a dead letter (stage ``labels``).
+    """
+
+    def __init__(self, side, max_pixels=None, masks=None, lut=None):
         self.side, self.max_pixels = side, max_pixels
+        self.masks, self.lut = masks or {}, lut
         self.ok = Metrics.counter("images", "images_ok")
         self.bad = Metrics.counter("images", "images_failed")
+        self.unlabelled = Metrics.counter("images", "images_without_labels")
 
     def setup(self):
         from colorize_tf import image_records  # TensorFlow loads here, once per worker
@@ -44,14 +52,25 @@ class ImageExampleDoFn(beam.DoFn):
             self.bad.inc()
             yield beam.pvalue.TaggedOutput(DEAD, dead)
             return
+        labels = None
+        if self.masks:
+            labels, dead = self._labels(item, pic.shape[:2])
+            if dead is not None:
+                self.bad.inc()
+                yield beam.pvalue.TaggedOutput(DEAD, dead)
+                return
         try:
             gray, uv = self.records.prepare(pic.rgb, self.side)
-            example = self.records.encode(item.image_id, gray, uv)
+            if labels is not None:
+                labels = self.records.prepare_labels(labels, self.lut, gray.shape)
+            example = self.records.encode(item.image_id, gray, uv, labels=labels)
         except Exception as exc:  # unforeseen: counted against the job's --max_failed_fraction
             self.bad.inc()
             yield beam.pvalue.TaggedOutput(DEAD, dead_letter(item.path, "internal", f"{type(exc).__name__}: {exc}"))
             return
         self.ok.inc()
+        if self.masks and labels is None:
+            self.unlabelled.inc()
         yield example
         yield beam.pvalue.TaggedOutput(
             IMAGES,
@@ -65,3 +84,24 @@ class ImageExampleDoFn(beam.DoFn):
                 "source_width": int(pic.shape[1]),
             },
         )
+
+    def _labels(self, item, shape):
+        """(raw mask at the photo's size or None, dead letter or None)."""
+        import posixpath
+
+        import cv2
+        import numpy as np
+
+        from .fs import read_bytes
+
+        mask_path = self.masks.get(posixpath.splitext(posixpath.basename(item.rel))[0])
+        if mask_path is None:
+            return None, None
+        try:
+            mask = cv2.imdecode(np.frombuffer(read_bytes(mask_path), np.uint8), cv2.IMREAD_UNCHANGED)
+        except Exception as exc:  # unreadable file: this image's dead letter, not the job's end
+            return None, dead_letter(item.path, "labels", f"mask {mask_path}: {type(exc).__name__}: {exc}")
+        if mask is None or mask.ndim != 2 or mask.shape != tuple(shape):
+            got = "unreadable" if mask is None else f"shape {mask.shape}"
+            return None, dead_letter(item.path, "labels", f"mask {mask_path}: {got}, image {tuple(shape)}")
+        return mask, None
