@@ -46,7 +46,9 @@ class FusionConfig:
     normalisation in inference mode), so the colorizer starts from features that already separate sky,
     foliage, people and buildings: the paper's semantic insight carried into the CNN. ``scenes`` names the
     classes of the optional auxiliary scene-classification head on the global vector (Iizuka's joint
-    training), weighted by ``scene_weight`` (alpha).
+    training), weighted by ``scene_weight`` (alpha); ``segments`` the classes of the optional auxiliary
+    semantic-segmentation head at the chroma resolution (trained where the records carry labels), weighted by
+    ``segment_weight``.
     """
 
     loss: str = "l2"  # or "classification"
@@ -58,9 +60,12 @@ class FusionConfig:
     encoder: str = "own"  # or "parser"
     scenes: tuple = ()
     scene_weight: float = 0.0
+    segments: tuple = ()
+    segment_weight: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "scenes", tuple(self.scenes))
+        object.__setattr__(self, "segments", tuple(self.segments))
         if self.loss not in ("l2", "classification"):
             raise ValueError(f"fusion loss {self.loss!r}: expected 'l2' or 'classification'")
         if self.encoder not in ("own", "parser"):
@@ -71,6 +76,8 @@ class FusionConfig:
             raise ValueError(f"temperature {self.temperature}: expected > 0")
         if self.scene_weight < 0 or (self.scene_weight > 0 and len(self.scenes) < 2):
             raise ValueError("scene_weight > 0 needs at least two scene classes")
+        if self.segment_weight < 0 or (self.segment_weight > 0 and len(self.segments) < 2):
+            raise ValueError("segment_weight > 0 needs at least two segment classes")
 
     @property
     def stride(self):
@@ -117,8 +124,9 @@ def _fuse(local, vector, ch):
 def build_model(config: FusionConfig, n_bins=0, encoder=None):
     """Keras model: gray (B, H, W, 1) in [0, 1] -> (B, H/4, W/4, 2) chroma or (B, H/4, W/4, n_bins) logits.
 
-    With ``config.scenes`` and a positive ``scene_weight`` the model has a second output, ``scene`` logits
-    (B, n_scenes), from the global vector. ``encoder`` (`parser_encoder`) is required for
+    With a positive ``scene_weight`` the model has a further output, ``scene`` logits (B, n_scenes) from the
+    global vector, and with a positive ``segment_weight`` one more, ``segments`` logits (B, H/4, W/4,
+    n_segments). ``encoder`` (`parser_encoder`) is required for
     ``config.encoder == "parser"``.
     """
     import keras
@@ -162,6 +170,8 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
     outputs = [out]
     if config.scene_weight > 0:
         outputs.append(layers.Dense(len(config.scenes), name="scene")(g))
+    if config.segment_weight > 0:
+        outputs.append(layers.Conv2D(len(config.segments), 1, name="segments")(x))
     return keras.Model(gray, outputs if len(outputs) > 1 else out, name=f"fusion_{config.loss}")
 
 
@@ -195,8 +205,9 @@ def train_fusion(
     encoder=None,
     work_dir=None,
 ):
-    """Fit a fusion model on ``(gray, uv)`` or ``(gray, uv, scene)`` batches (`colorize_tf.image_records.dataset`;
-    the scene labels are needed when ``config.scene_weight > 0``).
+    """Fit a fusion model on ``(gray, uv)`` or ``(gray, uv, extras)`` batches
+    (`colorize_tf.image_records.dataset`; extras ``scene`` when ``config.scene_weight > 0``, ``labels`` when
+    ``config.segment_weight > 0``).
 
     ``classification`` trains on soft-encoded targets scaled by each pixel's rebalancing weight (the cross
     entropy of Zhang et al.'s eq. 2 with its weight folded into the target, which is linear in it).
@@ -246,20 +257,30 @@ def train_fusion(
             target = soft_targets(pool_targets(uv), centres)
             return target * tf.gather(weights, tf.argmax(target, -1))[..., None]  # rebalanced cross entropy
 
-    def targets(*batch):
-        if scene_table is None:
-            return batch[0], pixel_target(batch[1])
-        scene = scene_table.lookup(batch[2])
-        return batch[0], (pixel_target(batch[1]), tf.maximum(scene, 0))
+    losses, weights_of = [pixel_loss], [1.0]
+    if scene_table is not None:
+        losses.append(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        weights_of.append(config.scene_weight)
+    if config.segment_weight > 0:
+        from .parser_train import weighted_ignore_loss
 
-    if scene_table is None:
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=pixel_loss)
-    else:
-        model.compile(
-            optimizer=keras.optimizers.Adam(settings.learning_rate),
-            loss=[pixel_loss, keras.losses.SparseCategoricalCrossentropy(from_logits=True)],
-            loss_weights=[1.0, config.scene_weight],
-        )
+        losses.append(weighted_ignore_loss(np.ones(len(config.segments))))  # unlabeled pixels count zero
+        weights_of.append(config.segment_weight)
+
+    def targets(*batch):
+        ys = [pixel_target(batch[1])]
+        if scene_table is not None:
+            ys.append(tf.maximum(scene_table.lookup(batch[2]["scene"]), 0))
+        if config.segment_weight > 0:  # the label under each output cell's centre
+            half = OUT_STRIDE // 2
+            ys.append(batch[2]["labels"][:, half::OUT_STRIDE, half::OUT_STRIDE, None])
+        return batch[0], ys[0] if len(ys) == 1 else tuple(ys)
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss=losses[0] if len(losses) == 1 else losses,
+        loss_weights=None if len(losses) == 1 else weights_of,
+    )
     train = train_ds.map(targets)
     val = None if val_ds is None else val_ds.map(targets)
     t_start = time.time()

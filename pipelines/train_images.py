@@ -73,6 +73,13 @@ def build_parser():
         "Scene labels are the records' (SIFT Flow categories, room kinds).",
     )
     parser.add_argument(
+        "--segment_weight",
+        type=float,
+        default=0.0,
+        help="Weight of the auxiliary semantic-segmentation loss at the chroma resolution; 0 = no head. Needs "
+        "records with labels (pipelines.extract_images --labels); unlabeled pixels count zero.",
+    )
+    parser.add_argument(
         "--work_dir",
         default=None,
         help="Local folder for per-epoch checkpoints (checkpoint.keras, best.keras) and TensorBoard logs "
@@ -93,8 +100,8 @@ def check(args):
         raise UsageError("--encoder parser needs --parser DIR (a pipelines.train_parser output)")
     if args.encoder == "parser" and args.crop % 32:
         raise UsageError(f"--crop {args.crop}: the parser encoder needs a multiple of 32")
-    if args.scene_weight < 0:
-        raise UsageError(f"--scene_weight {args.scene_weight}: expected >= 0")
+    if args.scene_weight < 0 or args.segment_weight < 0:
+        raise UsageError("--scene_weight and --segment_weight: expected >= 0")
 
 
 def run(argv=None):
@@ -103,7 +110,11 @@ def run(argv=None):
     from transforms.train_specs import read_config
 
     args, _ = parse_job(build_parser(), argv, check)
-    side = read_config(args.records)["side"]
+    records_config = read_config(args.records)
+    side = records_config["side"]
+    segments = records_config.get("label_classes", [])
+    if args.segment_weight > 0 and len(segments) < 2:
+        raise UsageError("--segment_weight needs records with labels (pipelines.extract_images --labels)")
     rows = read_image_table(args.records)
     train, val = split_rows(rows, args.val_fraction, args.seed)
     write_split(args.output, train, val, args.val_fraction, args.seed)
@@ -114,6 +125,7 @@ def run(argv=None):
     if args.scene_weight > 0 and len(scenes) < 2:
         raise UsageError(f"--scene_weight needs at least two scene labels in the records; found {scenes}")
     with_scenes = args.scene_weight > 0
+    extras = ("scene",) * with_scenes + ("labels",) * (args.segment_weight > 0)
     train_ds = image_records.dataset(
         shards,
         args.crop,
@@ -123,9 +135,9 @@ def run(argv=None):
         jitter=True,
         seed=args.seed,
         shuffle=512,
-        scenes=with_scenes,
+        extras=extras,
     )
-    val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val}, scenes=with_scenes)
+    val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val}, extras=extras)
     config = fusion.FusionConfig(
         loss=args.loss,
         base=args.base_channels,
@@ -134,6 +146,8 @@ def run(argv=None):
         encoder=args.encoder,
         scenes=scenes if with_scenes else (),
         scene_weight=args.scene_weight,
+        segments=segments if args.segment_weight > 0 else (),
+        segment_weight=args.segment_weight,
     )
     encoder = None
     if args.encoder == "parser":

@@ -32,6 +32,8 @@ def test_parser_encoder_variant_is_frozen_and_has_a_scene_head():
     x = np.random.default_rng(0).uniform(0, 1, (2, 64, 96, 1)).astype(np.float32)
     uv, scene = model(x)
     assert uv.shape == (2, 16, 24, 2) and scene.shape == (2, 3)
+    own = build_model(FusionConfig(base=8, segments=("sky", "tree"), segment_weight=0.5))
+    assert [t.shape for t in own(x)] == [(2, 16, 24, 2), (2, 16, 24, 2)]  # chroma, then segment logits
     frozen = {id(w) for w in parser_model.weights}
     assert frozen and not frozen & {id(w) for w in model.trainable_weights}  # the parser's weights stay fixed
     assert len(model.trainable_weights) > 0
@@ -50,14 +52,25 @@ def test_tensorflow_soft_targets_equal_the_numpy_encoding():
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
+    from PIL import Image
+
     from pipelines import extract_images
 
     root = tmp_path_factory.mktemp("fusion")
-    src = root / "photos"
+    src = root / "images"  # a labelled dataset (images/ + masks/): sky, ground, disc
     src.mkdir()
+    (root / "masks").mkdir()
+    (root / "classes.txt").write_text("sky\nground\ndisc\n")
     for i in range(16):  # two scene types, for the auxiliary scene head
-        write_png(str(src / f"{('field', 'coast')[i % 2]}_{i:02d}.png"), synthetic_scene(96, 128, seed=500 + i))
-    extract_images.run([f"--input={src}", f"--output={root / 'records'}", "--side=64", "--runner=FnApiRunner"])
+        rgb = synthetic_scene(96, 128, seed=500 + i)
+        name = f"{('field', 'coast')[i % 2]}_{i:02d}"
+        write_png(str(src / f"{name}.png"), rgb)
+        mask = np.where(rgb[..., 2] > 0.7, 0, 1).astype(np.uint8)
+        mask[(rgb[..., 0] > 0.7) & (rgb[..., 1] < 0.3)] = 2
+        Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+    extract_images.run(
+        [f"--input={src}", f"--output={root / 'records'}", "--side=64", f"--labels={root}", "--runner=FnApiRunner"]
+    )
     return root / "records"
 
 
@@ -97,7 +110,13 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
             "--work_dir=" + str(tmp_path / "work"),
         ]
         + (
-            ["--encoder=parser", f"--parser={untrained_parser}", "--crop=64", "--scene_weight=0.1"]
+            [
+                "--encoder=parser",
+                f"--parser={untrained_parser}",
+                "--crop=64",
+                "--scene_weight=0.1",
+                "--segment_weight=0.1",
+            ]
             * (variant == "parser")
         )
     )
@@ -107,7 +126,10 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     if variant == "parser":
         assert meta["fusion"]["encoder"] == "parser" and meta["fusion"]["scenes"] == ["coast", "field"]
         assert meta["training"]["encoder_from"]["files"]["parser.keras"]
-        assert "scene_loss" in meta["training"]["history"]
+        assert meta["fusion"]["segments"] == ["sky", "ground", "disc"]
+        history = meta["training"]["history"]
+        assert "scene_loss" in history  # (the two synthetic "scene types" are alike: nothing to learn there)
+        assert history["segments_loss"][-1] < 0.5 * history["segments_loss"][0]  # the head learns the labels
     assert len(json.loads((out / "split.json").read_text())["validation"]) == 3  # 20 % of 16, stratified
     col = load_colorizer(str(out))
     assert isinstance(col, FusionColorizer)
