@@ -163,6 +163,16 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
             [f"--input={scans}", f"--model={out}", f"--output={tmp_path / 'arch'}", "--runner=FnApiRunner"]
         )
         assert summary["done"] == 2 and summary["failed"] == 0
+        from pipelines import evaluate
+
+        held = tmp_path / "held"
+        held.mkdir()
+        for i in range(3):
+            write_png(str(held / f"coast_{i}.png"), synthetic_scene(80, 100, seed=900 + i))
+        report = evaluate.run(
+            [f"--input={held}", f"--model={out}", f"--output={tmp_path / 'eval'}", "--runner=FnApiRunner"]
+        )
+        assert report["images"] == 3 and report["mean_psnr"] > report["mean_psnr_gray"]
     with open(out / "fusion.keras", "ab") as fh:
         fh.write(b"!")
     with pytest.raises(ValueError, match="checksum"):
