@@ -551,7 +551,27 @@ def output_bits(bits, fmt):
     return 16 if bits == 16 and fmt in ("PNG", "TIFF") else 8
 
 
-def encode_image(rgb, fmt="PNG", alpha=None, bits=8, info=None, quality=95):
+def provenance_kept(fmt, bits=8):
+    """Whether `encode_image` can write provenance into this format (BMP and 16-bit TIFF have no place)."""
+    fmt = normalise_format(fmt)
+    return fmt in ("JPEG", "PNG", "WEBP") or (fmt == "TIFF" and output_bits(bits, fmt) == 8)
+
+
+def _png_chunk(kind, payload):
+    import zlib
+
+    return len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+
+
+def _png_with_provenance(data, exif, xmp):
+    """PNG bytes with an ``eXIf`` and an iTXt ``XML:com.adobe.xmp`` chunk after IHDR (OpenCV writes none)."""
+    ihdr_end = 8 + 4 + 4 + 13 + 4
+    extra = _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    extra += _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
+    return data[:ihdr_end] + extra + data[ihdr_end:]
+
+
+def encode_image(rgb, fmt="PNG", alpha=None, bits=8, info=None, quality=95, provenance=None):
     """Encode an RGB float image in [0, 1] to bytes.
 
     Parameters
@@ -567,9 +587,18 @@ def encode_image(rgb, fmt="PNG", alpha=None, bits=8, info=None, quality=95):
         ``exif``, ``icc_profile``, ``dpi`` as `Picture.info` holds them (already made safe).
     quality : int
         JPEG / WebP quality, 1-100.
+    provenance : colorize_tf.provenance.Provenance, optional
+        Written as EXIF ``Software`` / ``ImageDescription`` and an XMP packet where the format has room
+        (`provenance_kept`), next to the carried EXIF.
     """
     fmt = normalise_format(fmt)
-    info = info or {}
+    info = dict(info or {})
+    xmp = None
+    if provenance is not None and provenance_kept(fmt, bits):
+        from .provenance import with_exif, xmp_packet
+
+        info["exif"] = with_exif(info.get("exif"), provenance)
+        xmp = xmp_packet(provenance)
     if alpha is not None and fmt not in ALPHA_FORMATS:
         alpha = None
     if output_bits(bits, fmt) == 16:
@@ -581,6 +610,8 @@ def encode_image(rgb, fmt="PNG", alpha=None, bits=8, info=None, quality=95):
         ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", arr)
         if not ok:
             raise ValueError(f"could not encode 16-bit {fmt}")
+        if xmp is not None and fmt == "PNG":
+            return _png_with_provenance(buf.tobytes(), info["exif"], xmp)
         return buf.tobytes()
     arr = to_uint(rgb, 8)
     if alpha is not None:
@@ -593,6 +624,20 @@ def encode_image(rgb, fmt="PNG", alpha=None, bits=8, info=None, quality=95):
         kwargs["quality"] = int(quality)
     if fmt == "BMP":
         kwargs = {k: v for k, v in kwargs.items() if k == "dpi"}
+    if xmp is not None:
+        if fmt in ("JPEG", "WEBP"):
+            kwargs["xmp"] = xmp
+        elif fmt == "PNG":
+            from PIL import PngImagePlugin
+
+            text = PngImagePlugin.PngInfo()
+            text.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
+            kwargs["pnginfo"] = text
+        elif fmt == "TIFF":
+            tags = Image.Exif()
+            tags.load(kwargs["exif"])
+            tags[700] = xmp  # XMP tag
+            kwargs["exif"] = tags
     out = io.BytesIO()
     img.save(out, format=fmt, **kwargs)
     return out.getvalue()
