@@ -300,7 +300,10 @@ def train_fusion(
         )
 
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=progress)]
-    if val is not None:
+    if val is not None:  # a plateau first lowers the step, then stops the run
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, settings.patience // 2))
+        )
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
         )
@@ -321,6 +324,7 @@ def train_fusion(
         epochs_run=len(history.get("loss", [])),
         seconds=round(time.time() - t0, 2),
         learning_rate=settings.learning_rate,
+        final_learning_rate=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
         seed=settings.seed,
         best_loss=min(history["loss"]),
         best_val_loss=min(history["val_loss"]) if "val_loss" in history else None,
