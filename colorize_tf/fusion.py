@@ -204,6 +204,8 @@ def train_fusion(
     class_counts_batches=20,
     encoder=None,
     work_dir=None,
+    init_model=None,
+    finetune_encoder=False,
 ):
     """Fit a fusion model on ``(gray, uv)`` or ``(gray, uv, extras)`` batches
     (`colorize_tf.image_records.dataset`; extras ``scene`` when ``config.scene_weight > 0``, ``labels`` when
@@ -213,7 +215,9 @@ def train_fusion(
     entropy of Zhang et al.'s eq. 2 with its weight folded into the target, which is linear in it).
     ``work_dir`` receives ``checkpoint.keras`` after every epoch and ``best.keras`` at each validation best
     (a long run stopped early keeps its progress), and TensorBoard logs under ``tensorboard/`` when the
-    tensorboard package is installed.
+    tensorboard package is installed. ``init_model`` (a Keras model of the same config) continues from its
+    weights; ``finetune_encoder`` lets the ``parser`` encoder's convolutions learn too (its batch
+    normalisation stays in inference mode).
 
     Returns
     -------
@@ -236,7 +240,7 @@ def train_fusion(
             tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(config.scenes), dtype=tf.int64)), -1
         )
     if config.loss == "l2":
-        model = build_model(config, encoder=encoder)
+        model = init_model or build_model(config, encoder=encoder)
         pixel_loss = keras.losses.MeanSquaredError(name="uv_loss")
 
         def pixel_target(uv):
@@ -250,13 +254,15 @@ def train_fusion(
             chroma_bins.rebalancing_weights(counts + 1e-3, lam=0.5, smooth=config.bin_step * 1.25, centres=centres)
         )
         record["class_weights"] = weights.numpy().tolist()
-        model = build_model(config, len(centres), encoder=encoder)
+        model = init_model or build_model(config, len(centres), encoder=encoder)
         pixel_loss = keras.losses.CategoricalCrossentropy(from_logits=True, name="uv_loss")
 
         def pixel_target(uv):
             target = soft_targets(pool_targets(uv), centres)
             return target * tf.gather(weights, tf.argmax(target, -1))[..., None]  # rebalanced cross entropy
 
+    if finetune_encoder:
+        _unfreeze_encoder(model)
     losses, weights_of = [pixel_loss], [1.0]
     if scene_table is not None:
         losses.append(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -334,6 +340,25 @@ def train_fusion(
     return model, record
 
 
+def _unfreeze_encoder(model):
+    """Make the nested ``encoder``'s convolutions trainable, keeping its batch normalisation frozen."""
+    enc = model.get_layer("encoder")
+    enc.trainable = True
+    for layer in enc.layers:
+        if "BatchNormalization" in type(layer).__name__:
+            layer.trainable = False
+
+
+def load_model_file(model_dir):
+    """(Keras model, FusionConfig) of a fusion model directory, checksum verified."""
+    from .checksums import load_verified_keras
+    from .regressor import META_FILE, read_metadata
+
+    meta = read_metadata(model_dir)
+    model = load_verified_keras(os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE), META_FILE)
+    return model, FusionConfig(**meta["fusion"])
+
+
 def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefineParams(121, 0.05, 80.0, 0.25)):
     """Model directory: ``fusion.keras`` + ``model.json`` (family ``fusion``, config, checksums)."""
     from .regressor import write_model_dir
@@ -355,16 +380,12 @@ class FusionColorizer:
 
     @classmethod
     def load(cls, model_dir, settings=None):
-        from .checksums import load_verified_keras
         from .registry import ColorizeSettings
-        from .regressor import META_FILE, read_metadata
+        from .regressor import read_metadata
 
         settings = settings or ColorizeSettings()
         meta = read_metadata(model_dir)
-        model = load_verified_keras(
-            os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE), META_FILE
-        )
-        config = FusionConfig(**meta["fusion"])
+        model, config = load_model_file(model_dir)
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))

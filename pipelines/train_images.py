@@ -80,6 +80,17 @@ def build_parser():
         "records with labels (pipelines.extract_images --labels); unlabeled pixels count zero.",
     )
     parser.add_argument(
+        "--init",
+        default=None,
+        help="A fusion model directory to continue from (its architecture and loss; e.g. to fine-tune).",
+    )
+    parser.add_argument(
+        "--finetune_encoder",
+        action="store_true",
+        help="Let the parser encoder's convolutions learn too (batch normalisation stays frozen); "
+        "best with --init and a lower --learning_rate.",
+    )
+    parser.add_argument(
         "--work_dir",
         default=None,
         help="Local folder for per-epoch checkpoints (checkpoint.keras, best.keras) and TensorBoard logs "
@@ -124,8 +135,28 @@ def run(argv=None):
     scenes = sorted({r["scene"] for r in rows})
     if args.scene_weight > 0 and len(scenes) < 2:
         raise UsageError(f"--scene_weight needs at least two scene labels in the records; found {scenes}")
-    with_scenes = args.scene_weight > 0
-    extras = ("scene",) * with_scenes + ("labels",) * (args.segment_weight > 0)
+    init_model = None
+    if args.init:  # architecture, loss and heads come from the model continued
+        init_model, config = fusion.load_model_file(local_copy(args.init))
+        missing = set(config.scenes) - set(scenes) if config.scene_weight > 0 else set()
+        if missing or (config.segment_weight > 0 and list(config.segments) != list(segments)):
+            raise UsageError(f"--init {args.init}: its scene or segment classes are not those of these records")
+        log.info("continuing from %s: %s", args.init, config)
+    else:
+        config = fusion.FusionConfig(
+            loss=args.loss,
+            base=args.base_channels,
+            temperature=args.temperature,
+            side=side,
+            encoder=args.encoder,
+            scenes=scenes if args.scene_weight > 0 else (),
+            scene_weight=args.scene_weight,
+            segments=segments if args.segment_weight > 0 else (),
+            segment_weight=args.segment_weight,
+        )
+    if args.finetune_encoder and config.encoder != "parser":
+        raise UsageError("--finetune_encoder applies to the parser encoder (--encoder parser)")
+    extras = ("scene",) * (config.scene_weight > 0) + ("labels",) * (config.segment_weight > 0)
     train_ds = image_records.dataset(
         shards,
         args.crop,
@@ -138,19 +169,8 @@ def run(argv=None):
         extras=extras,
     )
     val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val}, extras=extras)
-    config = fusion.FusionConfig(
-        loss=args.loss,
-        base=args.base_channels,
-        temperature=args.temperature,
-        side=side,
-        encoder=args.encoder,
-        scenes=scenes if with_scenes else (),
-        scene_weight=args.scene_weight,
-        segments=segments if args.segment_weight > 0 else (),
-        segment_weight=args.segment_weight,
-    )
     encoder = None
-    if args.encoder == "parser":
+    if args.encoder == "parser" and init_model is None:
         from colorize_tf.registry import load_parser
 
         parser_model = load_parser(args.parser)
@@ -159,7 +179,18 @@ def run(argv=None):
     log.info("%s/%s: %d training, %d validation images at side %d", args.family, args.loss, len(train), len(val), side)
     work = tempfile.TemporaryDirectory() if args.work_dir is None else None
     work_dir = args.work_dir or work.name
-    model, record = fusion.train_fusion(train_ds, val_ds, config, settings, encoder=encoder, work_dir=work_dir)
+    model, record = fusion.train_fusion(
+        train_ds,
+        val_ds,
+        config,
+        settings,
+        encoder=encoder,
+        work_dir=work_dir,
+        init_model=init_model,
+        finetune_encoder=args.finetune_encoder,
+    )
+    if init_model is not None:
+        record["init_from"] = args.init
     if encoder is not None:
         record["encoder_from"] = {"parser": args.parser, "files": parser_model.meta.get("files", {})}
     log.info(
