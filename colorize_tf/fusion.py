@@ -376,7 +376,10 @@ class FusionColorizer:
 
         self.model, self.config, self.refine, self.tile = model, config, refine, tile
         self.centres = chroma_bins.bin_centres(config.bin_step) if config.loss == "classification" else None
-        self._fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True, autograph=False)
+        # One trace per working shape: the longer side is fixed and sides are multiples of the stride, so a
+        # handful; a shape-generic trace (reduce_retracing) fails in bilinear UpSampling2D, which needs static
+        # spatial sizes
+        self._fn = tf.function(lambda t: model(t, training=False), autograph=False)
 
     @classmethod
     def load(cls, model_dir, settings=None):

@@ -149,6 +149,8 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     small_uv = col.chroma(luminance(truth)).uv
     back = cv2.resize(big_uv, (160, 120), interpolation=cv2.INTER_AREA)
     assert np.abs(back - small_uv).mean() < 0.005, np.abs(back - small_uv).mean()
+    for h, w in ((50, 100), (130, 40), (64, 64)):  # other aspects: other working shapes, one colorizer
+        assert col.colorize(luminance(synthetic_scene(h, w, seed=h))).rgb.shape == (h, w, 3)
     if variant == "parser":  # continued with the encoder's convolutions learning, its normalisation frozen
         from colorize_tf.fusion import load_model_file
 
