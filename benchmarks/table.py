@@ -18,7 +18,7 @@ import sys
 
 
 def _pair(text):
-    name, sep, value = text.partition("=")
+    name, sep, value = text.rpartition("=")  # names may hold "=" (k=1, T=0.38), paths rarely
     if not sep or not name or not value:
         raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
     return name, value
@@ -60,7 +60,7 @@ def rows(entries, minutes=None):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("entries", nargs="+", type=_pair, help="NAME=QUALITY_JSON, in table order.")
+    p.add_argument("entries", nargs="+", type=_pair, help="NAME=QUALITY_JSON, in table order (split at the last =).")
     p.add_argument("--train_minutes", type=_pair, action="append", default=[], help="NAME=MINUTES override.")
     args = p.parse_args(argv)
     entries = []

@@ -31,5 +31,6 @@ def test_rows_format_every_column_and_refuse_mixed_image_sets(tmp_path):
     assert lines[2] == "| gray (U = V = 0) | 22.70 | – | 0.02000 | 0 | – | – |"
     assert lines[3] == "| paper | 25.20 | +2.50 [+2.00, +3.00] | 0.01250 | 0.50 | 0.050 | 10 |"
     assert lines[4] == "| fusion | 24.00 | +1.30 [+0.90, +1.60] | 0.01250 | 0.86 | – | 75 |"
+    assert table._pair("bundle k=1, T=0.38=runs/q.json") == ("bundle k=1, T=0.38", "runs/q.json")
     with pytest.raises(ValueError, match="other images"):
         table.rows([("paper", a), ("elsewhere", summary(25.0, 1.0, (0.5, 1.5), gray=21.0))])
