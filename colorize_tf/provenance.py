@@ -120,3 +120,26 @@ def read_back(data: bytes) -> dict:
     m = re.search(rb'DigitalSourceType="([^"]*)"', xmp)
     fields["digital_source_type"] = m.group(1).decode() if m else None
     return fields
+
+
+#: The file whose checksum identifies a model directory or bundle (it lists every weight file's checksum).
+META_FILES = ("bundle.json", "model.json")
+
+
+def model_identity(name, meta_bytes):
+    """(name, SHA-256 hex of the model's metadata file): ``name`` is the model directory's base name."""
+    import hashlib
+
+    return str(name).rstrip("/").rsplit("/", 1)[-1] or "model", hashlib.sha256(meta_bytes).hexdigest()
+
+
+def for_model(model_dir):
+    """A `Provenance` (stamped now) for a local model directory or bundle."""
+    import os
+
+    for meta in META_FILES:
+        path = os.path.join(model_dir, meta)
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                return Provenance(*model_identity(os.path.abspath(model_dir), fh.read()))
+    raise FileNotFoundError(f"{model_dir}: no {' or '.join(META_FILES)}")

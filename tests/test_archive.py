@@ -104,6 +104,16 @@ def test_mixed_archive_every_member_accounted(model_dir, tmp_path):
     g16 = cv2.imread(str(out / "box" / "gray16.png"), cv2.IMREAD_UNCHANGED)
     assert g16.dtype == np.uint16 and g16.shape == (90, 120, 3)
     assert (out / "_manifest").exists() and list((out / "_manifest").glob("manifest-*.csv"))
+    # provenance: the manifest names the model of every done row, each output says how it was made
+    from colorize_tf.provenance import read_back
+
+    model_ids = {r["model"] for r in rows if r["status"] == "done"}
+    assert len(model_ids) == 1 and model_ids.pop().startswith(os.path.basename(str(model_dir)) + "@")
+    assert all(r["model"] == "" for r in rows if r["status"] != "done")
+    made = read_back((out / "box" / "photos" / "a.jpg").read_bytes())
+    assert made["Model"] == os.path.basename(str(model_dir)) and made["Colorized"] == "True"
+    for name in ("gray16.png", "cmyk.tif"):  # 16-bit PNG (chunks added to OpenCV's file), TIFF
+        assert read_back((out / "box" / name).read_bytes())["Model"] == os.path.basename(str(model_dir))
     # rerun: finished outputs are skipped, bad members fail again with the same reasons
     again = colorize_archive.run(
         [
@@ -129,12 +139,23 @@ def _folder(root, n):
 
 
 def _outputs(root):
-    return {
-        os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
-        for d, _, fs in os.walk(root)
-        for f in fs
-        if "_manifest" not in d
-    }
+    """{relative path: (pixels, provenance without its time stamps)} of every output below `root`."""
+    from colorize_tf.provenance import read_back
+
+    out = {}
+    for d, _, fs in os.walk(root):
+        for f in fs:
+            if "_manifest" in d:
+                continue
+            data = open(os.path.join(d, f), "rb").read()
+            fields = read_back(data)
+            for stamped in ("ColorizedAt", "description"):
+                fields.pop(stamped, None)
+            out[os.path.relpath(os.path.join(d, f), root)] = (
+                np.asarray(Image.open(io.BytesIO(data))).tobytes(),
+                fields,
+            )
+    return out
 
 
 def test_killed_run_resumes_to_identical_outputs(model_dir, tmp_path):
@@ -170,4 +191,6 @@ def test_killed_run_resumes_to_identical_outputs(model_dir, tmp_path):
     assert summary["inputs"] == n and summary["failed"] == 0
     assert summary["skipped"] >= finished_at_kill - 1 and summary["done"] + summary["skipped"] == n
     got, want = _outputs(out), _outputs(ref)
-    assert sorted(got) == sorted(want) and all(got[k] == want[k] for k in want)  # complete, identical, no partials
+    # complete, identical (pixels and provenance, time stamps aside), no partials
+    assert sorted(got) == sorted(want) and all(got[k] == want[k] for k in want)
+    assert all(fields["Model"] == os.path.basename(model_dir) for _, fields in got.values())

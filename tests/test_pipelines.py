@@ -136,6 +136,14 @@ def test_colorize_cli_keeps_size_and_luminance(model_dir, tmp_path):
     alpha = np.asarray(Image.open(out / "alpha.png"))
     assert alpha.shape == (150, 170, 4) and (alpha[..., 3] == 200).all()
     assert not list(out.glob("*.partial"))
+    import hashlib
+
+    from colorize_tf.provenance import read_back
+
+    made = read_back((out / "old.png").read_bytes())  # which model, which checksum, which software
+    assert made["Model"] == model_dir.name == "model"
+    assert made["ModelSHA256"] == hashlib.sha256((model_dir / "model.json").read_bytes()).hexdigest()
+    assert made["software"].startswith("colorize-tf ") and made["digital_source_type"].endswith("AlgorithmicMedia")
 
 
 def test_tiled_equals_whole_image(model_dir):

@@ -52,9 +52,11 @@ from colorize_tf.imageio import (
     normalise_format,
     output_bits,
     output_extension,
+    provenance_kept,
     verify_encoded,
     work_bytes,
 )
+from colorize_tf.provenance import Provenance
 
 from .io import display, is_image_name, relative_to, unwire
 from .sources import (
@@ -96,6 +98,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("mode", pa.string()),
         ("bits", pa.int64()),
         ("seconds", pa.float64()),
+        ("model", pa.string()),  # NAME@SHA12 of the model that made a done row's output (its provenance)
     ]
 )
 MANIFEST_COLUMNS = [f.name for f in MANIFEST_SCHEMA]
@@ -127,6 +130,7 @@ def manifest_row(
     mode="",
     bits=0,
     seconds=0.0,
+    model="",
 ):
     return {
         "input": display(input_key),
@@ -144,6 +148,7 @@ def manifest_row(
         "mode": mode or "",
         "bits": int(bits),
         "seconds": round(float(seconds), 4),
+        "model": model or "",
     }
 
 
@@ -448,6 +453,19 @@ _COLORIZERS = {}
 _COLORIZERS_LOCK = threading.Lock()
 
 
+def model_identity_of(model_dir):
+    """(name, SHA-256 of ``bundle.json`` or ``model.json``) of a model on any filesystem: its provenance."""
+    from colorize_tf.provenance import META_FILES, model_identity
+
+    from .fs import read_bytes
+
+    for meta in META_FILES:
+        path = FileSystems.join(model_dir, meta)
+        if FileSystems.exists(path):
+            return model_identity(model_dir, read_bytes(path))
+    raise FileNotFoundError(f"{model_dir}: no {' or '.join(META_FILES)}")
+
+
 def shared_colorizer(model_dir, settings):
     """A colorizer loaded once per process for these `settings` (a frozen ColorizeSettings; its threads
     share it, TensorFlow functions are safe to call concurrently). The launcher's check loads it too, so
@@ -516,6 +534,7 @@ class ColorizeDoFn(beam.DoFn):
 
     def setup(self):
         self.colorizer = shared_colorizer(self.model_dir, self.settings)
+        self.identity = model_identity_of(self.model_dir)
         self.budget = MemoryBudget.shared(self.memory_budget)
         self.local_tmp = tempfile.mkdtemp(prefix="colorize-work-")
         self._count, self._t0 = 0, time.time()
@@ -638,7 +657,12 @@ class ColorizeDoFn(beam.DoFn):
             except Exception as exc:
                 raise _Failure("colorize", f"{type(exc).__name__}: {exc}") from None
             try:
-                data = encode_image(rgb, fmt, alpha=pic.alpha, bits=pic.bits, info=pic.info, quality=self.quality)
+                prov = Provenance(*self.identity)  # stamped now
+                if not provenance_kept(fmt, pic.bits):
+                    notes.append(f"provenance not embedded: {fmt} at {output_bits(pic.bits, fmt)} bits has no place")
+                data = encode_image(
+                    rgb, fmt, alpha=pic.alpha, bits=pic.bits, info=pic.info, quality=self.quality, provenance=prov
+                )
                 del rgb
                 verify_encoded(data, pic.gray, pic.alpha, pic.bits, fmt, self.quality)
             except OutputCheckError as exc:
@@ -696,6 +720,7 @@ class ColorizeDoFn(beam.DoFn):
             notes=notes,
             cluster=cluster,
             seconds=time.perf_counter() - t0,
+            model=Provenance(*self.identity).model_id,
             **_meta_args(meta),
         )
 
