@@ -229,7 +229,7 @@ def train_fusion(
     import tensorflow as tf
 
     from . import chroma_bins
-    from .regressor import _has_tensorboard
+    from .regressor import _has_tensorboard, epoch_progress
 
     keras.utils.set_random_seed(settings.seed)
     record = {"config": dataclasses.asdict(config)}
@@ -289,23 +289,7 @@ def train_fusion(
     )
     train = train_ds.map(targets)
     val = None if val_ds is None else val_ds.map(targets)
-    t_start = time.time()
-
-    def progress(epoch, logs):
-        done = time.time() - t_start
-        eta = done / (epoch + 1) * (settings.epochs - epoch - 1)
-        log.info(
-            "%sepoch %d/%d loss %.5f val_loss %s (%.0f s, at most %.0f s left)",
-            log_prefix,
-            epoch + 1,
-            settings.epochs,
-            logs.get("loss", float("nan")),
-            "%.5f" % logs["val_loss"] if "val_loss" in logs else "-",
-            done,
-            eta,
-        )
-
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=progress)]
+    callbacks = [epoch_progress(settings.epochs, log_prefix)]
     if val is not None:  # a plateau first lowers the step, then stops the run
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, settings.patience // 2))
@@ -349,12 +333,13 @@ def _unfreeze_encoder(model):
             layer.trainable = False
 
 
-def load_model_file(model_dir):
-    """(Keras model, FusionConfig) of a fusion model directory, checksum verified."""
+def load_model_file(model_dir, meta=None):
+    """(Keras model, FusionConfig) of a fusion model directory, checksum verified; ``meta`` is its
+    ``model.json`` when the caller has read it already."""
     from .checksums import load_verified_keras
     from .regressor import META_FILE, read_metadata
 
-    meta = read_metadata(model_dir)
+    meta = meta or read_metadata(model_dir)
     model = load_verified_keras(os.path.join(model_dir, MODEL_FILE), meta.get("files", {}).get(MODEL_FILE), META_FILE)
     return model, FusionConfig(**meta["fusion"])
 
@@ -388,7 +373,7 @@ class FusionColorizer:
 
         settings = settings or ColorizeSettings()
         meta = read_metadata(model_dir)
-        model, config = load_model_file(model_dir)
+        model, config = load_model_file(model_dir, meta)
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))

@@ -116,18 +116,7 @@ def train_regressor(
     start_val = None
     if init_model is not None and val is not None:
         start_val = float(model.evaluate(val[0], val[1], batch_size=65536, verbose=0))
-    callbacks = [
-        keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: log.info(
-                "%sepoch %d/%d loss %.5f val_loss %s",
-                log_prefix,
-                epoch + 1,
-                epochs,
-                logs.get("loss", float("nan")),
-                "%.5f" % logs["val_loss"] if "val_loss" in logs else "-",
-            )
-        )
-    ]
+    callbacks = [epoch_progress(epochs, log_prefix)]
     if val is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
@@ -167,6 +156,31 @@ def train_regressor(
             record["warm_start"]["kept_start"] = True
             record["best_val_loss"] = start_val
     return model, record
+
+
+def epoch_progress(epochs, log_prefix=""):
+    """Keras callback logging each epoch: loss, validation loss, seconds so far and at most how many are left
+    (every Keras-trained family uses it)."""
+    import keras
+
+    start = {}
+
+    def on_epoch_end(epoch, logs):
+        done = time.time() - start["t"]
+        log.info(
+            "%sepoch %d/%d loss %.5f val_loss %s (%.0f s, at most %.0f s left)",
+            log_prefix,
+            epoch + 1,
+            epochs,
+            logs.get("loss", float("nan")),
+            "%.5f" % logs["val_loss"] if "val_loss" in logs else "-",
+            done,
+            done / (epoch + 1) * (epochs - epoch - 1),
+        )
+
+    return keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: start.update(t=time.time()), on_epoch_end=on_epoch_end
+    )
 
 
 def _has_tensorboard():
