@@ -43,10 +43,36 @@ class LabelledSet:
 
     def map_mask(self, raw):
         """Raw mask values (uint8/any int) -> class indices, IGNORE where unlabeled or unknown."""
-        raw = np.asarray(raw)
-        if raw.dtype != np.uint8:
-            raw = np.where((raw >= 0) & (raw < 256), raw, IGNORE).astype(np.uint8)
-        return self.lut[raw]
+        return map_mask(raw, self.lut)
+
+
+def map_mask(raw, lut):
+    """Raw mask values (uint8 / any int) -> class indices through `lut` (uint8 (256,)), IGNORE where a value
+    is outside 0..255."""
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint8:
+        raw = np.where((raw >= 0) & (raw < 256), raw, IGNORE).astype(np.uint8)
+    return np.asarray(lut, np.uint8)[raw]
+
+
+def decode_mask(data, shape):
+    """A label mask file's raw values, shape (H, W).
+
+    Raises
+    ------
+    ValueError
+        When the bytes are not a readable image, have more than one channel, or are not `shape` (the photo's).
+    """
+    import cv2
+
+    mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError("mask is not a readable image")
+    if mask.ndim == 3:
+        raise ValueError(f"mask must have one channel, got {mask.shape[2]}")
+    if mask.shape != tuple(shape):
+        raise ValueError(f"mask size {mask.shape} differs from image size {tuple(shape)}")
+    return mask
 
 
 def _read_list(path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .color import rgb_to_yuv, to_uint
-from .datasets import IGNORE
+from .datasets import IGNORE, map_mask
 from .splits import stratum
 
 #: Longer side of the stored images: the working resolution the convolutional families train at.
@@ -66,8 +66,7 @@ def prepare_labels(mask, lut, shape):
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"label mask must have one channel, got shape {mask.shape}")
-    raw = mask if mask.dtype == np.uint8 else np.where((mask >= 0) & (mask < 256), mask, IGNORE).astype(np.uint8)
-    return cv2.resize(np.asarray(lut, np.uint8)[raw], (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(map_mask(mask, lut), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def encode(image_id, gray, uv, scene=None, labels=None):

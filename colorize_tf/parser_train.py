@@ -16,7 +16,7 @@ from typing import Iterable, Tuple
 import cv2
 import numpy as np
 
-from .datasets import IGNORE
+from .datasets import IGNORE, decode_mask
 from .imageio import decode_image
 from .parser import SceneParser, build_parser, class_weights, working_shape
 
@@ -38,13 +38,7 @@ def prepare_pair(image_bytes, mask_bytes, lut, work_size):
         When the mask does not match the image.
     """
     pic = decode_image(image_bytes)
-    mask = cv2.imdecode(np.frombuffer(mask_bytes, np.uint8), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ValueError("mask is not a readable image")
-    if mask.ndim == 3:
-        raise ValueError(f"mask must have one channel, got {mask.shape[2]}")
-    if mask.shape != pic.gray.shape:
-        raise ValueError(f"mask size {mask.shape} differs from image size {pic.gray.shape}")
+    mask = decode_mask(mask_bytes, pic.gray.shape)
     label = lut[np.clip(mask, 0, 255).astype(np.uint8)] if mask.dtype != np.uint8 else lut[mask]
     h, w = working_shape(*pic.gray.shape, work_size)
     gray = cv2.resize(pic.gray, (w, h), interpolation=cv2.INTER_AREA)

@@ -12,7 +12,6 @@ Output layout (any Beam filesystem)::
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 
@@ -23,7 +22,7 @@ from colorize_tf.features import DEFAULT_BLOCKS, Descriptor, config_dim
 from colorize_tf.parser import semantic_block_config
 from transforms.features import IMAGE_SCHEMA, IMAGES, ExtractFeaturesDoFn
 from transforms.fs import write_json
-from transforms.io import DEAD, ReadImages, read_jsonl
+from transforms.io import DEAD, ReadImages, read_jsonl, write_record_outputs
 
 from .options import (
     JobFailed,
@@ -132,20 +131,14 @@ def build(pipeline, opts, descriptor_config):
             gist_size=opts.gist_size,
         )
     ).with_outputs(IMAGES, DEAD, main="samples")
-    extracted.samples | "WriteSamples" >> beam.io.WriteToTFRecord(
-        FileSystems.join(out, "samples", "samples"),
-        file_name_suffix=".tfrecord.gz",
-        num_shards=opts.num_shards,
-    )
-    extracted[IMAGES] | "WriteImageTable" >> beam.io.WriteToParquet(
-        FileSystems.join(out, "images", "images"), IMAGE_SCHEMA, file_name_suffix=".parquet"
-    )
-    dead = (read[DEAD], extracted[DEAD]) | "AllDeadLetters" >> beam.Flatten()
-    (
-        dead
-        | "DeadToJson" >> beam.Map(json.dumps, sort_keys=True)
-        | "WriteDeadLetters"
-        >> beam.io.WriteToText(FileSystems.join(out, "dead_letters", "dead"), file_name_suffix=".jsonl")
+    dead = write_record_outputs(
+        out,
+        "samples",
+        extracted.samples,
+        extracted[IMAGES],
+        IMAGE_SCHEMA,
+        (read[DEAD], extracted[DEAD]),
+        opts.num_shards,
     )
     return extracted, dead
 

@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from colorize_tf.image_records import DEFAULT_SIDE
 from transforms.fs import write_json
 from transforms.image_records import IMAGE_SCHEMA, IMAGES, ImageExampleDoFn
-from transforms.io import DEAD, ReadImages, write_jsonl
+from transforms.io import DEAD, ReadImages, write_record_outputs
 
 from .extract_features import check_outcome
 from .options import (
@@ -76,22 +76,16 @@ def label_masks(root):
     return labelled.classes, masks, labelled.lut
 
 
-def build(pipeline, args):
+def build(pipeline, args, labelled=None):
+    """Compose the job; `labelled` is `label_masks` of ``--labels`` (None: no labels)."""
     read = pipeline | "ReadImages" >> ReadImages(args.input, args.list_root, max_bytes=None)
-    masks, lut = (None, None) if args.labels is None else label_masks(args.labels)[1:]
+    masks, lut = (None, None) if labelled is None else labelled[1:]
     out = read["files"] | "ImageExamples" >> beam.ParDo(
         ImageExampleDoFn(args.side, args.max_pixels, masks, lut)
     ).with_outputs(IMAGES, DEAD, main="examples")
-    out.examples | "WriteExamples" >> beam.io.WriteToTFRecord(
-        FileSystems.join(args.output, "examples", "examples"),
-        file_name_suffix=".tfrecord.gz",
-        num_shards=args.num_shards,
+    write_record_outputs(
+        args.output, "examples", out.examples, out[IMAGES], IMAGE_SCHEMA, (read[DEAD], out[DEAD]), args.num_shards
     )
-    out[IMAGES] | "WriteImageTable" >> beam.io.WriteToParquet(
-        FileSystems.join(args.output, "images", "images"), IMAGE_SCHEMA, file_name_suffix=".parquet"
-    )
-    dead = (read[DEAD], out[DEAD]) | "AllDeadLetters" >> beam.Flatten()
-    write_jsonl(dead, FileSystems.join(args.output, "dead_letters", "dead"), "DeadLetters")
 
 
 def run(argv=None):
@@ -104,11 +98,12 @@ def run(argv=None):
         "input": args.input,
         "list_root": args.list_root,
     }
-    if args.labels is not None:
-        config.update(labels=args.labels, label_classes=label_masks(args.labels)[0])
+    labelled = None if args.labels is None else label_masks(args.labels)
+    if labelled is not None:
+        config.update(labels=args.labels, label_classes=labelled[0])
     write_json(FileSystems.join(args.output, "config.json"), config)
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, args)
+    build(pipeline, args, labelled)
     result = run_pipeline(pipeline, options)
     if not is_dry_run(options):
         check_outcome(args.output, args.max_failed_fraction)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -27,7 +26,7 @@ from colorize_tf.datasets import open_dataset
 from colorize_tf.imageio import load_image
 from colorize_tf.parser import PARSER_META
 from transforms.fs import copy_tree, is_remote, local_copy, match_paths
-from transforms.io import DEAD
+from transforms.io import DEAD, write_jsonl
 from transforms.parser import PrepareParserExampleDoFn
 
 from .options import add_seed, alias, is_dry_run, job_parser, main_entry, parse_job, positive_int, run_pipeline
@@ -90,12 +89,7 @@ def build(pipeline, opts, dataset):
         prepared[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
             FileSystems.join(opts.output, "data", split), file_name_suffix=".tfrecord.gz"
         )
-    (
-        prepared[DEAD]
-        | "DeadToJson" >> beam.Map(json.dumps, sort_keys=True)
-        | "WriteDeadLetters"
-        >> beam.io.WriteToText(FileSystems.join(opts.output, "data", "dead"), file_name_suffix=".jsonl")
-    )
+    write_jsonl(prepared[DEAD], FileSystems.join(opts.output, "data", "dead"), "DeadLetters")
 
 
 def held_out_items(dataset, split="test"):

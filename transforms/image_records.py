@@ -89,8 +89,7 @@ class ImageExampleDoFn(beam.DoFn):
         """(raw mask at the photo's size or None, dead letter or None)."""
         import posixpath
 
-        import cv2
-        import numpy as np
+        from colorize_tf.datasets import decode_mask
 
         from .fs import read_bytes
 
@@ -98,10 +97,8 @@ class ImageExampleDoFn(beam.DoFn):
         if mask_path is None:
             return None, None
         try:
-            mask = cv2.imdecode(np.frombuffer(read_bytes(mask_path), np.uint8), cv2.IMREAD_UNCHANGED)
+            return decode_mask(read_bytes(mask_path), shape), None
+        except ValueError as exc:  # not a one-channel mask of the photo's size
+            return None, dead_letter(item.path, "labels", f"mask {mask_path}: {exc}")
         except Exception as exc:  # unreadable file: this image's dead letter, not the job's end
             return None, dead_letter(item.path, "labels", f"mask {mask_path}: {type(exc).__name__}: {exc}")
-        if mask is None or mask.ndim != 2 or mask.shape != tuple(shape):
-            got = "unreadable" if mask is None else f"shape {mask.shape}"
-            return None, dead_letter(item.path, "labels", f"mask {mask_path}: {got}, image {tuple(shape)}")
-        return mask, None

@@ -436,3 +436,19 @@ def write_jsonl(pcoll, prefix, label, one_file=False):
         | f"{label}ToJson" >> beam.Map(json.dumps, sort_keys=True)
         | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl", **kwargs)
     )
+
+
+def write_record_outputs(out, records_name, records, images, image_schema, dead, num_shards=0):
+    """The outputs every record job writes under `out`: ``RECORDS_NAME/RECORDS_NAME-*.tfrecord.gz`` (step
+    ``Write<Name>``), the per-image table ``images/images-*.parquet`` (``WriteImageTable``) and the dead
+    letters of `dead` (PCollections, flattened) as ``dead_letters/dead-*.jsonl`` (``WriteDeadLetters``).
+    Returns the flattened dead letters."""
+    records | f"Write{records_name.title()}" >> beam.io.WriteToTFRecord(
+        FileSystems.join(out, records_name, records_name), file_name_suffix=".tfrecord.gz", num_shards=num_shards
+    )
+    images | "WriteImageTable" >> beam.io.WriteToParquet(
+        FileSystems.join(out, "images", "images"), image_schema, file_name_suffix=".parquet"
+    )
+    dead = tuple(dead) | "AllDeadLetters" >> beam.Flatten()
+    write_jsonl(dead, FileSystems.join(out, "dead_letters", "dead"), "DeadLetters")
+    return dead
