@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from typing import Optional
 from xml.sax.saxutils import escape
 
@@ -28,8 +29,10 @@ EXIF_SOFTWARE = 0x0131
 EXIF_DESCRIPTION = 0x010E
 
 
+@functools.lru_cache(maxsize=1)
 def software_version():
-    """The installed package's version (``0+unknown`` when run from a source tree without metadata)."""
+    """The installed package's version (``0+unknown`` when run from a source tree without metadata); looked up
+    once per process (every output's provenance asks)."""
     from importlib import metadata
 
     try:
@@ -133,13 +136,13 @@ def model_identity(name, meta_bytes):
     return str(name).rstrip("/").rsplit("/", 1)[-1] or "model", hashlib.sha256(meta_bytes).hexdigest()
 
 
-def for_model(model_dir):
-    """A `Provenance` (stamped now) for a local model directory or bundle."""
+def local_identity(model_dir):
+    """`model_identity` of a local model directory or bundle (``Provenance(*identity)`` stamps an output)."""
     import os
 
     for meta in META_FILES:
         path = os.path.join(model_dir, meta)
         if os.path.isfile(path):
             with open(path, "rb") as fh:
-                return Provenance(*model_identity(os.path.abspath(model_dir), fh.read()))
+                return model_identity(os.path.abspath(model_dir), fh.read())
     raise FileNotFoundError(f"{model_dir}: no {' or '.join(META_FILES)}")

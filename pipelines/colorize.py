@@ -57,19 +57,16 @@ def output_name(path, fmt=None):
     return stem + output_extension(ext, fmt)
 
 
-def colorize_file(colorizer, path, out_path, quality=95, max_pixels=DEFAULT_MAX_PIXELS, provenance=None):
-    """Colorize one file to `out_path` (written atomically, with `provenance` where the format has room);
-    returns (decoded input's shape, Colorized)."""
-    import dataclasses
-    import datetime
+def colorize_file(colorizer, path, out_path, quality=95, max_pixels=DEFAULT_MAX_PIXELS, identity=None):
+    """Colorize one file to `out_path` (written atomically, with the provenance of the model `identity`,
+    ``(name, sha256)``, where the format has room); returns (decoded input's shape, Colorized)."""
+    from colorize_tf.provenance import Provenance
 
     with open(path, "rb") as fh:
         pic = decode_image(fh.read(), max_pixels=max_pixels)
     out = colorizer.colorize(pic.gray)
     fmt = normalise_format(os.path.splitext(out_path)[1])
-    if provenance is not None:  # stamped when this output is made
-        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-        provenance = dataclasses.replace(provenance, when=now)
+    provenance = None if identity is None else Provenance(*identity)  # stamped when this output is made
     data = encode_image(
         out.rgb, fmt, alpha=pic.alpha, bits=pic.bits, info=pic.info, quality=quality, provenance=provenance
     )
@@ -97,9 +94,9 @@ def main(argv=None):
         print(f"colorize: error: {exc}", file=sys.stderr)
         return 2
     log.info("model %s: %s", args.model, colorizer.describe())
-    from colorize_tf.provenance import for_model
+    from colorize_tf.provenance import local_identity
 
-    provenance = for_model(args.model)
+    identity = local_identity(args.model)
     os.makedirs(args.output, exist_ok=True)
     failures = 0
     for path in args.inputs:
@@ -109,7 +106,7 @@ def main(argv=None):
             continue
         t0 = time.perf_counter()
         try:
-            shape, out = colorize_file(colorizer, path, out_path, args.quality, args.max_pixels, provenance)
+            shape, out = colorize_file(colorizer, path, out_path, args.quality, args.max_pixels, identity)
         except Exception as exc:  # report and go on with the other inputs; the exit status says it
             failures += 1
             log.error("FAILED %s: %s", path, exc)

@@ -657,11 +657,11 @@ class ColorizeDoFn(beam.DoFn):
             except Exception as exc:
                 raise _Failure("colorize", f"{type(exc).__name__}: {exc}") from None
             try:
-                prov = Provenance(*self.identity)  # stamped now
+                provenance = Provenance(*self.identity)  # stamped now
                 if not provenance_kept(fmt, pic.bits):
                     notes.append(f"provenance not embedded: {fmt} at {output_bits(pic.bits, fmt)} bits has no place")
                 data = encode_image(
-                    rgb, fmt, alpha=pic.alpha, bits=pic.bits, info=pic.info, quality=self.quality, provenance=prov
+                    rgb, fmt, alpha=pic.alpha, bits=pic.bits, info=pic.info, quality=self.quality, provenance=provenance
                 )
                 del rgb
                 verify_encoded(data, pic.gray, pic.alpha, pic.bits, fmt, self.quality)
@@ -720,7 +720,7 @@ class ColorizeDoFn(beam.DoFn):
             notes=notes,
             cluster=cluster,
             seconds=time.perf_counter() - t0,
-            model=Provenance(*self.identity).model_id,
+            model=provenance.model_id,
             **_meta_args(meta),
         )
 
