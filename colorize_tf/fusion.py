@@ -215,8 +215,8 @@ def train_fusion(
     entropy of Zhang et al.'s eq. 2 with its weight folded into the target, which is linear in it).
     ``work_dir`` receives ``checkpoint.keras`` after every epoch and ``best.keras`` at each validation best
     (a long run stopped early keeps its progress), and TensorBoard logs under ``tensorboard/`` when the
-    tensorboard package is installed. ``init_model`` (a Keras model of the same config) continues from its
-    weights; ``finetune_encoder`` lets the ``parser`` encoder's convolutions learn too (its batch
+    tensorboard package is installed. ``init_model`` (a fusion Keras model of the same architecture, any loss
+    and heads) gives its weights to every layer that matches (`warm_start`); ``finetune_encoder`` lets the ``parser`` encoder's convolutions learn too (its batch
     normalisation stays in inference mode).
 
     Returns
@@ -240,7 +240,7 @@ def train_fusion(
             tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(config.scenes), dtype=tf.int64)), -1
         )
     if config.loss == "l2":
-        model = init_model or build_model(config, encoder=encoder)
+        n_bins = 0
         pixel_loss = keras.losses.MeanSquaredError(name="uv_loss")
 
         def pixel_target(uv):
@@ -254,13 +254,19 @@ def train_fusion(
             chroma_bins.rebalancing_weights(counts + 1e-3, lam=0.5, smooth=config.bin_step * 1.25, centres=centres)
         )
         record["class_weights"] = weights.numpy().tolist()
-        model = init_model or build_model(config, len(centres), encoder=encoder)
+        n_bins = len(centres)
         pixel_loss = keras.losses.CategoricalCrossentropy(from_logits=True, name="uv_loss")
 
         def pixel_target(uv):
             target = soft_targets(pool_targets(uv), centres)
             return target * tf.gather(weights, tf.argmax(target, -1))[..., None]  # rebalanced cross entropy
 
+    if init_model is None:
+        model = build_model(config, n_bins, encoder=encoder)
+    else:
+        model, copied, fresh = warm_start(init_model, config, n_bins)
+        record["warm_start"] = {"copied": copied, "fresh": fresh}
+        log.info("warm start: %d layers with weights taken over, new: %s", len(copied), fresh or "none")
     if finetune_encoder:
         _unfreeze_encoder(model)
     losses, weights_of = [pixel_loss], [1.0]
@@ -322,6 +328,37 @@ def train_fusion(
         trainable_parameters=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     )
     return model, record
+
+
+def warm_start(init_model, config: FusionConfig, n_bins=0):
+    """A new model of ``config`` that takes ``init_model``'s weights in every layer whose name and weight
+    shapes agree: the same config continues where it stopped; an ``l2`` model starts a ``classification`` one
+    (or the reverse) with its encoder, fusion and decoder trained and only the output layer new.
+
+    Returns
+    -------
+    model : keras.Model
+    copied, fresh : list of str
+        Names of the layers with weights that were taken over and of those that start from initialisation.
+    """
+    encoder = None
+    if config.encoder == "parser":
+        encoder = init_model.get_layer("encoder")  # the same weights; trainability is set by the trainer
+        encoder.trainable = False
+    model = build_model(config, n_bins, encoder=encoder)
+    source = {layer.name: layer for layer in init_model.layers}
+    copied, fresh = [], []
+    for layer in model.layers:
+        mine = layer.get_weights()
+        if not mine or layer is encoder:
+            continue
+        theirs = source[layer.name].get_weights() if layer.name in source else []
+        if len(theirs) == len(mine) and all(a.shape == b.shape for a, b in zip(theirs, mine)):
+            layer.set_weights(theirs)
+            copied.append(layer.name)
+        else:
+            fresh.append(layer.name)
+    return model, copied, fresh
 
 
 def _unfreeze_encoder(model):

@@ -12,6 +12,7 @@ refinement is tuned on a stratified sample of validation images. The model direc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -45,9 +46,11 @@ def build_parser():
     parser.add_argument("--family", default="fusion", choices=trainable_names("images"), help="Model family.")
     parser.add_argument(
         "--loss",
-        default="l2",
+        default=None,
         choices=["l2", "classification"],
-        help="Regression of U, V or Zhang et al.'s rebalanced classification over chroma bins.",
+        help="Regression of U, V or Zhang et al.'s rebalanced classification over chroma bins (default: l2, or "
+        "the loss of the --init model; a different loss keeps that model's trained layers and starts a new "
+        "output layer).",
     )
     parser.add_argument(
         "--temperature",
@@ -82,7 +85,8 @@ def build_parser():
     parser.add_argument(
         "--init",
         default=None,
-        help="A fusion model directory to continue from (its architecture and loss; e.g. to fine-tune).",
+        help="A fusion model directory to continue from (its architecture and heads; e.g. to fine-tune, or with "
+        "another --loss to start a classification model from a trained l2 one).",
     )
     parser.add_argument(
         "--finetune_encoder",
@@ -141,10 +145,12 @@ def run(argv=None):
         missing = set(config.scenes) - set(scenes) if config.scene_weight > 0 else set()
         if missing or (config.segment_weight > 0 and list(config.segments) != list(segments)):
             raise UsageError(f"--init {args.init}: its scene or segment classes are not those of these records")
+        if args.loss and args.loss != config.loss:
+            config = dataclasses.replace(config, loss=args.loss, temperature=args.temperature)
         log.info("continuing from %s: %s", args.init, config)
     else:
         config = fusion.FusionConfig(
-            loss=args.loss,
+            loss=args.loss or "l2",
             base=args.base_channels,
             temperature=args.temperature,
             side=side,
@@ -176,7 +182,7 @@ def run(argv=None):
         parser_model = load_parser(args.parser)
         encoder = fusion.parser_encoder(parser_model.model)
     settings = train_settings(args)
-    log.info("%s/%s: %d training, %d validation images at side %d", args.family, args.loss, len(train), len(val), side)
+    log.info("%s/%s: %d training, %d validation images at side %d", args.family, config.loss, len(train), len(val), side)
     work = tempfile.TemporaryDirectory() if args.work_dir is None else None
     work_dir = args.work_dir or work.name
     model, record = fusion.train_fusion(

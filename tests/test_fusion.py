@@ -39,6 +39,29 @@ def test_parser_encoder_variant_is_frozen_and_has_a_scene_head():
     assert len(model.trainable_weights) > 0
 
 
+def test_warm_start_carries_trained_layers_into_another_loss():
+    import dataclasses
+
+    from colorize_tf.fusion import FusionConfig, build_model, parser_encoder, warm_start
+    from colorize_tf.parser import build_parser
+
+    x = np.random.default_rng(1).uniform(0, 1, (1, 64, 64, 1)).astype(np.float32)
+    l2 = FusionConfig(base=8, encoder="parser")
+    source = build_model(l2, encoder=parser_encoder(build_parser(5, base=8)))
+    for layer in source.layers:  # distinct weights everywhere, so a copy is told from a fresh initialisation
+        if layer.name != "encoder":
+            layer.set_weights([w + 0.01 * (i + 1) for i, w in enumerate(layer.get_weights())])
+    model, copied, fresh = warm_start(source, dataclasses.replace(l2, loss="classification"), n_bins=31)
+    assert fresh == ["logits"] and "uv" not in copied and {"dec1_conv", "fusion_local", "global_vector"} <= set(copied)
+    for name in copied:
+        for a, b in zip(source.get_layer(name).get_weights(), model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert model(x).shape == (1, 16, 16, 31)
+    assert not model.get_layer("encoder").trainable  # frozen until the trainer is told to fine-tune it
+    same, copied, fresh = warm_start(source, l2)  # the same config: a continuation, identical outputs
+    assert fresh == [] and np.allclose(same(x), source(x), atol=1e-6)
+
+
 def test_tensorflow_soft_targets_equal_the_numpy_encoding():
     from colorize_tf import chroma_bins as B
     from colorize_tf.fusion import soft_targets
