@@ -11,6 +11,10 @@ its equal sum ``W1 * mid + W2 * global``); a decoder upsamples to 1/4 of the inp
 ``classification``
     Zhang et al.: soft-encoded chroma bins (`colorize_tf.chroma_bins`), class rebalancing, annealed-mean
     decoding at a temperature (`--temperature`, default 0.38).
+``joint``
+    Both heads on one decoder, trained together (the bins' loss weighted by ``bins_weight``): the ``uv``
+    head is the ``faithful`` mode (PSNR-optimal), the bins head decoded at the temperature the ``vivid``
+    mode (colourful); one forward pass serves either.
 
 Group normalisation (the same computation in training and inference) instead of batch normalisation. At
 colorization the gray image is resized to the working side, the chroma predicted and upsampled bilinearly to
@@ -51,7 +55,7 @@ class FusionConfig:
     ``segment_weight``.
     """
 
-    loss: str = "l2"  # or "classification"
+    loss: str = "l2"  # or "classification", "joint"
     base: int = 16  # channels of the first stage
     global_grid: int = 8  # the global path sees the low-level features resized to this grid
     bin_step: float = 0.04
@@ -62,12 +66,14 @@ class FusionConfig:
     scene_weight: float = 0.0
     segments: tuple = ()
     segment_weight: float = 0.0
+    bins_weight: float = 0.01  # joint: weight of the bins' cross entropy next to the U, V squared error
+    default_mode: str = ""  # the mode used when none is asked for ("" = the first of `modes`)
 
     def __post_init__(self):
         object.__setattr__(self, "scenes", tuple(self.scenes))
         object.__setattr__(self, "segments", tuple(self.segments))
-        if self.loss not in ("l2", "classification"):
-            raise ValueError(f"fusion loss {self.loss!r}: expected 'l2' or 'classification'")
+        if self.loss not in LOSSES:
+            raise ValueError(f"fusion loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
         if self.encoder not in ("own", "parser"):
             raise ValueError(f"fusion encoder {self.encoder!r}: expected 'own' or 'parser'")
         if not 4 <= self.base <= 256 or not 2 <= self.global_grid <= 64 or not 32 <= self.side <= 4096:
@@ -78,11 +84,29 @@ class FusionConfig:
             raise ValueError("scene_weight > 0 needs at least two scene classes")
         if self.segment_weight < 0 or (self.segment_weight > 0 and len(self.segments) < 2):
             raise ValueError("segment_weight > 0 needs at least two segment classes")
+        if self.default_mode and self.default_mode not in self.modes():
+            raise ValueError(f"default mode {self.default_mode!r}: this model offers {', '.join(self.modes())}")
 
     @property
     def stride(self):
         """Input sides must be multiples of this."""
         return 32 if self.encoder == "parser" else 8
+
+    @property
+    def heads(self):
+        """Output names in the model's output order."""
+        chroma = {"l2": ("uv",), "classification": ("logits",), "joint": ("uv", "logits")}[self.loss]
+        return chroma + ("scene",) * (self.scene_weight > 0) + ("segments",) * (self.segment_weight > 0)
+
+    def modes(self):
+        """The colorization modes this model offers: name -> settings (``head``, ``temperature``)."""
+        bins = {"head": "logits", "temperature": self.temperature}
+        if self.loss == "joint":
+            return {"faithful": {"head": "uv"}, "vivid": bins}
+        return {"faithful": {"head": "uv"}} if self.loss == "l2" else {"vivid": bins}
+
+
+LOSSES = ("l2", "classification", "joint")
 
 
 #: Layers of the scene parser (`colorize_tf.parser.build_parser`) the ``parser`` encoder exposes.
@@ -122,12 +146,11 @@ def _fuse(local, vector, ch):
 
 
 def build_model(config: FusionConfig, n_bins=0, encoder=None):
-    """Keras model: gray (B, H, W, 1) in [0, 1] -> (B, H/4, W/4, 2) chroma or (B, H/4, W/4, n_bins) logits.
-
-    With a positive ``scene_weight`` the model has a further output, ``scene`` logits (B, n_scenes) from the
-    global vector, and with a positive ``segment_weight`` one more, ``segments`` logits (B, H/4, W/4,
-    n_segments). ``encoder`` (`parser_encoder`) is required for
-    ``config.encoder == "parser"``.
+    """Keras model: gray (B, H, W, 1) in [0, 1] -> one output per name in ``config.heads``, in that order:
+    ``uv`` (B, H/4, W/4, 2) chroma, ``logits`` (B, H/4, W/4, n_bins) over chroma bins, ``scene`` (B,
+    n_scenes) logits from the global vector (with a positive ``scene_weight``), ``segments`` (B, H/4, W/4,
+    n_segments) logits (with a positive ``segment_weight``); a single output is returned bare.
+    ``encoder`` (`parser_encoder`) is required for ``config.encoder == "parser"``.
     """
     import keras
     from keras import layers
@@ -163,16 +186,16 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
         x = _fuse(mid, g, 4 * b)
         x = layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)  # 1/4
         x = _block(x, 2 * b, 1, "dec1")
-    if config.loss == "l2":
-        out = layers.Conv2D(2, 1, name="uv")(x)
-    else:
-        out = layers.Conv2D(n_bins, 1, name="logits")(x)
-    outputs = [out]
+    outputs = []
+    if "uv" in config.heads:
+        outputs.append(layers.Conv2D(2, 1, name="uv")(x))
+    if "logits" in config.heads:
+        outputs.append(layers.Conv2D(n_bins, 1, name="logits")(x))
     if config.scene_weight > 0:
         outputs.append(layers.Dense(len(config.scenes), name="scene")(g))
     if config.segment_weight > 0:
         outputs.append(layers.Conv2D(len(config.segments), 1, name="segments")(x))
-    return keras.Model(gray, outputs if len(outputs) > 1 else out, name=f"fusion_{config.loss}")
+    return keras.Model(gray, outputs if len(outputs) > 1 else outputs[0], name=f"fusion_{config.loss}")
 
 
 def pool_targets(uv):
@@ -239,27 +262,30 @@ def train_fusion(
         scene_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(config.scenes), dtype=tf.int64)), -1
         )
-    if config.loss == "l2":
-        n_bins = 0
-        pixel_loss = keras.losses.MeanSquaredError(name="uv_loss")
-
-        def pixel_target(uv):
-            return pool_targets(uv)
-    else:
+    losses, loss_weights, pixel_targets = [], [], []
+    n_bins = 0
+    if "uv" in config.heads:
+        losses.append(keras.losses.MeanSquaredError(name="uv_loss"))
+        loss_weights.append(1.0)
+        pixel_targets.append(pool_targets)
+    if "logits" in config.heads:
         centres = chroma_bins.bin_centres(config.bin_step)
-        counts = np.zeros(len(centres))
+        n_bins = len(centres)
+        counts = np.zeros(n_bins)
         for batch in train_ds.take(class_counts_batches):
-            counts += soft_targets(pool_targets(batch[1]), centres).numpy().reshape(-1, len(centres)).sum(0)
+            counts += soft_targets(pool_targets(batch[1]), centres).numpy().reshape(-1, n_bins).sum(0)
         weights = tf.constant(
             chroma_bins.rebalancing_weights(counts + 1e-3, lam=0.5, smooth=config.bin_step * 1.25, centres=centres)
         )
         record["class_weights"] = weights.numpy().tolist()
-        n_bins = len(centres)
-        pixel_loss = keras.losses.CategoricalCrossentropy(from_logits=True, name="uv_loss")
+        losses.append(keras.losses.CategoricalCrossentropy(from_logits=True, name="bins_loss"))
+        loss_weights.append(config.bins_weight if config.loss == "joint" else 1.0)
 
-        def pixel_target(uv):
+        def bins_target(uv):
             target = soft_targets(pool_targets(uv), centres)
             return target * tf.gather(weights, tf.argmax(target, -1))[..., None]  # rebalanced cross entropy
+
+        pixel_targets.append(bins_target)
 
     if init_model is None:
         model = build_model(config, n_bins, encoder=encoder)
@@ -269,18 +295,17 @@ def train_fusion(
         log.info("warm start: %d layers with weights taken over, new: %s", len(copied), fresh or "none")
     if finetune_encoder:
         _unfreeze_encoder(model)
-    losses, weights_of = [pixel_loss], [1.0]
     if scene_table is not None:
         losses.append(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        weights_of.append(config.scene_weight)
+        loss_weights.append(config.scene_weight)
     if config.segment_weight > 0:
         from .parser_train import weighted_ignore_loss
 
         losses.append(weighted_ignore_loss(np.ones(len(config.segments))))  # unlabeled pixels count zero
-        weights_of.append(config.segment_weight)
+        loss_weights.append(config.segment_weight)
 
     def targets(*batch):
-        ys = [pixel_target(batch[1])]
+        ys = [target(batch[1]) for target in pixel_targets]
         if scene_table is not None:
             ys.append(tf.maximum(scene_table.lookup(batch[2]["scene"]), 0))
         if config.segment_weight > 0:  # the label under each output cell's centre
@@ -291,7 +316,7 @@ def train_fusion(
     model.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate),
         loss=losses[0] if len(losses) == 1 else losses,
-        loss_weights=None if len(losses) == 1 else weights_of,
+        loss_weights=None if len(losses) == 1 else loss_weights,
     )
     train = train_ds.map(targets)
     val = None if val_ds is None else val_ds.map(targets)
@@ -391,13 +416,18 @@ def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefinePar
 class FusionColorizer:
     """A fusion model directory loaded for colorization: ``colorize(gray) -> Colorized``."""
 
-    def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0):
+    def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None):
         import tensorflow as tf
 
         from . import chroma_bins
+        from .registry import resolve_mode
 
         self.model, self.config, self.refine, self.tile = model, config, refine, tile
-        self.centres = chroma_bins.bin_centres(config.bin_step) if config.loss == "classification" else None
+        self.modes = config.modes()
+        self.mode = resolve_mode(self.modes, mode, config.default_mode)
+        head = self.modes[self.mode]["head"]
+        self.output = config.heads.index(head) if len(config.heads) > 1 else None
+        self.centres = chroma_bins.bin_centres(config.bin_step) if head == "logits" else None
         # One trace per working shape: the longer side is fixed and sides are multiples of the stride, so a
         # handful; a shape-generic trace (reduce_retracing) fails in bilinear UpSampling2D, which needs static
         # spatial sizes
@@ -414,14 +444,17 @@ class FusionColorizer:
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))
-        return cls(model, config, refine, settings.tile)
+        return cls(model, config, refine, settings.tile, settings.mode)
 
     def describe(self):
         """One line for logs: what predicts and how."""
         c = self.config
-        extra = f", T={c.temperature}" if c.loss == "classification" else ""
+        extra = f", T={c.temperature}" if self.centres is not None else ""
         enc = "parser encoder" if c.encoder == "parser" else "own encoder"
-        return f"fusion CNN ({enc}), {c.loss} loss{extra}, working side {c.side}, refinement {self.refine}"
+        return (
+            f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, working side {c.side}, "
+            f"refinement {self.refine}"
+        )
 
     def chroma(self, gray, temperature=None):
         """Chroma (H, W, 2) for luminance (H, W), predicted at the working side and upsampled bilinearly."""
@@ -436,7 +469,7 @@ class FusionColorizer:
         h, w = image_shape(*gray.shape, self.config.side, multiple=self.config.stride)
         small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         out = self._fn(small[None, :, :, None])
-        out = (out[0] if isinstance(out, (list, tuple)) else out).numpy()[0]  # the scene head is not used here
+        out = (out if self.output is None else out[self.output]).numpy()[0]  # the mode's head
         if self.centres is not None:
             logits = out - out.max(-1, keepdims=True)
             probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)

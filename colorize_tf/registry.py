@@ -66,6 +66,9 @@ class ColorizeSettings:
         Prediction stride (`colorize_tf.colorize.predict_uv`).
     temperature : float, optional
         Classification models: annealed-mean temperature (1 = mean, lower = more vivid, -> 0 = mode).
+    mode : str, optional
+        ``faithful`` (PSNR-optimal) or ``vivid`` (colourful), where the model offers it (`resolve_mode`);
+        None = the model's default.
     """
 
     refine: Optional[RefineParams] = None
@@ -75,6 +78,35 @@ class ColorizeSettings:
     selection_layers: Optional[Tuple[int, ...]] = None
     stride: Optional[int] = None
     temperature: Optional[float] = None
+    mode: Optional[str] = None
+
+
+#: Colorization modes: ``faithful`` predicts the chroma that minimises the expected squared error (PSNR-optimal,
+#: muted where the colour is uncertain); ``vivid`` commits to likely colours (colourfulness near the truth's).
+MODES = ("faithful", "vivid")
+
+
+def resolve_mode(modes, requested=None, default=""):
+    """The mode to use: ``requested`` if the model offers it, else its ``default`` (or first) mode.
+
+    Parameters
+    ----------
+    modes : dict or sequence of str
+        The modes a model offers.
+    requested : str, optional
+    default : str
+
+    Raises
+    ------
+    ValueError
+        When ``requested`` is not among ``modes``.
+    """
+    names = list(modes)
+    if requested:
+        if requested not in names:
+            raise ValueError(f"this model has no {requested!r} mode; it offers: {', '.join(names)}")
+        return requested
+    return default or names[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,8 +189,15 @@ def load_predictor(model_dir, verify=True):
 
 
 def load_colorizer(path, settings: ColorizeSettings = ColorizeSettings()):
-    """A colorizer for any local model directory or bundle: ``colorize(gray) -> Colorized``."""
-    return get(family_of(path)).colorizer(path, settings)
+    """A colorizer for any local model directory or bundle: ``colorize(gray) -> Colorized``.
+
+    Families without modes of their own (regressors, bundles, baselines) are ``faithful``; asking them for
+    another mode is a ValueError.
+    """
+    colorizer = get(family_of(path)).colorizer(path, settings)
+    if not hasattr(colorizer, "modes"):
+        resolve_mode(("faithful",), settings.mode)
+    return colorizer
 
 
 _PARSER_LOCK = threading.Lock()

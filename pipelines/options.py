@@ -213,6 +213,13 @@ def add_model(parser, required=True):
         help="Models trained with the classification loss: annealed-mean temperature (1 = mean, muted; "
         "lower = more vivid; default: the model's, 0.38 as Zhang et al.).",
     )
+    parser.add_argument(
+        "--mode",
+        choices=["faithful", "vivid"],
+        default=None,
+        help="faithful: the PSNR-optimal chroma (muted where unsure); vivid: likely colours at nearly the "
+        "true photos' colourfulness; where the model offers both (default: the model's default mode).",
+    )
 
 
 def add_refine(
@@ -258,6 +265,7 @@ def colorize_settings(args, tile=None):
         selection_k=args.selection_k,
         selection_layers=args.selection_layers,
         temperature=getattr(args, "temperature", None),
+        mode=getattr(args, "mode", None),
     )
 
 

@@ -47,10 +47,22 @@ def build_parser():
     parser.add_argument(
         "--loss",
         default=None,
-        choices=["l2", "classification"],
-        help="Regression of U, V or Zhang et al.'s rebalanced classification over chroma bins (default: l2, or "
-        "the loss of the --init model; a different loss keeps that model's trained layers and starts a new "
-        "output layer).",
+        choices=["l2", "classification", "joint"],
+        help="Regression of U, V; Zhang et al.'s rebalanced classification over chroma bins; or joint: both "
+        "heads on one decoder (faithful and vivid modes). Default: l2, or the loss of the --init model; "
+        "another loss keeps that model's trained layers and starts the new output layers.",
+    )
+    parser.add_argument(
+        "--bins_weight",
+        type=positive_float,
+        default=0.01,
+        help="Joint loss: weight of the bins' cross entropy next to the U, V squared error.",
+    )
+    parser.add_argument(
+        "--default_mode",
+        choices=["faithful", "vivid"],
+        default=None,
+        help="Joint loss: the mode colorization uses when none is asked for (default: faithful).",
     )
     parser.add_argument(
         "--temperature",
@@ -119,6 +131,41 @@ def check(args):
         raise UsageError("--scene_weight and --segment_weight: expected >= 0")
 
 
+def choose_config(args, scenes, segments, side):
+    """(init model or None, FusionConfig): the --init model's architecture (with --loss / --default_mode
+    changes), or a new one from the flags."""
+    from colorize_tf import fusion
+
+    init_model = None
+    if args.init:  # architecture, loss and heads come from the model continued
+        init_model, config = fusion.load_model_file(local_copy(args.init))
+        missing = set(config.scenes) - set(scenes) if config.scene_weight > 0 else set()
+        if missing or (config.segment_weight > 0 and list(config.segments) != list(segments)):
+            raise UsageError(f"--init {args.init}: its scene or segment classes are not those of these records")
+        if args.loss and args.loss != config.loss:
+            config = dataclasses.replace(
+                config, loss=args.loss, temperature=args.temperature, bins_weight=args.bins_weight, default_mode=""
+            )
+        if args.default_mode:
+            config = dataclasses.replace(config, default_mode=args.default_mode)
+        log.info("continuing from %s: %s", args.init, config)
+    else:
+        config = fusion.FusionConfig(
+            loss=args.loss or "l2",
+            base=args.base_channels,
+            temperature=args.temperature,
+            side=side,
+            encoder=args.encoder,
+            scenes=scenes if args.scene_weight > 0 else (),
+            scene_weight=args.scene_weight,
+            segments=segments if args.segment_weight > 0 else (),
+            segment_weight=args.segment_weight,
+            bins_weight=args.bins_weight,
+            default_mode=args.default_mode or "",
+        )
+    return init_model, config
+
+
 def run(argv=None):
     from colorize_tf import fusion, image_records, splits, tuning
     from colorize_tf.imageio import decode_image
@@ -139,27 +186,10 @@ def run(argv=None):
     scenes = sorted({r["scene"] for r in rows})
     if args.scene_weight > 0 and len(scenes) < 2:
         raise UsageError(f"--scene_weight needs at least two scene labels in the records; found {scenes}")
-    init_model = None
-    if args.init:  # architecture, loss and heads come from the model continued
-        init_model, config = fusion.load_model_file(local_copy(args.init))
-        missing = set(config.scenes) - set(scenes) if config.scene_weight > 0 else set()
-        if missing or (config.segment_weight > 0 and list(config.segments) != list(segments)):
-            raise UsageError(f"--init {args.init}: its scene or segment classes are not those of these records")
-        if args.loss and args.loss != config.loss:
-            config = dataclasses.replace(config, loss=args.loss, temperature=args.temperature)
-        log.info("continuing from %s: %s", args.init, config)
-    else:
-        config = fusion.FusionConfig(
-            loss=args.loss or "l2",
-            base=args.base_channels,
-            temperature=args.temperature,
-            side=side,
-            encoder=args.encoder,
-            scenes=scenes if args.scene_weight > 0 else (),
-            scene_weight=args.scene_weight,
-            segments=segments if args.segment_weight > 0 else (),
-            segment_weight=args.segment_weight,
-        )
+    try:
+        init_model, config = choose_config(args, scenes, segments, side)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     if args.finetune_encoder and config.encoder != "parser":
         raise UsageError("--finetune_encoder applies to the parser encoder (--encoder parser)")
     extras = ("scene",) * (config.scene_weight > 0) + ("labels",) * (config.segment_weight > 0)
