@@ -238,9 +238,9 @@ def train_fusion(
     entropy of Zhang et al.'s eq. 2 with its weight folded into the target, which is linear in it).
     ``work_dir`` receives ``checkpoint.keras`` after every epoch and ``best.keras`` at each validation best
     (a long run stopped early keeps its progress), and TensorBoard logs under ``tensorboard/`` when the
-    tensorboard package is installed. ``init_model`` (a fusion Keras model of the same architecture, any loss
-    and heads) gives its weights to every layer that matches (`warm_start`); ``finetune_encoder`` lets the ``parser`` encoder's convolutions learn too (its batch
-    normalisation stays in inference mode).
+    tensorboard package is installed. ``init_model`` (a fusion Keras model of the same architecture, any
+    loss and heads) gives its weights to every layer that matches (`warm_start`); ``finetune_encoder`` lets
+    the ``parser`` encoder's convolutions learn too (its batch normalisation stays in inference mode).
 
     Returns
     -------

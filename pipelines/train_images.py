@@ -212,7 +212,9 @@ def run(argv=None):
         parser_model = load_parser(args.parser)
         encoder = fusion.parser_encoder(parser_model.model)
     settings = train_settings(args)
-    log.info("%s/%s: %d training, %d validation images at side %d", args.family, config.loss, len(train), len(val), side)
+    log.info(
+        "%s/%s: %d training, %d validation images at side %d", args.family, config.loss, len(train), len(val), side
+    )
     work = tempfile.TemporaryDirectory() if args.work_dir is None else None
     work_dir = args.work_dir or work.name
     model, record = fusion.train_fusion(
