@@ -128,7 +128,18 @@ def parse(serialized):
     }
 
 
-def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitter=False, seed=0, shuffle=0, extras=()):
+def dataset(
+    paths,
+    crop=None,
+    batch_size=16,
+    image_ids=None,
+    augment=False,
+    jitter=False,
+    seed=0,
+    shuffle=0,
+    extras=(),
+    repeats=None,
+):
     """tf.data over image records: batches of ``(gray (B, c, c, 1), uv (B, c, c, 2))``, or
     ``(gray, uv, {name: tensor})`` with `extras`.
 
@@ -152,6 +163,9 @@ def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitt
     extras : tuple of str
         Also yield, in a dict as third element, ``"scene"`` (string (B,)) and/or ``"labels"`` (uint8
         (B, c, c), cropped and flipped with the image, `IGNORE` where unlabeled or padded).
+    repeats : dict, optional
+        Image id -> times per epoch (default 1; `colorize_tf.splits.source_repeats` balances sources). Each
+        repetition gets its own crop, flip and jitter.
     """
     import tensorflow as tf
 
@@ -160,6 +174,15 @@ def dataset(paths, crop=None, batch_size=16, image_ids=None, augment=False, jitt
         keys = tf.constant(sorted(image_ids) or [""])
         table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
         ds = ds.filter(lambda ex: table.lookup(ex["image_id"]) > 0)
+    if repeats:
+        ids = sorted(repeats)
+        counts = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(ids), tf.constant([int(repeats[i]) for i in ids], tf.int64)
+            ),
+            1,
+        )
+        ds = ds.flat_map(lambda ex: tf.data.Dataset.from_tensors(ex).repeat(counts.lookup(ex["image_id"])))
     if shuffle:
         ds = ds.shuffle(shuffle, seed=seed)
     # one random int64 per image, new each epoch but fixed by `seed`: stateless ops stay reproducible under a

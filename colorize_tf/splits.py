@@ -71,6 +71,44 @@ def stratified_sample(ids: Sequence[str], n: int, seed: int = 0) -> List[str]:
     return out[:n] if n >= 0 else out
 
 
+def source(image_id: str) -> str:
+    """The source of an image id: its top folder (``"people/0001.jpg"`` -> ``"people"``; ``""`` for a bare
+    name such as SIFT Flow's ``"coast_arnat59"``)."""
+    folder, _, _ = str(image_id).replace("\\", "/").rpartition("/")
+    return folder.split("/", 1)[0] if folder else ""
+
+
+def source_repeats(ids: Sequence[str], power: float, seed: int = 0) -> Dict[str, int]:
+    """How often each image appears per training epoch so that source ``s`` (`source`, ``n_s`` images) takes
+    a share of the epoch proportional to ``n_s ** power``: 1 keeps the listing's proportions, 0 gives every
+    source the same share, 0.5 is in between. The largest source is seen once per epoch; a smaller one
+    ``r_s = (n_max / n_s) ** (1 - power)`` times on average, as ``floor(r_s)`` or ``floor(r_s) + 1`` per image
+    (by a seeded hash of the id, so the mean is exact to within one image and the choice reproducible).
+
+    Returns
+    -------
+    dict
+        Image id -> repetitions (>= 1).
+    """
+    if not 0 <= power <= 1:
+        raise ValueError(f"source balance power {power}: expected 0 <= power <= 1")
+    groups: Dict[str, List[str]] = defaultdict(list)
+    for i in ids:
+        groups[source(i)].append(i)
+    if not groups:
+        return {}
+    largest = max(len(g) for g in groups.values())
+    out: Dict[str, int] = {}
+    for g in groups.values():
+        rate = (largest / len(g)) ** (1.0 - power)
+        whole, extra = int(rate), rate - int(rate)
+        ranked = sorted(g, key=lambda i: (_rank(i, seed), i))
+        n_extra = int(round(extra * len(g)))
+        for k, i in enumerate(ranked):
+            out[i] = whole + (k < n_extra)
+    return out
+
+
 def strata_counts(ids: Iterable[str]) -> Dict[str, int]:
     """Images per stratum (recorded with a split so readers can see its balance)."""
     counts: Dict[str, int] = defaultdict(int)

@@ -114,6 +114,13 @@ def build_parser():
     )
     add_training(parser, epochs=30, batch_size=16, batch_unit="Crops", patience=4, tune_images=32)
     parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
+    parser.add_argument(
+        "--source_balance",
+        type=float,
+        default=1.0,
+        help="Share of each source (the image ids' top folder) in a training epoch, proportional to its size "
+        "to this power: 1 = as listed, 0 = equal shares, 0.5 = in between (smaller sources repeated).",
+    )
     add_seed(parser)
     return parser
 
@@ -129,6 +136,8 @@ def check(args):
         raise UsageError(f"--crop {args.crop}: the parser encoder needs a multiple of 32")
     if args.scene_weight < 0 or args.segment_weight < 0:
         raise UsageError("--scene_weight and --segment_weight: expected >= 0")
+    if not 0 <= args.source_balance <= 1:
+        raise UsageError(f"--source_balance {args.source_balance}: expected 0 <= value <= 1")
 
 
 def choose_config(args, scenes, segments, side):
@@ -193,6 +202,11 @@ def run(argv=None):
     if args.finetune_encoder and config.encoder != "parser":
         raise UsageError("--finetune_encoder applies to the parser encoder (--encoder parser)")
     extras = ("scene",) * (config.scene_weight > 0) + ("labels",) * (config.segment_weight > 0)
+    repeats = splits.source_repeats([r["image_id"] for r in train], args.source_balance, args.seed)
+    epoch = {}
+    for image_id, n in repeats.items():
+        epoch[splits.source(image_id)] = epoch.get(splits.source(image_id), 0) + n
+    log.info("training epoch by source (source balance %s): %s", args.source_balance, epoch)
     train_ds = image_records.dataset(
         shards,
         args.crop,
@@ -203,6 +217,7 @@ def run(argv=None):
         seed=args.seed,
         shuffle=512,
         extras=extras,
+        repeats=repeats if args.source_balance < 1 else None,
     )
     val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val}, extras=extras)
     encoder = None
@@ -227,6 +242,8 @@ def run(argv=None):
         init_model=init_model,
         finetune_encoder=args.finetune_encoder,
     )
+    record["epoch_by_source"] = epoch
+    record["source_balance"] = args.source_balance
     if init_model is not None:
         record["init_from"] = args.init
     if encoder is not None:

@@ -134,6 +134,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
             "--learning_rate=3e-3",
             "--val_fraction=0.2",
             "--tune_images=2",
+            "--source_balance=0.5",
             "--work_dir=" + str(tmp_path / "work"),
         ]
         + (
@@ -149,6 +150,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     )
     meta = json.loads((out / "model.json").read_text())
     assert family_of(str(out)) == "fusion" and meta["fusion"]["loss"] == loss
+    assert meta["training"]["source_balance"] == 0.5 and sum(meta["training"]["epoch_by_source"].values()) == 13
     assert (tmp_path / "work" / "checkpoint.keras").is_file() and (tmp_path / "work" / "best.keras").is_file()
     if variant == "parser":
         assert meta["fusion"]["encoder"] == "parser" and meta["fusion"]["scenes"] == ["coast", "field"]

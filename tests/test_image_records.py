@@ -104,6 +104,14 @@ def test_dataset_crops_and_flips_gray_and_chroma_together(tmp_path):
     with_scene = list(dataset([path], crop=32, batch_size=8, extras=("scene", "labels")))[0]
     assert [s.decode() for s in with_scene[2]["scene"].numpy()] == ["scene", "scene", "scene"]
     assert (with_scene[2]["labels"].numpy() == 255).all()  # written without labels
+    # repeats: scene_0 three times, scene_2 left out by the split, each copy cropped and flipped anew
+    rep = list(
+        dataset([path], crop=16, batch_size=8, augment=True, image_ids={"scene_0", "scene_1"}, repeats={"scene_0": 3})
+    )
+    ((rg, ruv),) = rep
+    assert rg.shape[0] == 4 and np.isclose(ruv.numpy()[..., 1].mean(axis=(1, 2)), 0.0, atol=1e-3).sum() == 3
+    copies = [g for g, u in zip(rg.numpy(), ruv.numpy()) if np.isclose(u[..., 1].mean(), 0.0, atol=1e-3)]
+    assert not np.array_equal(copies[0], copies[1]) or not np.array_equal(copies[1], copies[2])
 
 
 def test_labels_travel_with_crops_and_flips(tmp_path):
@@ -175,3 +183,22 @@ def test_image_record_job_adds_labels_where_a_mask_exists(tmp_path):
     assert "(40, 96)" in dead[0]["reason"]
     with pytest.raises(UsageError, match="layout"):
         extract_images.run(args + [f"--labels={tmp_path}"])
+
+
+def test_source_repeats_balance_epoch_shares():
+    from colorize_tf.splits import source, source_repeats
+
+    assert source("people/images/0001") == "people" and source("coast_arnat59") == ""
+    ids = [f"big/{i}" for i in range(400)] + [f"small/{i}" for i in range(100)]
+    as_listed = source_repeats(ids, 1.0)
+    assert set(as_listed.values()) == {1}
+    equal = source_repeats(ids, 0.0)
+    assert sum(equal[i] for i in ids if i.startswith("small")) == 400  # the same share as the big source
+    half = source_repeats(ids, 0.5)  # shares in proportion to sqrt(n): 20 : 10, so small is seen 2x per image
+    assert sum(half[i] for i in ids if i.startswith("big")) == 400
+    assert sum(half[i] for i in ids if i.startswith("small")) == 200
+    odd = source_repeats(ids[:400] + ids[400:430], 0.5)  # rate sqrt(400 / 30) = 3.65: 3 or 4 per image
+    assert set(odd[i] for i in ids[400:430]) == {3, 4} and sum(odd[i] for i in ids[400:430]) == round(30 * 3.6515)
+    assert odd == source_repeats(ids[:400] + ids[400:430], 0.5)  # reproducible
+    with pytest.raises(ValueError, match="power"):
+        source_repeats(ids, 1.5)
