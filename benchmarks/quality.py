@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from colorize_tf.color import recombine  # noqa: E402
-from colorize_tf.colorize import Timing, refine_uv  # noqa: E402
+from colorize_tf.colorize import Timing, refine_uv, seconds_per_image  # noqa: E402
 from colorize_tf.files import write_json  # noqa: E402
 from colorize_tf.imageio import load_image  # noqa: E402
 from colorize_tf.metrics import (  # noqa: E402
@@ -72,24 +72,6 @@ def build_parser():
     )
     p.add_argument("--output", default=None, help="Also write the summary and per-image scores to this JSON file.")
     return p
-
-
-def seconds_256(colorizer, runs=7):
-    """Median seconds of ``colorize`` (with the model's own refinement) on a 256x256 photo after a warm-up:
-    the speed column of the quality tables (scikit-image's astronaut, as benchmarks/speed.py)."""
-    import cv2
-    from skimage import data
-
-    from colorize_tf.color import luminance
-
-    gray = luminance(cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA) / 255.0)
-    colorizer.colorize(gray)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        colorizer.colorize(gray)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main(argv=None):
@@ -146,7 +128,7 @@ def main(argv=None):
         "gray": {"mean_psnr": float(np.mean(gray_psnr)), "mean_l_uv": float(np.mean(gray_luv))},
         "truth_colourfulness": float(np.mean(truth_cf)),
         "seconds": round(time.perf_counter() - t0, 1),
-        "seconds_256": seconds_256(col),
+        "seconds_256": seconds_per_image(col),
         "temperature": args.temperature,
     }
     print(f"{'setting':<26} {'mean PSNR':>10} {'gain [95% CI]':>22} {'mean L_UV':>10} {'colourfulness':>14}")

@@ -357,6 +357,24 @@ class ClusteredColorizer(PixelColorizer):
         return Colorized(None, uv, cid, timing)
 
 
+def seconds_per_image(colorizer, side=256, runs=7):
+    """Median seconds of ``colorizer.colorize`` (with its own refinement) on a ``side`` x ``side`` photo
+    (scikit-image's astronaut) after one warm-up call: the speed column of the quality tables."""
+    import cv2
+    from skimage import data
+
+    from .color import luminance
+
+    gray = luminance(cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA) / 255.0)
+    colorizer.colorize(gray)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        colorizer.colorize(gray)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def colorize_reduced(colorizer, gray, chroma_max_side=0):
     """Colorize, predicting chroma at a reduced resolution for large images.
 

@@ -1,0 +1,453 @@
+"""Release recipe: the development data -> the general-purpose model directory and its model card.
+
+    python -m pipelines.release --data ../shared/data --output colorize_tf/models/general --work runs/release
+
+One command, nine steps; each is skipped when its output is complete, so a stopped run resumes where it
+stopped (logs say which steps ran, how long each took, and an estimate of the time left):
+
+1. lists: every colour set's training images (SIFT Flow train.txt, Stanford Background's train split,
+   ``imagenet_sample``, ``people``, ``interiors``) and the test lists (SIFT Flow test.txt, Stanford's test
+   split), which only report (`colorize_tf.release.training_lists`);
+2. scene parser: ``pipelines.train_parser`` on SIFT Flow train.txt (or ``--parser DIR``, one made by it);
+3. image records: ``pipelines.extract_images`` (Beam) at the working side 256; the training job splits
+   them into training and validation images stratified over sources and scene types;
+4. stage A: family ``fusion``, ``l2`` loss, the parser's encoder frozen, once per ``--source_balance``
+   candidate with the same number of training steps; the candidate with the best gain over gray on
+   validation, averaged over sources (each source counts the same), is kept;
+5. stage B: the encoder fine-tuned (``--init A --finetune_encoder``);
+6. stage C: ``joint`` heads (``--init B --loss joint``): the ``uv`` head is the faithful mode, the bins
+   head (Zhang et al.'s rebalanced classification) the vivid mode;
+7. the vivid mode's temperature, chosen on validation (`colorize_tf.release.choose_temperature`);
+   the default mode: vivid when its gain over gray is above 0 (95 % interval) on every validation source,
+   else faithful;
+8. evaluation (``pipelines.evaluate``, Beam) on validation, per source, and on the test sets, both modes,
+   next to ``--compare`` (e.g. the SIFT Flow-only model) scored in the same pass;
+9. ``--output``: the model directory (checksummed, loads with Keras safe mode), ``MODEL.md`` (the model
+   card, with the tables) and ``release.json`` (commands, commit, timings, every number).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from colorize_tf.files import write_json
+
+from .options import UsageError, job_parser, main_entry, parse_job, positive_int
+
+log = logging.getLogger(__name__)
+MODES = ("faithful", "vivid")
+
+#: Minutes each step took in the measured release run on 2 cores (for the time-left estimate).
+TYPICAL_MINUTES = {
+    "lists": 0.1,
+    "parser": 42,
+    "records": 2,
+    "stage_a": 28,
+    "stage_b": 22,
+    "stage_c": 25,
+    "temperature": 4,
+    "evaluation": 10,
+    "output": 0.5,
+}
+
+
+def build_parser():
+    parser = job_parser(__doc__, "python -m pipelines.release", beam=False)
+    parser.add_argument("--data", required=True, help="Development data folder (../shared/data).")
+    parser.add_argument("--output", required=True, help="Model directory to write (e.g. colorize_tf/models/general).")
+    parser.add_argument("--work", required=True, help="Folder for the steps' outputs (records, stages, reports).")
+    parser.add_argument(
+        "--parser", default=None, help="A scene parser made by pipelines.train_parser on SIFT Flow (skips step 2)."
+    )
+    parser.add_argument(
+        "--compare", default=None, help="A model scored next to the release in step 8 (e.g. the SIFT Flow-only one)."
+    )
+    parser.add_argument(
+        "--source_balance",
+        default="1,0.5",
+        help="Stage A candidates for pipelines.train_images --source_balance (comma-separated).",
+    )
+    parser.add_argument("--epochs_a", type=positive_int, default=4, help="Stage A epochs at source balance 1.")
+    parser.add_argument("--epochs_b", type=positive_int, default=5, help="Stage B (encoder fine-tuned) epochs.")
+    parser.add_argument("--epochs_c", type=positive_int, default=4, help="Stage C (joint heads) epochs.")
+    parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side (multiple of 32).")
+    parser.add_argument("--bins_weight", type=float, default=0.001, help="Stage C: weight of the bins' loss.")
+    parser.add_argument("--temperatures", default="0.3,0.38,0.5", help="Vivid-mode temperatures tried on validation.")
+    parser.add_argument("--side", type=positive_int, default=256, help="Working side of the records and the model.")
+    parser.add_argument("--max_mb", type=float, default=25.0, help="Refuse to write a model larger than this.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the split and the training.")
+    return parser
+
+
+def floats(text, flag):
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected comma-separated numbers") from None
+    if not values:
+        raise UsageError(f"{flag}: expected at least one value")
+    return values
+
+
+class Steps:
+    """Step bookkeeping: which are done, how long they took (``WORK/steps.json``), time left."""
+
+    def __init__(self, work):
+        self.path = os.path.join(work, "steps.json")
+        self.minutes = json.load(open(self.path)) if os.path.exists(self.path) else {}
+        self.t0 = time.time()
+
+    def run(self, name, done, body):
+        """Run ``body()`` unless ``done()``; log progress and an estimate of the time left."""
+        names = list(TYPICAL_MINUTES)
+        k = names.index(name) + 1
+        if done():
+            log.info("step %d/%d %s: done before, skipped", k, len(names), name)
+            return
+        left = sum(TYPICAL_MINUTES[n] for n in names[k - 1 :] if n not in self.minutes)
+        log.info("step %d/%d %s: starting (about %.0f min of work left, 2 cores)", k, len(names), name, left)
+        t = time.time()
+        body()
+        self.minutes[name] = round((time.time() - t) / 60, 2)
+        write_json(self.path, self.minutes)
+        log.info(
+            "step %d/%d %s: done in %.1f min (%.1f min since start)",
+            k,
+            len(names),
+            name,
+            self.minutes[name],
+            (time.time() - self.t0) / 60,
+        )
+
+
+def _has(path, *names):
+    return all(os.path.exists(os.path.join(path, n)) for n in names)
+
+
+def _write_list(path, entries):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as fh:
+        fh.write("".join(e + "\n" for e in entries))
+    os.replace(path + ".tmp", path)
+
+
+def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, compare=None):
+    from pipelines import evaluate
+
+    argv = [
+        f"--model={model}",
+        f"--input={input_list}",
+        f"--output={out}",
+        "--no_pictures",
+        "--runner=FnApiRunner",
+    ]
+    if list_root:
+        argv.append(f"--list_root={list_root}")
+    if mode:
+        argv.append(f"--mode={mode}")
+    if temperature:
+        argv.append(f"--temperature={temperature}")
+    if compare:
+        argv.append(f"--baselines=sift_flow_only={compare}")
+    return evaluate.run(argv)
+
+
+def _report(path):
+    with open(os.path.join(path, "report.json")) as fh:
+        return json.load(fh)
+
+
+def _per_source(report, data_root):
+    """Per-source reports (pipelines.evaluate.summarise of each source's records)."""
+    from colorize_tf.release import by_source
+    from pipelines.evaluate import summarise
+
+    records = report["per_image"]
+    groups = {s: set(ps) for s, ps in by_source([r["path"] for r in records], data_root).items()}
+    return {s: summarise([r for r in records if r["path"] in ps]) for s, ps in groups.items()}
+
+
+def _git_commit():
+    try:
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain"], capture_output=True, text=True)
+        return out.stdout.strip() + ("+local changes" if dirty.stdout.strip() else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run(argv=None):
+    from colorize_tf import release
+
+    args, _ = parse_job(build_parser(), argv)
+    balances = floats(args.source_balance, "--source_balance")
+    temperatures = floats(args.temperatures, "--temperatures")
+    if args.crop % 32:
+        raise UsageError(f"--crop {args.crop}: expected a multiple of 32 (the parser encoder's stride)")
+    data, work = os.path.abspath(args.data), os.path.abspath(args.work)
+    if not os.path.isdir(data):
+        raise UsageError(f"--data {args.data}: not a folder")
+    os.makedirs(work, exist_ok=True)
+    steps = Steps(work)
+    lists = os.path.join(work, "lists")
+    train_list = os.path.join(lists, "train.txt")
+
+    def make_lists():
+        train, tests = release.training_lists(data)
+        _write_list(train_list, train)
+        for name, entries in tests.items():
+            _write_list(os.path.join(lists, f"{name}.txt"), entries)
+        log.info("%d training images; tests: %s", len(train), {k: len(v) for k, v in tests.items()})
+
+    steps.run("lists", lambda: os.path.exists(train_list), make_lists)
+
+    parser_dir = args.parser or os.path.join(work, "parser")
+
+    def train_parser():
+        from pipelines import train_parser as job
+
+        job.run([f"--data={os.path.join(data, 'siftflow')}", f"--output={parser_dir}", "--runner=FnApiRunner"])
+
+    steps.run("parser", lambda: args.parser is not None or _has(parser_dir, "parser.json"), train_parser)
+
+    records = os.path.join(work, "records")
+
+    def make_records():
+        from pipelines import extract_images
+
+        extract_images.run(
+            [
+                f"--input={train_list}",
+                f"--list_root={data}",
+                f"--output={records}",
+                f"--side={args.side}",
+                "--runner=FnApiRunner",
+                "--direct_running_mode=multi_threading",
+            ]
+        )
+
+    steps.run("records", lambda: _has(records, "config.json", "images"), make_records)
+
+    from pipelines import train_images
+
+    common = [f"--records={records}", f"--crop={args.crop}", f"--seed={args.seed}", "--runner=FnApiRunner"]
+    candidates = {b: os.path.join(work, f"stage_a_balance{b:g}") for b in balances}
+    choice_path = os.path.join(work, "stage_a_choice.json")
+
+    def stage_a():
+        results = {}
+        for b, out in candidates.items():
+            if not _has(out, "model.json"):
+                # the same number of training steps for every candidate: a balanced epoch is longer
+                epochs = max(1, round(args.epochs_a * _epoch_share(records, b, args.seed)))
+                train_images.run(
+                    common
+                    + [
+                        f"--output={out}",
+                        "--encoder=parser",
+                        f"--parser={parser_dir}",
+                        "--loss=l2",
+                        f"--epochs={epochs}",
+                        "--patience=3",
+                        f"--source_balance={b}",
+                        f"--work_dir={out}_work",
+                    ]
+                )
+            rep_dir = out + "_val"
+            if not _has(rep_dir, "report.json"):
+                _evaluate(out, os.path.join(out, "validation.txt"), None, rep_dir)
+            macro, per_source = release.macro_gain(_report(rep_dir)["per_image"], data)
+            results[b] = {"macro_gain": macro, "per_source": per_source, "model": out}
+            log.info("stage A, source balance %g: mean gain over sources %+.2f dB %s", b, macro, per_source)
+        best = max(results, key=lambda b: (results[b]["macro_gain"], -b))
+        write_json(choice_path, {"chosen": best, "candidates": {f"{b:g}": r for b, r in results.items()}})
+
+    steps.run("stage_a", lambda: os.path.exists(choice_path), stage_a)
+    with open(choice_path) as fh:
+        chosen = json.load(fh)
+    balance = chosen["chosen"]
+    stage_b, stage_c = os.path.join(work, "stage_b"), os.path.join(work, "stage_c")
+
+    def run_stage_b():
+        train_images.run(
+            common
+            + [
+                f"--output={stage_b}",
+                f"--init={candidates[balance]}",
+                "--finetune_encoder",
+                "--learning_rate=3e-4",
+                f"--epochs={args.epochs_b}",
+                "--patience=3",
+                f"--source_balance={balance}",
+                f"--work_dir={stage_b}_work",
+            ]
+        )
+
+    steps.run("stage_b", lambda: _has(stage_b, "model.json"), run_stage_b)
+
+    def run_stage_c():
+        train_images.run(
+            common
+            + [
+                f"--output={stage_c}",
+                f"--init={stage_b}",
+                "--loss=joint",
+                f"--bins_weight={args.bins_weight}",
+                "--learning_rate=3e-4",
+                f"--epochs={args.epochs_c}",
+                "--patience=3",
+                f"--source_balance={balance}",
+                f"--work_dir={stage_c}_work",
+            ]
+        )
+
+    steps.run("stage_c", lambda: _has(stage_c, "model.json"), run_stage_c)
+
+    val_list = os.path.join(stage_c, "validation.txt")
+    modes_path = os.path.join(work, "modes.json")
+
+    def choose_modes():
+        results = {}
+        for t in temperatures:
+            rep_dir = os.path.join(work, f"vivid_T{t:g}_val")
+            if not _has(rep_dir, "report.json"):
+                _evaluate(stage_c, val_list, None, rep_dir, mode="vivid", temperature=t)
+            rep = _report(rep_dir)
+            results[t] = {
+                "gain": rep["gain_psnr"]["mean"],
+                "ci_low": rep["gain_psnr"]["ci95"][0],
+                "colourfulness_ratio": rep["colourfulness_ratio"],
+            }
+        t_best = release.choose_temperature(results)
+        vivid = _per_source(_report(os.path.join(work, f"vivid_T{t_best:g}_val")), data)
+        every = all(r["gain_psnr"]["ci95"][0] > 0 for r in vivid.values())
+        default = "vivid" if every else "faithful"
+        write_json(
+            modes_path,
+            {
+                "temperature": t_best,
+                "default_mode": default,
+                "temperatures": {f"{t:g}": r for t, r in results.items()},
+                "vivid_above_gray_on_every_source": every,
+            },
+        )
+        log.info("vivid temperature %g; default mode %s", t_best, default)
+
+    steps.run("temperature", lambda: os.path.exists(modes_path), choose_modes)
+    with open(modes_path) as fh:
+        modes = json.load(fh)
+    final = os.path.join(work, "final")
+
+    def save_final():
+        from colorize_tf import fusion
+        from colorize_tf.refine import RefineParams
+        from colorize_tf.regressor import read_metadata
+
+        meta = read_metadata(stage_c)
+        model, config = fusion.load_model_file(stage_c, meta)
+        config = dataclasses.replace(config, temperature=modes["temperature"], default_mode=modes["default_mode"])
+        if os.path.isdir(final):
+            shutil.rmtree(final)
+        fusion.save_fusion(final, model, config, meta["training"], RefineParams(**meta["refine"]))
+        shutil.copy(os.path.join(stage_c, "split.json"), os.path.join(final, "split.json"))
+
+    evaluation = os.path.join(work, "evaluation")
+    sets = {"validation": (val_list, None)}
+    sets.update({name: (os.path.join(lists, f"{name}.txt"), data) for name in release.TEST_SETS})
+
+    def evaluate_all():
+        save_final()
+        for mode in MODES:
+            for name, (lst, root) in sets.items():
+                out = os.path.join(evaluation, f"{name}_{mode}")
+                if not _has(out, "report.json"):
+                    _evaluate(final, lst, root, out, mode=mode, compare=args.compare)
+
+    steps.run(
+        "evaluation",
+        lambda: all(
+            _has(os.path.join(evaluation, f"{n}_{m}"), "report.json") for n in sets for m in ("faithful", "vivid")
+        ),
+        evaluate_all,
+    )
+
+    def write_output():
+        if not _has(final, "model.json"):
+            save_final()
+        write_release(args, final, work, evaluation, sets, chosen, modes, steps.minutes, data)
+
+    steps.run("output", lambda: False, write_output)
+    return os.path.abspath(args.output)
+
+
+def _epoch_share(records, balance, seed):
+    """Stage A epochs scale: 1 / (images per balanced epoch / images per plain epoch)."""
+    from colorize_tf.splits import source_repeats
+    from transforms.train_specs import read_image_table, split_rows
+
+    train, _ = split_rows(read_image_table(records), 0.1, seed)
+    reps = source_repeats([r["image_id"] for r in train], balance, seed)
+    return len(train) / max(1, sum(reps.values()))
+
+
+def write_release(args, final, work, evaluation, sets, chosen, modes, minutes, data):
+    """``--output``: the final model directory, ``release.json`` and ``MODEL.md``."""
+    from colorize_tf import release
+    from colorize_tf.colorize import seconds_per_image
+    from colorize_tf.registry import ColorizeSettings, load_colorizer
+    from transforms.fs import copy_tree
+
+    tables = {}
+    for mode in ("faithful", "vivid"):
+        reports = {}
+        val = _report(os.path.join(evaluation, f"validation_{mode}"))
+        for source, rep in _per_source(val, data).items():
+            reports[f"{source} (validation)"] = rep
+        for name in sets:
+            if name != "validation":
+                reports[name.replace("_", " ")] = _report(os.path.join(evaluation, f"{name}_{mode}"))
+        tables[mode] = release.table_rows(reports, ("model", "sift_flow_only"))
+    speed = {}
+    for mode in ("faithful", "vivid"):
+        col = load_colorizer(final, ColorizeSettings(tile=0, mode=mode))
+        speed[mode] = seconds_per_image(col)
+    size_mb = sum(os.path.getsize(os.path.join(final, f)) for f in os.listdir(final)) / 1e6
+    if size_mb > args.max_mb:
+        raise UsageError(f"the model takes {size_mb:.1f} MB, more than --max_mb {args.max_mb}")
+    info = {
+        "command": "python -m pipelines.release " + " ".join(sys.argv[1:] if sys.argv[1:] else []),
+        "commit": _git_commit(),
+        "minutes": minutes,
+        "total_minutes": round(sum(minutes.values()), 1),
+        "stage_a": chosen,
+        "modes": modes,
+        "tables": tables,
+        "seconds_256": speed,
+        "size_mb": round(size_mb, 2),
+        "parser": args.parser or "trained by step 2",
+        "compare": args.compare,
+    }
+    write_json(os.path.join(final, "release.json"), info)
+    with open(os.path.join(final, "MODEL.md"), "w") as fh:
+        fh.write(release.model_card(info, json.load(open(os.path.join(final, "model.json")))))
+    if os.path.abspath(args.output) != final:
+        if os.path.isdir(args.output):
+            shutil.rmtree(args.output)
+        copy_tree(final, args.output)
+    log.info("released %s (%.1f MB) to %s", os.path.basename(os.path.abspath(args.output)), size_mb, args.output)
+
+
+def main(argv=None):
+    return main_entry(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
