@@ -27,6 +27,9 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["colorize_tf", "colorize_tf.*", "transforms", "transforms.*", "pipelines", "pipelines.*"]
     ),
+    # the shipped general-purpose model (colorize_tf/models/general: model.json, fusion.keras, MODEL.md, ...)
+    package_data={"colorize_tf": ["models/*/*.json", "models/*/*.keras", "models/*/*.md"]},
+    include_package_data=True,
     install_requires=REQUIRED,
     extras_require={
         "test": ["pytest==9.2.0", "ruff==0.17.6", "apache-beam[gcp]==2.77.0"],
@@ -42,6 +45,7 @@ setuptools.setup(
             "colorize-parser=pipelines.train_parser:main",
             "colorize-archive=pipelines.colorize_archive:main",
             "colorize-eval=pipelines.evaluate:main",
+            "colorize-release=pipelines.release:main",
         ]
     },
 )

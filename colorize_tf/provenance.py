@@ -140,6 +140,10 @@ def local_identity(model_dir):
     """`model_identity` of a local model directory or bundle (``Provenance(*identity)`` stamps an output)."""
     import os
 
+    from .registry import resolve_model
+
+    model_dir = resolve_model(model_dir)
+
     for meta in META_FILES:
         path = os.path.join(model_dir, meta)
         if os.path.isfile(path):

@@ -188,12 +188,42 @@ def load_predictor(model_dir, verify=True):
     return predictor
 
 
+#: The model every command uses when ``--model`` is not given: ``colorize_tf/models/general``, shipped as
+#: package data (made by ``python -m pipelines.release``; see its ``MODEL.md``).
+SHIPPED_MODEL = "shipped:general"
+_SHIPPED_PREFIX = "shipped:"
+
+
+def resolve_model(spec):
+    """The local directory of a model spec: ``"shipped:NAME"`` is the model shipped in the package
+    (``colorize_tf/models/NAME``, wherever the package is installed: on a remote worker too); any other spec
+    is a path and comes back unchanged.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the shipped model is not in this installation.
+    """
+    if not isinstance(spec, str) or not spec.startswith(_SHIPPED_PREFIX):
+        return spec
+    name = spec[len(_SHIPPED_PREFIX) :]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", name)
+    if not os.path.isfile(os.path.join(path, "model.json")):
+        known = sorted(os.listdir(os.path.dirname(path))) if os.path.isdir(os.path.dirname(path)) else []
+        raise FileNotFoundError(
+            f"no shipped model {name!r} in this installation ({path}); shipped: {', '.join(known) or 'none'}"
+        )
+    return path
+
+
 def load_colorizer(path, settings: ColorizeSettings = ColorizeSettings()):
-    """A colorizer for any local model directory or bundle: ``colorize(gray) -> Colorized``.
+    """A colorizer for any local model directory or bundle (or `SHIPPED_MODEL`): ``colorize(gray) ->
+    Colorized``.
 
     Families without modes of their own (regressors, bundles, baselines) are ``faithful``; asking them for
     another mode is a ValueError.
     """
+    path = resolve_model(path)
     colorizer = get(family_of(path)).colorizer(path, settings)
     if not hasattr(colorizer, "modes"):
         resolve_mode(("faithful",), settings.mode)

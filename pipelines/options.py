@@ -197,11 +197,15 @@ def add_output(parser, what="Output folder (any Beam filesystem).", required=Tru
     parser.add_argument("--output", required=required, help=what)
 
 
-def add_model(parser, required=True):
+def add_model(parser):
+    from colorize_tf.registry import SHIPPED_MODEL
+
     parser.add_argument(
         "--model",
-        required=required,
-        help="Model directory or clustered bundle (pipelines.train output; any Beam filesystem).",
+        default=SHIPPED_MODEL,
+        help="Model directory or clustered bundle (pipelines.train / train_images / release output; any Beam "
+        f"filesystem). Default: {SHIPPED_MODEL}, the general-purpose model shipped in the package (see its "
+        "MODEL.md).",
     )
     parser.add_argument(
         "--parser", default=None, help="Scene-parser directory to use instead of the one stored with the model."

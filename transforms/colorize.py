@@ -456,9 +456,11 @@ _COLORIZERS_LOCK = threading.Lock()
 def model_identity_of(model_dir):
     """(name, SHA-256 of ``bundle.json`` or ``model.json``) of a model on any filesystem: its provenance."""
     from colorize_tf.provenance import META_FILES, model_identity
+    from colorize_tf.registry import resolve_model
 
     from .fs import read_bytes
 
+    model_dir = resolve_model(model_dir)
     for meta in META_FILES:
         path = FileSystems.join(model_dir, meta)
         if FileSystems.exists(path):

@@ -1,0 +1,117 @@
+"""The release recipe's pure parts: training lists, choices on validation, the model card."""
+
+import os
+
+import pytest
+from conftest import SHARED
+
+from colorize_tf import release
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED, "people")), reason="../shared data absent")
+def test_training_lists_hold_every_colour_set_and_keep_tests_out():
+    train, tests = release.training_lists(SHARED)
+    counts = {s: len(ps) for s, ps in release.by_source(train).items()}
+    assert counts == {
+        "siftflow": 2488,
+        "stanford_background": 572,
+        "imagenet_sample": 789,
+        "people": 1000,
+        "interiors": 1189,
+    }
+    assert {k: len(v) for k, v in tests.items()} == {"siftflow_test": 200, "stanford_test": 143}
+    assert not set(train) & (set(tests["siftflow_test"]) | set(tests["stanford_test"]))
+    assert all(os.path.isfile(os.path.join(SHARED, p)) for p in train[:: len(train) // 50])
+
+
+def test_training_lists_need_every_source(tmp_path):
+    with pytest.raises((FileNotFoundError, ValueError)):
+        release.training_lists(str(tmp_path))
+
+
+def test_macro_gain_weighs_sources_equally(tmp_path):
+    root = str(tmp_path)
+    records = [{"path": f"{root}/people/images/{i}.jpg", "psnr": 21.0, "psnr_gray": 20.0} for i in range(9)]
+    records.append({"path": f"{root}/interiors/images/0.jpg", "psnr": 19.0, "psnr_gray": 20.0})
+    macro, per_source = release.macro_gain(records, root)
+    assert per_source == {"interiors": -1.0, "people": 1.0}
+    assert macro == 0.0  # the per-image mean would be +0.8: the small source's loss is not hidden
+
+
+def test_vivid_temperature_choice():
+    r = {
+        0.3: {"gain": 1.0, "ci_low": 0.5, "colourfulness_ratio": 0.9},
+        0.38: {"gain": 1.2, "ci_low": 0.7, "colourfulness_ratio": 0.86},
+        0.5: {"gain": 1.4, "ci_low": 0.9, "colourfulness_ratio": 0.7},
+    }
+    assert release.choose_temperature(r) == 0.38  # the best PSNR among those at >= 0.85x colourfulness
+    r[0.38]["colourfulness_ratio"] = 0.8
+    r[0.3]["colourfulness_ratio"] = 0.84
+    assert release.choose_temperature(r) == 0.3  # none reaches: the most colourful above gray
+    r[0.3]["ci_low"] = -0.1
+    assert release.choose_temperature(r) == 0.38
+    for v in r.values():
+        v["ci_low"] = -1.0
+    assert release.choose_temperature(r) == 0.5  # none above gray: the best PSNR
+    with pytest.raises(ValueError):
+        release.choose_temperature({})
+
+
+def _report(psnr, gray, cf, other=None):
+    systems = [
+        {
+            "system": "model",
+            "mean_psnr": psnr,
+            "gain": [psnr - gray, [psnr - gray - 0.3, psnr - gray + 0.3]],
+            "colourfulness_ratio": cf,
+        }
+    ]
+    if other is not None:
+        systems.append(
+            {
+                "system": "sift_flow_only",
+                "mean_psnr": other,
+                "gain": [other - gray, [-1.0, 0.1]],
+                "colourfulness_ratio": 0.3,
+            }
+        )
+    return {"images": 10, "mean_psnr_gray": gray, "systems": systems}
+
+
+def test_model_card_tables_and_choices():
+    tables = {
+        m: release.table_rows(
+            {"people (validation)": _report(24.0, 23.0, 0.7, 22.5), "siftflow test": _report(25.0, 22.7, 0.6)},
+            ("model", "sift_flow_only"),
+        )
+        for m in ("faithful", "vivid")
+    }
+    assert tables["faithful"][0]["sift_flow_only"]["gain"] == pytest.approx(-0.5)
+    assert "sift_flow_only" not in tables["faithful"][1]
+    info = {
+        "command": "python -m pipelines.release --data D --output O --work W",
+        "commit": "abc123",
+        "minutes": {"records": 2.0, "stage_a": 20.0},
+        "total_minutes": 22.0,
+        "stage_a": {"chosen": 0.5, "candidates": {"1": {"macro_gain": 0.2}, "0.5": {"macro_gain": 0.4}}},
+        "modes": {
+            "temperature": 0.38,
+            "default_mode": "vivid",
+            "temperatures": {"0.38": {"gain": 1.0, "colourfulness_ratio": 0.9}},
+        },
+        "tables": tables,
+        "seconds_256": {"faithful": 0.03, "vivid": 0.04},
+        "size_mb": 9.4,
+        "parser": "runs/sf_parser",
+        "compare": "runs/sf_model_sem",
+    }
+    card = release.model_card(info, {"fusion": {"side": 256}, "training": {"parameters": 2300000}})
+    assert (
+        "| people (validation) | 10 | 23.00 | 24.00 | +1.00 [+0.70, +1.30] | 0.70 | 22.50 | -0.50 [-1.00, +0.10] "
+        "| 0.30 |" in card
+    )
+    assert (
+        "default mode: `vivid`" in card and "-> 0.5;" in card and "T=0.38 (gain +1.00 dB, colourfulness 0.90)" in card
+    )
+    assert "research use" in card and "Known limits" in card and "2,300,000" in card
+    assert info["command"] in card and "abc123" in card
