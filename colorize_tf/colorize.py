@@ -198,12 +198,17 @@ class Colorized:
         The bundle cluster whose regressor predicted (None for a single model).
     timing : Timing
         Seconds per stage.
+    confidence : float or None
+        How sure the model is of its colours, in [0, 1] (models that predict a distribution over chroma:
+        1 - the mean normalised entropy of the per-pixel distributions); None when the family has no such
+        measure. Archive reviews show the least confident outputs first.
     """
 
     rgb: Optional[np.ndarray]
     uv: np.ndarray
     cluster: Optional[str] = None
     timing: Timing = dataclasses.field(default_factory=Timing)
+    confidence: Optional[float] = None
 
 
 class PixelColorizer:

@@ -413,6 +413,17 @@ def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefinePar
     return write_model_dir(model_dir, "fusion", record, refine, {MODEL_FILE: model}, fusion=dataclasses.asdict(config))
 
 
+def softmax(logits):
+    """Probabilities over the last axis (numerically stable)."""
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def entropy(probs):
+    """Entropy in nats over the last axis: (..., Q) -> (...)."""
+    return -np.sum(probs * np.log(np.maximum(probs, 1e-12)), -1)
+
+
 class FusionColorizer:
     """A fusion model directory loaded for colorization: ``colorize(gray) -> Colorized``."""
 
@@ -428,6 +439,8 @@ class FusionColorizer:
         head = self.modes[self.mode]["head"]
         self.output = config.heads.index(head) if len(config.heads) > 1 else None
         self.centres = chroma_bins.bin_centres(config.bin_step) if head == "logits" else None
+        # the bins head, read for the confidence score in either mode
+        self.bins_output = config.heads.index("logits") if "logits" in config.heads else None
         # One trace per working shape: the longer side is fixed and sides are multiples of the stride, so a
         # handful; a shape-generic trace (reduce_retracing) fails in bilinear UpSampling2D, which needs static
         # spatial sizes
@@ -468,15 +481,18 @@ class FusionColorizer:
         t0 = time.perf_counter()
         h, w = image_shape(*gray.shape, self.config.side, multiple=self.config.stride)
         small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
-        out = self._fn(small[None, :, :, None])
-        out = (out if self.output is None else out[self.output]).numpy()[0]  # the mode's head
-        if self.centres is not None:
-            logits = out - out.max(-1, keepdims=True)
-            probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-            out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
+        outputs = self._fn(small[None, :, :, None])
+        out = (outputs if self.output is None else outputs[self.output]).numpy()[0]  # the mode's head
+        confidence = None
+        if self.bins_output is not None:
+            logits = (outputs if len(self.config.heads) == 1 else outputs[self.bins_output]).numpy()[0]
+            probs = softmax(logits)
+            confidence = 1.0 - float(np.mean(entropy(probs))) / np.log(probs.shape[-1])
+            if self.centres is not None:
+                out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
         uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
         timing.inference += time.perf_counter() - t0  # network, decoding and upsampling: no descriptor stage
-        return Colorized(None, uv, None, timing)
+        return Colorized(None, uv, None, timing, confidence)
 
     def colorize(self, gray):
         raw = self.chroma(gray)

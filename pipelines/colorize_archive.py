@@ -100,6 +100,13 @@ def build_parser():
     )
     parser.add_argument("--quality", type=int, default=95, help="JPEG / WebP quality, 1-100.")
     parser.add_argument("--overwrite", action="store_true", help="Redo inputs whose output exists.")
+    parser.add_argument(
+        "--review",
+        type=int,
+        default=48,
+        help="Before/after pairs on the run's review page (OUT/_manifest/review-STAMP.html): half the outputs "
+        "the model was least confident of (where it measures confidence), half a random sample; 0 = no page.",
+    )
     add_refine(parser, old=("--refine_params",))
     add_selection(parser, old_k=("--archive_selection_k",))
     parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (64-8192; 0 = no tiling).")
@@ -185,6 +192,7 @@ def check_options(opts):
     _range("max_file_bytes", opts.max_file_bytes, 1, 1 << 40)
     _range("max_archive_depth", opts.max_archive_depth, 1, 16)
     _range("selection_k", opts.selection_k, 1, 1000)
+    _range("review", opts.review, 1, 100000, allow_zero=True)
     if not 0.0 <= opts.max_failed_fraction <= 1.0:
         raise UsageError(f"--max_failed_fraction {opts.max_failed_fraction} is out of range: expected 0..1")
     if not opts.lock_stale_minutes > 0:
@@ -372,6 +380,16 @@ def run(argv=None):
         run_pipeline(pipeline, options)
         rows = read_manifest(opts.output, stamp)
         summary = summarise(rows, time.time() - t0, stamp, FileSystems.join(manifest_dir, f"manifest-{stamp}.parquet"))
+        if opts.review > 0:
+            from transforms.review import write_review
+
+            models = sorted({r["model"] for r in rows if r["model"]})
+            shown = {k: summary[k] for k in ("inputs", "done", SKIPPED, FAILED)}
+            summary["review"] = write_review(
+                opts.output, manifest_dir, rows, stamp, opts.review, {**shown, "model": ", ".join(models)}
+            )
+            if summary["review"]:
+                log.info("review page: %s", summary["review"])
         write_json(FileSystems.join(manifest_dir, f"summary-{stamp}.json"), summary)
         delete_tree(tmp_dir)
     finally:

@@ -114,6 +114,19 @@ def test_mixed_archive_every_member_accounted(model_dir, tmp_path):
     assert made["Model"] == os.path.basename(str(model_dir)) and made["Colorized"] == "True"
     for name in ("gray16.png", "cmyk.tif"):  # 16-bit PNG (chunks added to OpenCV's file), TIFF
         assert read_back((out / "box" / name).read_bytes())["Model"] == os.path.basename(str(model_dir))
+    # the review page: every done output once (48 asked, 5 done), before = the output's luminance
+    page = (out / "_manifest" / f"review-{summary['manifest']}.html").read_text()
+    assert summary["review"].endswith(f"review-{summary['manifest']}.html")
+    assert page.count("<figure>") == 5 and page.count("type='range'") == 5
+    assert "confidence n/a" in page  # the per-pixel regressor has no confidence measure
+    assert "href='../box/photos/a.jpg'" in page
+    from colorize_tf.color import luminance
+
+    for k in range(5):
+        before = np.asarray(Image.open(out / "_manifest" / f"review-{summary['manifest']}" / f"{k:04d}_before.jpg"))
+        after = np.asarray(Image.open(out / "_manifest" / f"review-{summary['manifest']}" / f"{k:04d}_after.jpg"))
+        assert before.shape == after.shape
+        assert np.abs(before[..., 0] / 255.0 - luminance(after / 255.0)).mean() < 0.03  # JPEG both ways
     # rerun: finished outputs are skipped, bad members fail again with the same reasons
     again = colorize_archive.run(
         [

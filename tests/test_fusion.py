@@ -183,6 +183,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
         from colorize_tf.registry import ColorizeSettings
 
         assert col.mode == "faithful" and set(col.modes) == {"faithful", "vivid"}
+        assert 0.0 < result.confidence < 1.0  # from the bins head, in either mode
         vivid = load_colorizer(str(out), ColorizeSettings(tile=0, mode="vivid"))
         assert vivid.mode == "vivid" and "T=0.38" in vivid.describe()
         vivid_rgb = vivid.colorize(luminance(truth)).rgb
@@ -191,6 +192,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     else:
         from colorize_tf.registry import ColorizeSettings
 
+        assert (result.confidence is None) == (loss == "l2")  # only a distribution over bins measures it
         other = "vivid" if loss == "l2" else "faithful"
         with pytest.raises(ValueError, match=f"no '{other}' mode"):
             load_colorizer(str(out), ColorizeSettings(mode=other))

@@ -99,6 +99,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("bits", pa.int64()),
         ("seconds", pa.float64()),
         ("model", pa.string()),  # NAME@SHA12 of the model that made a done row's output (its provenance)
+        ("confidence", pa.float64()),  # the model's confidence in its colours, 0..1 (null: no such measure)
     ]
 )
 MANIFEST_COLUMNS = [f.name for f in MANIFEST_SCHEMA]
@@ -131,6 +132,7 @@ def manifest_row(
     bits=0,
     seconds=0.0,
     model="",
+    confidence=None,
 ):
     return {
         "input": display(input_key),
@@ -149,6 +151,7 @@ def manifest_row(
         "bits": int(bits),
         "seconds": round(float(seconds), 4),
         "model": model or "",
+        "confidence": None if confidence is None else round(float(confidence), 4),
     }
 
 
@@ -652,7 +655,7 @@ class ColorizeDoFn(beam.DoFn):
                 from colorize_tf.colorize import colorize_reduced
 
                 result = colorize_reduced(self.colorizer, pic.gray, self.chroma_max_side)
-                rgb, cluster = result.rgb, result.cluster
+                rgb, cluster, confidence = result.rgb, result.cluster, result.confidence
                 del result
             except MemoryError:
                 raise _Failure("colorize", "too large: out of memory while colorizing") from None
@@ -723,6 +726,7 @@ class ColorizeDoFn(beam.DoFn):
             cluster=cluster,
             seconds=time.perf_counter() - t0,
             model=provenance.model_id,
+            confidence=confidence,
             **_meta_args(meta),
         )
 
