@@ -42,6 +42,7 @@ setuptools.setup(
             "colorize-features=pipelines.extract_features:main",
             "colorize-train=pipelines.train:main",
             "colorize-demo=pipelines.demo:main",
+            "colorize-demo-train=pipelines.demo_train:main",
             "colorize-parser=pipelines.train_parser:main",
             "colorize-archive=pipelines.colorize_archive:main",
             "colorize-eval=pipelines.evaluate:main",

@@ -72,3 +72,42 @@ def side_by_side_html(rows, path, title="Colorization results", systems=None):
     lines.append("</table>")
     write_atomic(os.path.abspath(path), ("\n".join(lines) + "\n").encode("utf-8"))
     return path
+
+
+def columns_html(rows, columns, path, title, intro=""):
+    """Write an HTML page with one picture column per entry of ``columns`` and a caption under each.
+
+    Parameters
+    ----------
+    rows : list of dict
+        ``name`` and, per column key, ``{"src": path relative to the page, "caption": text}`` (or None for
+        an empty cell).
+    columns : list of (key, heading)
+    path : str
+        Output HTML file (written atomically).
+    """
+    from .files import write_atomic
+
+    def cell(c):
+        if not c:
+            return "<td>-</td>"
+        src = html.escape(c["src"])
+        return (
+            f"<td><a href='{src}'><img src='{src}' loading='lazy'></a>"
+            f"<br><small>{html.escape(c.get('caption', ''))}</small></td>"
+        )
+
+    lines = [
+        "<!doctype html><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif}img{max-width:300px;max-height:300px}"
+        "td,th{padding:4px;text-align:center;vertical-align:top}</style>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(intro)}</p>" if intro else "",
+        "<table><tr><th>image</th>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in columns) + "</tr>",
+    ]
+    for r in rows:
+        lines.append(f"<tr><td>{html.escape(r['name'])}</td>" + "".join(cell(r.get(k)) for k, _ in columns) + "</tr>")
+    lines.append("</table>")
+    write_atomic(os.path.abspath(path), ("\n".join(lines) + "\n").encode("utf-8"))
+    return path
