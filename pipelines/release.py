@@ -104,10 +104,15 @@ class Steps:
         self.minutes = json.load(open(self.path)) if os.path.exists(self.path) else {}
         self.t0 = time.time()
 
-    def run(self, name, done, body):
-        """Run ``body()`` unless ``done()``; log progress and an estimate of the time left."""
+    def run(self, name, done, body, given=None):
+        """Run ``body()`` unless ``done()`` (or its output was ``given``); log progress and an estimate of the
+        time left."""
         names = list(TYPICAL_MINUTES)
         k = names.index(name) + 1
+        if given:
+            log.info("step %d/%d %s: skipped, given: %s", k, len(names), name, given)
+            self.minutes.pop(name, None)
+            return
         if done():
             log.info("step %d/%d %s: done before, skipped", k, len(names), name)
             return
@@ -216,7 +221,7 @@ def run(argv=None):
 
         job.run([f"--data={os.path.join(data, 'siftflow')}", f"--output={parser_dir}", "--runner=FnApiRunner"])
 
-    steps.run("parser", lambda: args.parser is not None or _has(parser_dir, "parser.json"), train_parser)
+    steps.run("parser", lambda: _has(parser_dir, "parser.json"), train_parser, given=args.parser)
 
     records = os.path.join(work, "records")
 
