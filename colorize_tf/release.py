@@ -18,6 +18,8 @@ import numpy as np
 SOURCES = ("siftflow", "stanford_background", "imagenet_sample", "people", "interiors")
 #: Labelled sets with a standard test split (test-only here).
 TEST_SETS = {"siftflow_test": "siftflow", "stanford_test": "stanford_background"}
+#: How the model card names the test sets.
+TEST_LABELS = {"siftflow_test": "SIFT Flow test.txt (test)", "stanford_test": "Stanford Background test split (test)"}
 _IMAGE_EXT = (".jpg", ".jpeg", ".png")
 
 
@@ -190,9 +192,9 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         "local fusion network, here on the encoder of the project's grayscale scene parser), with two heads on",
         "one decoder: regression of the YUV chroma (mode `faithful`, PSNR-optimal) and Zhang et al. 2016's",
         "rebalanced classification over chroma bins decoded by annealed mean (mode `vivid`, temperature",
-        f"{modes['temperature']:g}). The network sees the photo at a longer side of {cfg['side']} px; chroma is "
-        "upsampled under the full-resolution luminance (joint bilateral refinement) and the original luminance",
-        "is kept exactly, so cost hardly grows with scan size.",
+        f"{modes['temperature']:g}). The network sees the photo at a longer side of {cfg['side']} px; chroma is",
+        "upsampled under the full-resolution luminance (joint bilateral refinement) and the original",
+        "luminance is kept exactly, so cost hardly grows with scan size.",
         "",
         f"- parameters: {training.get('parameters', 'n/a'):,}; files {info['size_mb']:.1f} MB "
         "(checksummed in `model.json`, loaded with Keras safe mode)",
@@ -225,7 +227,8 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         info["command"],
         "```",
         "",
-        f"Commit `{info.get('commit') or 'unknown'}`; scene parser: {info['parser']}. Minutes per step on 2 CPU cores: "
+        f"Commit `{info.get('commit') or 'unknown'}`; scene parser: {info['parser']}.",
+        "Minutes per step on 2 CPU cores: "
         + ", ".join(f"{k} {v:g}" for k, v in info["minutes"].items())
         + f" (total {info['total_minutes']:g}).",
         "",
