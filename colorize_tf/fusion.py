@@ -68,6 +68,7 @@ class FusionConfig:
     segment_weight: float = 0.0
     bins_weight: float = 0.01  # joint: weight of the bins' cross entropy next to the U, V squared error
     default_mode: str = ""  # the mode used when none is asked for ("" = the first of `modes`)
+    vivid_gain: float = 1.0  # the vivid mode's chroma multiplier (a saturation calibrated on validation)
 
     def __post_init__(self):
         object.__setattr__(self, "scenes", tuple(self.scenes))
@@ -80,6 +81,8 @@ class FusionConfig:
             raise ValueError(f"fusion config out of range: {self}")
         if not self.temperature > 0:
             raise ValueError(f"temperature {self.temperature}: expected > 0")
+        if not 0.5 <= self.vivid_gain <= 3.0:
+            raise ValueError(f"vivid gain {self.vivid_gain}: expected 0.5 .. 3")
         if self.scene_weight < 0 or (self.scene_weight > 0 and len(self.scenes) < 2):
             raise ValueError("scene_weight > 0 needs at least two scene classes")
         if self.segment_weight < 0 or (self.segment_weight > 0 and len(self.segments) < 2):
@@ -99,8 +102,8 @@ class FusionConfig:
         return chroma + ("scene",) * (self.scene_weight > 0) + ("segments",) * (self.segment_weight > 0)
 
     def modes(self):
-        """The colorization modes this model offers: name -> settings (``head``, ``temperature``)."""
-        bins = {"head": "logits", "temperature": self.temperature}
+        """The colorization modes this model offers: name -> settings (``head``, ``temperature``, ``gain``)."""
+        bins = {"head": "logits", "temperature": self.temperature, "gain": self.vivid_gain}
         if self.loss == "joint":
             return {"faithful": {"head": "uv"}, "vivid": bins}
         return {"faithful": {"head": "uv"}} if self.loss == "l2" else {"vivid": bins}
@@ -456,6 +459,8 @@ class FusionColorizer:
         model, config = load_model_file(model_dir, meta)
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
+        if settings.chroma_gain is not None:
+            config = dataclasses.replace(config, vivid_gain=settings.chroma_gain)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))
         return cls(model, config, refine, settings.tile, settings.mode)
 
@@ -463,6 +468,7 @@ class FusionColorizer:
         """One line for logs: what predicts and how."""
         c = self.config
         extra = f", T={c.temperature}" if self.centres is not None else ""
+        extra += f", chroma gain {c.vivid_gain:g}" if self.centres is not None and c.vivid_gain != 1 else ""
         enc = "parser encoder" if c.encoder == "parser" else "own encoder"
         return (
             f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, working side {c.side}, "
@@ -490,6 +496,7 @@ class FusionColorizer:
             confidence = 1.0 - float(np.mean(entropy(probs))) / np.log(probs.shape[-1])
             if self.centres is not None:
                 out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
+                out = out * self.config.vivid_gain
         uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
         timing.inference += time.perf_counter() - t0  # network, decoding and upsampling: no descriptor stage
         return Colorized(None, uv, None, timing, confidence)

@@ -69,6 +69,8 @@ class ColorizeSettings:
     mode : str, optional
         ``faithful`` (PSNR-optimal) or ``vivid`` (colourful), where the model offers it (`resolve_mode`);
         None = the model's default.
+    chroma_gain : float, optional
+        Models with a vivid mode: its chroma multiplier (None = the model's, calibrated on validation).
     """
 
     refine: Optional[RefineParams] = None
@@ -79,6 +81,7 @@ class ColorizeSettings:
     stride: Optional[int] = None
     temperature: Optional[float] = None
     mode: Optional[str] = None
+    chroma_gain: Optional[float] = None
 
 
 #: Colorization modes: ``faithful`` predicts the chroma that minimises the expected squared error (PSNR-optimal,
@@ -227,6 +230,8 @@ def load_colorizer(path, settings: ColorizeSettings = ColorizeSettings()):
     colorizer = get(family_of(path)).colorizer(path, settings)
     if not hasattr(colorizer, "modes"):
         resolve_mode(("faithful",), settings.mode)
+        if settings.chroma_gain is not None:
+            raise ValueError("a chroma gain applies to models with a vivid mode; this one has none")
     return colorizer
 
 

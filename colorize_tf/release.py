@@ -91,28 +91,32 @@ def macro_gain(records: Sequence[Mapping], data_root="") -> Tuple[float, Dict[st
     return float(np.mean(list(per_source.values()))), per_source
 
 
-def choose_temperature(results: Mapping[float, Mapping], target=0.85) -> float:
-    """The vivid mode's annealed-mean temperature from validation results.
+def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85) -> Tuple[float, float]:
+    """The vivid mode's (temperature, chroma gain) from validation results.
 
-    Among the temperatures whose outputs reach ``target`` x the true photos' colourfulness with a PSNR gain
+    Among the candidates whose outputs reach ``target`` x the true photos' colourfulness with a PSNR gain
     over gray whose 95 % interval is above 0, the one with the highest PSNR; if none reaches the target, the
     most colourful one still above gray (the vivid mode exists to be colourful); if none is above gray,
-    the one with the highest PSNR.
+    the one with the highest PSNR. Ties go to the higher temperature and the smaller gain.
 
     Parameters
     ----------
     results : dict
-        Temperature -> ``{"gain": mean, "ci_low": float, "colourfulness_ratio": float}``.
+        (temperature, gain) -> ``{"gain": mean PSNR gain, "ci_low": float, "colourfulness_ratio": float}``.
     """
     if not results:
-        raise ValueError("no temperature was evaluated")
-    above = {t: r for t, r in results.items() if r["ci_low"] > 0}
-    reach = {t: r for t, r in above.items() if r["colourfulness_ratio"] >= target}
+        raise ValueError("no vivid setting was evaluated")
+
+    def tie(k):
+        return (k[0], -k[1])
+
+    above = {k: r for k, r in results.items() if r["ci_low"] > 0}
+    reach = {k: r for k, r in above.items() if r["colourfulness_ratio"] >= target}
     if reach:
-        return max(reach, key=lambda t: (reach[t]["gain"], -t))
+        return max(reach, key=lambda k: (reach[k]["gain"], tie(k)))
     if above:
-        return max(above, key=lambda t: (above[t]["colourfulness_ratio"], -t))
-    return max(results, key=lambda t: (results[t]["gain"], -t))
+        return max(above, key=lambda k: (above[k]["colourfulness_ratio"], tie(k)))
+    return max(results, key=lambda k: (results[k]["gain"], tie(k)))
 
 
 def table_rows(reports: Mapping[str, Mapping], systems=("model",)) -> List[Dict]:
@@ -192,7 +196,9 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         "local fusion network, here on the encoder of the project's grayscale scene parser), with two heads on",
         "one decoder: regression of the YUV chroma (mode `faithful`, PSNR-optimal) and Zhang et al. 2016's",
         "rebalanced classification over chroma bins decoded by annealed mean (mode `vivid`, temperature",
-        f"{modes['temperature']:g}). The network sees the photo at a longer side of {cfg['side']} px; chroma is",
+        f"{modes['temperature']:g}"
+        + (f", chroma x {modes['gain']:g}" if modes.get("gain", 1) != 1 else "")
+        + f"). The network sees the photo at a longer side of {cfg['side']} px; chroma is",
         "upsampled under the full-resolution luminance (joint bilateral refinement) and the original",
         "luminance is kept exactly, so cost hardly grows with scan size.",
         "",
@@ -234,12 +240,14 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         "",
         "Choices made on validation: source balance "
         + ", ".join(f"{b} (mean gain over sources {r['macro_gain']:+.2f} dB)" for b, r in chosen["candidates"].items())
-        + f" -> {chosen['chosen']:g}; vivid temperature "
+        + f" -> {chosen['chosen']:g}; vivid mode (temperature, chroma gain) "
         + ", ".join(
-            f"T={t} (gain {r['gain']:+.2f} dB, colourfulness {r['colourfulness_ratio']:.2f})"
-            for t, r in modes["temperatures"].items()
+            f"{k} (gain {r['gain']:+.2f} dB, colourfulness {r['colourfulness_ratio']:.2f})"
+            for k, r in modes["candidates"].items()
         )
-        + f" -> {modes['temperature']:g}.",
+        + f" -> T={modes['temperature']:g}, gain {modes.get('gain', 1):g} (rule: the best PSNR among settings at "
+        "0.85x the true colourfulness or more with a gain over gray whose interval is above 0; else the most "
+        "colourful above gray).",
         "",
         "## Measured quality",
         "",

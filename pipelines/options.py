@@ -224,6 +224,13 @@ def add_model(parser):
         help="faithful: the PSNR-optimal chroma (muted where unsure); vivid: likely colours at nearly the "
         "true photos' colourfulness; where the model offers both (default: the model's default mode).",
     )
+    parser.add_argument(
+        "--chroma_gain",
+        type=positive_float,
+        default=None,
+        help="Models with a vivid mode: multiply its chroma by this (more or less saturated; default: the "
+        "model's, chosen on validation).",
+    )
 
 
 def add_refine(
@@ -270,6 +277,7 @@ def colorize_settings(args, tile=None):
         selection_layers=args.selection_layers,
         temperature=getattr(args, "temperature", None),
         mode=getattr(args, "mode", None),
+        chroma_gain=getattr(args, "chroma_gain", None),
     )
 
 

@@ -17,7 +17,8 @@ stopped (logs say which steps ran, how long each took, and an estimate of the ti
 5. stage B: the encoder fine-tuned (``--init A --finetune_encoder``);
 6. stage C: ``joint`` heads (``--init B --loss joint``): the ``uv`` head is the faithful mode, the bins
    head (Zhang et al.'s rebalanced classification) the vivid mode;
-7. the vivid mode's temperature, chosen on validation (`colorize_tf.release.choose_temperature`);
+7. the vivid mode's temperature, then a chroma gain (saturation) at it, chosen on validation
+   (`colorize_tf.release.choose_vivid`);
    the default mode: vivid when its gain over gray is above 0 (95 % interval) on every validation source,
    else faithful;
 8. evaluation (``pipelines.evaluate``, Beam) on validation, per source, and on the test sets, both modes,
@@ -52,7 +53,7 @@ TYPICAL_MINUTES = {
     "stage_a": 28,
     "stage_b": 22,
     "stage_c": 25,
-    "temperature": 4,
+    "vivid": 10,
     "evaluation": 10,
     "output": 0.5,
 }
@@ -80,6 +81,11 @@ def build_parser():
     parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side (multiple of 32).")
     parser.add_argument("--bins_weight", type=float, default=0.001, help="Stage C: weight of the bins' loss.")
     parser.add_argument("--temperatures", default="0.3,0.38,0.5", help="Vivid-mode temperatures tried on validation.")
+    parser.add_argument(
+        "--gains",
+        default="1,1.15,1.3,1.5",
+        help="Vivid-mode chroma gains tried at the best temperature.",
+    )
     parser.add_argument("--side", type=positive_int, default=256, help="Working side of the records and the model.")
     parser.add_argument("--max_mb", type=float, default=25.0, help="Refuse to write a model larger than this.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split and the training.")
@@ -143,7 +149,7 @@ def _write_list(path, entries):
     os.replace(path + ".tmp", path)
 
 
-def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, compare=None):
+def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, compare=None, chroma_gain=None):
     from pipelines import evaluate
 
     argv = [
@@ -159,6 +165,8 @@ def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, co
         argv.append(f"--mode={mode}")
     if temperature:
         argv.append(f"--temperature={temperature}")
+    if chroma_gain:
+        argv.append(f"--chroma_gain={chroma_gain}")
     if compare:
         argv.append(f"--baselines=sift_flow_only={compare}")
     return evaluate.run(argv)
@@ -195,6 +203,7 @@ def run(argv=None):
     args, _ = parse_job(build_parser(), argv)
     balances = floats(args.source_balance, "--source_balance")
     temperatures = floats(args.temperatures, "--temperatures")
+    gains = floats(args.gains, "--gains")
     if args.crop % 32:
         raise UsageError(f"--crop {args.crop}: expected a multiple of 32 (the parser encoder's stride)")
     data, work = os.path.abspath(args.data), os.path.abspath(args.work)
@@ -321,32 +330,44 @@ def run(argv=None):
 
     def choose_modes():
         results = {}
-        for t in temperatures:
-            rep_dir = os.path.join(work, f"vivid_T{t:g}_val")
+
+        def measure(t, g):
+            rep_dir = os.path.join(work, f"vivid_T{t:g}_gain{g:g}_val")
             if not _has(rep_dir, "report.json"):
-                _evaluate(stage_c, val_list, None, rep_dir, mode="vivid", temperature=t)
+                _evaluate(stage_c, val_list, None, rep_dir, mode="vivid", temperature=t, chroma_gain=g)
             rep = _report(rep_dir)
-            results[t] = {
+            results[(t, g)] = {
                 "gain": rep["gain_psnr"]["mean"],
                 "ci_low": rep["gain_psnr"]["ci95"][0],
                 "colourfulness_ratio": rep["colourfulness_ratio"],
+                "report": rep_dir,
             }
-        t_best = release.choose_temperature(results)
-        vivid = _per_source(_report(os.path.join(work, f"vivid_T{t_best:g}_val")), data)
+            log.info("vivid T=%g gain %g: %s", t, g, {k: v for k, v in results[(t, g)].items() if k != "report"})
+
+        for t in temperatures:  # the temperature first, at the network's own chroma
+            measure(t, 1.0)
+        t_best, _ = release.choose_vivid(results)
+        for g in gains:  # then a saturation gain at that temperature
+            if g != 1.0:
+                measure(t_best, g)
+        t_best, g_best = release.choose_vivid(results)
+        vivid = _per_source(_report(results[(t_best, g_best)]["report"]), data)
         every = all(r["gain_psnr"]["ci95"][0] > 0 for r in vivid.values())
         default = "vivid" if every else "faithful"
         write_json(
             modes_path,
             {
                 "temperature": t_best,
+                "gain": g_best,
                 "default_mode": default,
-                "temperatures": {f"{t:g}": r for t, r in results.items()},
+                "candidates": {f"T={t:g}, gain {g:g}": r for (t, g), r in results.items()},
                 "vivid_above_gray_on_every_source": every,
+                "vivid_per_source_gain": {k: v["gain_psnr"] for k, v in vivid.items()},
             },
         )
-        log.info("vivid temperature %g; default mode %s", t_best, default)
+        log.info("vivid: temperature %g, chroma gain %g; default mode %s", t_best, g_best, default)
 
-    steps.run("temperature", lambda: os.path.exists(modes_path), choose_modes)
+    steps.run("vivid", lambda: os.path.exists(modes_path), choose_modes)
     with open(modes_path) as fh:
         modes = json.load(fh)
     final = os.path.join(work, "final")
@@ -358,7 +379,9 @@ def run(argv=None):
 
         meta = read_metadata(stage_c)
         model, config = fusion.load_model_file(stage_c, meta)
-        config = dataclasses.replace(config, temperature=modes["temperature"], default_mode=modes["default_mode"])
+        config = dataclasses.replace(
+            config, temperature=modes["temperature"], vivid_gain=modes["gain"], default_mode=modes["default_mode"]
+        )
         if os.path.isdir(final):
             shutil.rmtree(final)
         fusion.save_fusion(final, model, config, meta["training"], RefineParams(**meta["refine"]))

@@ -55,6 +55,9 @@ def scans(tmp_path):
         ("--refine=a,b", "expected 'D,SIGMA"),
         ("--max_failed_fraction=2", "--max_failed_fraction"),
         ("--max_archive_depth=0", "--max_archive_depth"),
+        ("--review=-3", "--review -3"),
+        ("--mode=vivid", "no 'vivid' mode"),  # the regressor has one mode, faithful
+        ("--chroma_gain=1.2", "a chroma gain applies to models with a vivid mode"),
     ],
 )
 def test_invalid_options_fail_at_launch_with_one_line(flag, words, scans, model_dir, tmp_path, capsys):

@@ -189,6 +189,10 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
         vivid_rgb = vivid.colorize(luminance(truth)).rgb
         assert psnr(vivid_rgb, truth) > psnr(gray_baseline(truth), truth)
         assert np.abs(vivid_rgb - result.rgb).mean() > 1e-3  # another head, another answer
+        louder = load_colorizer(str(out), ColorizeSettings(tile=0, mode="vivid", chroma_gain=1.5))
+        gray = luminance(truth)
+        np.testing.assert_allclose(louder.chroma(gray).uv, 1.5 * vivid.chroma(gray).uv, rtol=1e-5, atol=1e-6)
+        assert "chroma gain 1.5" in louder.describe()
     else:
         from colorize_tf.registry import ColorizeSettings
 

@@ -38,23 +38,25 @@ def test_macro_gain_weighs_sources_equally(tmp_path):
     assert macro == 0.0  # the per-image mean would be +0.8: the small source's loss is not hidden
 
 
-def test_vivid_temperature_choice():
+def test_vivid_setting_choice():
     r = {
-        0.3: {"gain": 1.0, "ci_low": 0.5, "colourfulness_ratio": 0.9},
-        0.38: {"gain": 1.2, "ci_low": 0.7, "colourfulness_ratio": 0.86},
-        0.5: {"gain": 1.4, "ci_low": 0.9, "colourfulness_ratio": 0.7},
+        (0.3, 1.0): {"gain": 1.0, "ci_low": 0.5, "colourfulness_ratio": 0.9},
+        (0.38, 1.0): {"gain": 1.2, "ci_low": 0.7, "colourfulness_ratio": 0.86},
+        (0.38, 1.3): {"gain": 1.4, "ci_low": 0.9, "colourfulness_ratio": 0.7},
     }
-    assert release.choose_temperature(r) == 0.38  # the best PSNR among those at >= 0.85x colourfulness
-    r[0.38]["colourfulness_ratio"] = 0.8
-    r[0.3]["colourfulness_ratio"] = 0.84
-    assert release.choose_temperature(r) == 0.3  # none reaches: the most colourful above gray
-    r[0.3]["ci_low"] = -0.1
-    assert release.choose_temperature(r) == 0.38
+    assert release.choose_vivid(r) == (0.38, 1.0)  # the best PSNR among those at >= 0.85x colourfulness
+    r[(0.38, 1.0)]["colourfulness_ratio"] = 0.8
+    r[(0.3, 1.0)]["colourfulness_ratio"] = 0.84
+    assert release.choose_vivid(r) == (0.3, 1.0)  # none reaches: the most colourful above gray
+    r[(0.3, 1.0)]["ci_low"] = -0.1
+    assert release.choose_vivid(r) == (0.38, 1.0)
     for v in r.values():
         v["ci_low"] = -1.0
-    assert release.choose_temperature(r) == 0.5  # none above gray: the best PSNR
+    assert release.choose_vivid(r) == (0.38, 1.3)  # none above gray: the best PSNR
+    same = {(0.38, 1.0): dict(r[(0.38, 1.3)]), (0.38, 1.3): dict(r[(0.38, 1.3)])}
+    assert release.choose_vivid(same) == (0.38, 1.0)  # a tie goes to the smaller gain
     with pytest.raises(ValueError):
-        release.choose_temperature({})
+        release.choose_vivid({})
 
 
 def _report(psnr, gray, cf, other=None):
@@ -96,8 +98,9 @@ def test_model_card_tables_and_choices():
         "stage_a": {"chosen": 0.5, "candidates": {"1": {"macro_gain": 0.2}, "0.5": {"macro_gain": 0.4}}},
         "modes": {
             "temperature": 0.38,
+            "gain": 1.15,
             "default_mode": "vivid",
-            "temperatures": {"0.38": {"gain": 1.0, "colourfulness_ratio": 0.9}},
+            "candidates": {"T=0.38, gain 1.15": {"gain": 1.0, "colourfulness_ratio": 0.9}},
         },
         "tables": tables,
         "seconds_256": {"faithful": 0.03, "vivid": 0.04},
@@ -111,7 +114,10 @@ def test_model_card_tables_and_choices():
         "| 0.30 |" in card
     )
     assert (
-        "default mode: `vivid`" in card and "-> 0.5;" in card and "T=0.38 (gain +1.00 dB, colourfulness 0.90)" in card
+        "default mode: `vivid`" in card
+        and "-> 0.5;" in card
+        and "T=0.38, gain 1.15 (gain +1.00 dB, colourfulness 0.90)" in card
     )
+    assert "chroma x 1.15" in card
     assert "research use" in card and "Known limits" in card and "2,300,000" in card
     assert info["command"] in card and "abc123" in card
