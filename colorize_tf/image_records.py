@@ -159,7 +159,9 @@ def dataset(
     seed : int
         Seeds the shuffle and the augmentation: the same seed gives the same batches, epoch by epoch.
     shuffle : int
-        Shuffle buffer in images (0 = file order).
+        Shuffle buffer in images (0 = file order). Records are stored in listing order, so training wants a
+        buffer as large as the training set (`train_images` uses that): about 0.33 MB of memory per image at
+        side 256.
     extras : tuple of str
         Also yield, in a dict as third element, ``"scene"`` (string (B,)) and/or ``"labels"`` (uint8
         (B, c, c), cropped and flipped with the image, `IGNORE` where unlabeled or padded).
@@ -169,11 +171,17 @@ def dataset(
     """
     import tensorflow as tf
 
-    ds = tf.data.TFRecordDataset(list(paths), compression_type="GZIP").map(parse)
+    def image_id(serialized):
+        return tf.io.parse_single_example(serialized, {"image_id": tf.io.FixedLenFeature([], tf.string)})["image_id"]
+
+    # split, repeats and shuffle act on the serialized records (about 0.33 MB each at side 256), parsed after:
+    # the records are in listing order (one source, one scene type after another), so only a buffer that
+    # spans the sources mixes them; a small buffer would train on one source after the other
+    ds = tf.data.TFRecordDataset(list(paths), compression_type="GZIP")
     if image_ids is not None:
         keys = tf.constant(sorted(image_ids) or [""])
         table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
-        ds = ds.filter(lambda ex: table.lookup(ex["image_id"]) > 0)
+        ds = ds.filter(lambda s: table.lookup(image_id(s)) > 0)
     if repeats:
         ids = sorted(repeats)
         counts = tf.lookup.StaticHashTable(
@@ -182,9 +190,10 @@ def dataset(
             ),
             1,
         )
-        ds = ds.flat_map(lambda ex: tf.data.Dataset.from_tensors(ex).repeat(counts.lookup(ex["image_id"])))
+        ds = ds.flat_map(lambda s: tf.data.Dataset.from_tensors(s).repeat(counts.lookup(image_id(s))))
     if shuffle:
         ds = ds.shuffle(shuffle, seed=seed)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # one random int64 per image, new each epoch but fixed by `seed`: stateless ops stay reproducible under a
     # parallel map (a shared stateful generator would hand out draws in thread order)
     ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True))

@@ -115,6 +115,13 @@ def build_parser():
     add_training(parser, epochs=30, batch_size=16, batch_unit="Crops", patience=4, tune_images=32)
     parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
     parser.add_argument(
+        "--shuffle_buffer",
+        type=int,
+        default=0,
+        help="Training images held for shuffling (0 = the whole training epoch: records are stored in listing "
+        "order, so a smaller buffer trains on one source or scene type after another; about 0.33 MB each).",
+    )
+    parser.add_argument(
         "--source_balance",
         type=float,
         default=1.0,
@@ -136,6 +143,8 @@ def check(args):
         raise UsageError(f"--crop {args.crop}: the parser encoder needs a multiple of 32")
     if args.scene_weight < 0 or args.segment_weight < 0:
         raise UsageError("--scene_weight and --segment_weight: expected >= 0")
+    if args.shuffle_buffer < 0:
+        raise UsageError(f"--shuffle_buffer {args.shuffle_buffer}: expected >= 0")
     if not 0 <= args.source_balance <= 1:
         raise UsageError(f"--source_balance {args.source_balance}: expected 0 <= value <= 1")
 
@@ -215,7 +224,7 @@ def run(argv=None):
         augment=True,
         jitter=True,
         seed=args.seed,
-        shuffle=512,
+        shuffle=args.shuffle_buffer or max(1, sum(repeats.values())),
         extras=extras,
         repeats=repeats if args.source_balance < 1 else None,
     )

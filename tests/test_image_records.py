@@ -202,3 +202,24 @@ def test_source_repeats_balance_epoch_shares():
     assert odd == source_repeats(ids[:400] + ids[400:430], 0.5)  # reproducible
     with pytest.raises(ValueError, match="power"):
         source_repeats(ids, 1.5)
+
+
+def test_training_order_mixes_records_written_in_listing_order(tmp_path):
+    import tensorflow as tf
+
+    from colorize_tf.image_records import dataset, encode
+
+    path = str(tmp_path / "examples-00000.tfrecord.gz")
+    gray = np.zeros((8, 8), np.uint8)
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:  # one source after the other, as a job writes them
+        for src in ("a", "b", "c", "d"):
+            for i in range(25):
+                uv = np.full((8, 8, 2), ord(src) / 1000.0, np.float16)
+                w.write(encode(f"{src}/img_{i}", gray, uv))
+    (batch,) = list(dataset([path], crop=8, batch_size=100, shuffle=100, seed=3))
+    sources = [chr(int(round(v * 1000))) for v in batch[1].numpy()[:, 0, 0, 0]]
+    assert sorted(sources) == sorted("abcd" * 25)
+    first = sources[:20]  # a full buffer: the first batch of 20 already holds every source
+    assert set(first) == set("abcd"), first
+    again = list(dataset([path], crop=8, batch_size=100, shuffle=100, seed=3))[0][1].numpy()
+    np.testing.assert_array_equal(again, batch[1].numpy())  # reproducible
