@@ -28,7 +28,7 @@ setuptools.setup(
         include=["colorize_tf", "colorize_tf.*", "transforms", "transforms.*", "pipelines", "pipelines.*"]
     ),
     # the shipped general-purpose model (colorize_tf/models/general: model.json, fusion.keras, MODEL.md, ...)
-    package_data={"colorize_tf": ["models/*/*.json", "models/*/*.keras", "models/*/*.md"]},
+    package_data={"colorize_tf": ["models/*/*.json", "models/*/*.keras", "models/*/*.npz", "models/*/*.md"]},
     include_package_data=True,
     install_requires=REQUIRED,
     extras_require={

@@ -37,6 +37,8 @@ from .refine import RefineParams
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "fusion.keras"
+#: The same network exported for the NumPy runtime (`colorize_tf.npnet`): inference without TensorFlow.
+NPZ_FILE = "fusion.npz"
 #: Output stride of the chroma map relative to the input.
 OUT_STRIDE = 4
 
@@ -410,10 +412,20 @@ def load_model_file(model_dir, meta=None):
 
 
 def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefineParams(121, 0.05, 80.0, 0.25)):
-    """Model directory: ``fusion.keras`` + ``model.json`` (family ``fusion``, config, checksums)."""
+    """Model directory: ``fusion.keras``, ``fusion.npz`` (the same network for the NumPy runtime,
+    `colorize_tf.npnet`) and ``model.json`` (family ``fusion``, config, checksums)."""
+    from .npnet import export
     from .regressor import write_model_dir
 
-    return write_model_dir(model_dir, "fusion", record, refine, {MODEL_FILE: model}, fusion=dataclasses.asdict(config))
+    return write_model_dir(
+        model_dir,
+        "fusion",
+        record,
+        refine,
+        {MODEL_FILE: model},
+        {NPZ_FILE: export(model)},
+        fusion=dataclasses.asdict(config),
+    )
 
 
 def softmax(logits):

@@ -202,17 +202,24 @@ def versions():
     return out
 
 
-def write_model_dir(model_dir, family, training, refine=None, keras_files=None, **fields):
+def write_model_dir(model_dir, family, training, refine=None, keras_files=None, data_files=None, **fields):
     """The one writer of model directories, for every family: saves each ``{file name: keras model}`` in
-    `keras_files`, then ``model.json`` (format, family, `fields`, training record, refinement as a dict,
-    versions, SHA-256 of every saved file) atomically, last — a directory with ``model.json`` is complete."""
+    `keras_files` and each ``{file name: bytes}`` in `data_files`, then ``model.json`` (format, family,
+    `fields`, training record, refinement as a dict, versions, SHA-256 of every saved file) atomically, last —
+    a directory with ``model.json`` is complete."""
     import dataclasses
+
+    from .files import write_atomic
 
     os.makedirs(model_dir, exist_ok=True)
     files = {}
     for name, model in (keras_files or {}).items():
         path = os.path.join(model_dir, name)
         model.save(path)
+        files[name] = sha256_file(path)
+    for name, data in (data_files or {}).items():
+        path = os.path.join(model_dir, name)
+        write_atomic(path, data)
         files[name] = sha256_file(path)
     if dataclasses.is_dataclass(refine):
         refine = dataclasses.asdict(refine)

@@ -162,6 +162,15 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     assert len(json.loads((out / "split.json").read_text())["validation"]) == 3  # 20 % of 16, stratified
     col = load_colorizer(str(out))
     assert isinstance(col, FusionColorizer)
+    # the NumPy export beside the Keras file is the same network (checksummed like it)
+    from colorize_tf.npnet import NumpyNet
+
+    assert set(meta["files"]) == {"fusion.keras", "fusion.npz"}
+    x = np.random.default_rng(5).uniform(0, 1, (64, 96, 1)).astype(np.float32)
+    want, got = col._fn(x[None]), NumpyNet.load((out / "fusion.npz").read_bytes())(x)
+    want, got = (want if isinstance(want, (list, tuple)) else [want]), (got if isinstance(got, list) else [got])
+    for k, g in zip(want, got):
+        np.testing.assert_allclose(g, k.numpy()[0], rtol=1e-3, atol=1e-4)
     truth = synthetic_scene(120, 160, seed=999)  # held back: seen in no form
     result = col.colorize(luminance(truth))
     assert result.rgb.shape == (120, 160, 3)
