@@ -52,6 +52,14 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def verify_file(path, expected_sha256, meta_name="model.json"):
+    """Raise unless `path` is a regular file matching the checksum recorded in `meta_name`."""
+    check_regular_file(path)
+    if expected_sha256 != sha256_file(path):
+        raise ValueError(f"{path} does not match the checksum in {meta_name}: altered or corrupt")
+    return path
+
+
 def load_verified_keras(path, expected_sha256, meta_name, verify=True):
     """Load a ``.keras`` file after checking it exists and matches the checksum recorded in `meta_name`."""
     import keras

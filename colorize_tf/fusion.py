@@ -443,12 +443,13 @@ class FusionColorizer:
     """A fusion model directory loaded for colorization: ``colorize(gray) -> Colorized``."""
 
     def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None):
-        import tensorflow as tf
-
+        """``model``: a Keras model, or a `colorize_tf.npnet.NumpyNet` of the same network (no TensorFlow)."""
         from . import chroma_bins
+        from .npnet import NumpyNet
         from .registry import resolve_mode
 
         self.model, self.config, self.refine, self.tile = model, config, refine, tile
+        self.runtime = "numpy" if isinstance(model, NumpyNet) else "keras"
         self.modes = config.modes()
         self.mode = resolve_mode(self.modes, mode, config.default_mode)
         head = self.modes[self.mode]["head"]
@@ -456,10 +457,13 @@ class FusionColorizer:
         self.centres = chroma_bins.bin_centres(config.bin_step) if head == "logits" else None
         # the bins head, read for the confidence score in either mode
         self.bins_output = config.heads.index("logits") if "logits" in config.heads else None
-        # One trace per working shape: the longer side is fixed and sides are multiples of the stride, so a
-        # handful; a shape-generic trace (reduce_retracing) fails in bilinear UpSampling2D, which needs static
-        # spatial sizes
-        self._fn = tf.function(lambda t: model(t, training=False), autograph=False)
+        if self.runtime == "keras":
+            import tensorflow as tf
+
+            # One trace per working shape: the longer side is fixed and sides are multiples of the stride, so
+            # a handful; a shape-generic trace (reduce_retracing) fails in bilinear UpSampling2D, which needs
+            # static spatial sizes
+            self._fn = tf.function(lambda t: model(t, training=False), autograph=False)
 
     @classmethod
     def load(cls, model_dir, settings=None):
@@ -468,7 +472,18 @@ class FusionColorizer:
 
         settings = settings or ColorizeSettings()
         meta = read_metadata(model_dir)
-        model, config = load_model_file(model_dir, meta)
+        runtime = settings.runtime or "keras"
+        if runtime == "numpy" and NPZ_FILE not in meta.get("files", {}):
+            runtime = "keras"  # made before the NumPy export existed
+        if runtime == "numpy":
+            from .checksums import verify_file
+            from .npnet import NumpyNet
+
+            path = os.path.join(model_dir, NPZ_FILE)
+            verify_file(path, meta["files"][NPZ_FILE])
+            model, config = NumpyNet.load(path), FusionConfig(**meta["fusion"])
+        else:
+            model, config = load_model_file(model_dir, meta)
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
         if settings.chroma_gain is not None:
@@ -484,7 +499,7 @@ class FusionColorizer:
         enc = "parser encoder" if c.encoder == "parser" else "own encoder"
         return (
             f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, working side {c.side}, "
-            f"refinement {self.refine}"
+            f"refinement {self.refine}, {self.runtime} runtime"
         )
 
     def chroma(self, gray, temperature=None):
@@ -499,11 +514,11 @@ class FusionColorizer:
         t0 = time.perf_counter()
         h, w = image_shape(*gray.shape, self.config.side, multiple=self.config.stride)
         small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
-        outputs = self._fn(small[None, :, :, None])
-        out = (outputs if self.output is None else outputs[self.output]).numpy()[0]  # the mode's head
+        outputs = self._predict(small)
+        out = outputs[self.output or 0]  # the mode's head
         confidence = None
         if self.bins_output is not None:
-            logits = (outputs if len(self.config.heads) == 1 else outputs[self.bins_output]).numpy()[0]
+            logits = outputs[self.bins_output]
             probs = softmax(logits)
             confidence = 1.0 - float(np.mean(entropy(probs))) / np.log(probs.shape[-1])
             if self.centres is not None:
@@ -512,6 +527,14 @@ class FusionColorizer:
         uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
         timing.inference += time.perf_counter() - t0  # network, decoding and upsampling: no descriptor stage
         return Colorized(None, uv, None, timing, confidence)
+
+    def _predict(self, small):
+        """The network's outputs for one (h, w) gray image, each without the batch axis."""
+        if self.runtime == "numpy":
+            outs = self.model(small[:, :, None])
+            return outs if isinstance(outs, list) else [outs]
+        outs = self._fn(small[None, :, :, None])
+        return [o.numpy()[0] for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
     def colorize(self, gray):
         raw = self.chroma(gray)

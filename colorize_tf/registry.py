@@ -71,6 +71,9 @@ class ColorizeSettings:
         None = the model's default.
     chroma_gain : float, optional
         Models with a vivid mode: its chroma multiplier (None = the model's, calibrated on validation).
+    runtime : str, optional
+        ``"numpy"`` runs a network exported for `colorize_tf.npnet` without importing TensorFlow (fast
+        start-up, slower per image); ``"keras"`` or None: Keras / TensorFlow.
     """
 
     refine: Optional[RefineParams] = None
@@ -82,6 +85,7 @@ class ColorizeSettings:
     temperature: Optional[float] = None
     mode: Optional[str] = None
     chroma_gain: Optional[float] = None
+    runtime: Optional[str] = None
 
 
 #: Colorization modes: ``faithful`` predicts the chroma that minimises the expected squared error (PSNR-optimal,

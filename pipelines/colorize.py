@@ -11,6 +11,7 @@ luminance equals the input's. For whole archives use
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -32,6 +33,9 @@ from pipelines.options import (
 )
 
 log = logging.getLogger("colorize")
+#: Up to this many inputs, `--runtime auto` avoids importing TensorFlow: its ~5 s start-up outweighs the NumPy
+#: runtime's slower per-image time.
+NUMPY_UP_TO = 20
 
 
 def build_parser():
@@ -45,6 +49,13 @@ def build_parser():
     add_selection(p)
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="Tile side for large images (0 = whole image).")
     p.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="Larger inputs fail.")
+    p.add_argument(
+        "--runtime",
+        choices=["auto", "keras", "numpy"],
+        default="auto",
+        help="numpy: no TensorFlow import (about 5 s less start-up, slower per image; models with a NumPy "
+        "export); keras: TensorFlow; auto: numpy for up to %d inputs, else keras." % NUMPY_UP_TO,
+    )
     p.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
     alias(p, "--force", "--overwrite")
     alias(p, "--jpeg_quality", "--quality")
@@ -86,6 +97,10 @@ def main(argv=None):
             except ValueError as exc:
                 raise UsageError(f"--format: {exc}") from None
         settings = colorize_settings(args)
+        runtime = args.runtime
+        if runtime == "auto":
+            runtime = "numpy" if len(args.inputs) <= NUMPY_UP_TO else "keras"
+        settings = dataclasses.replace(settings, runtime=runtime)
         try:
             colorizer = load_colorizer(args.model, settings)
         except (OSError, ValueError) as exc:

@@ -175,6 +175,11 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     result = col.colorize(luminance(truth))
     assert result.rgb.shape == (120, 160, 3)
     np.testing.assert_allclose(luminance(result.rgb), luminance(truth), atol=2e-3)  # Y kept
+    from colorize_tf.registry import ColorizeSettings
+
+    fast = load_colorizer(str(out), ColorizeSettings(tile=0, runtime="numpy"))  # no TensorFlow on this path
+    assert fast.runtime == "numpy" and col.runtime == "keras" and "numpy runtime" in fast.describe()
+    np.testing.assert_allclose(fast.colorize(luminance(truth)).rgb, result.rgb, atol=2e-3)
     assert psnr(result.rgb, truth) > psnr(gray_baseline(truth), truth) + 0.5
     assert colourfulness(result.rgb) > 0.2 * colourfulness(truth)
     # predicted at the working side: a 4x larger scan of the same scene gets the same chroma, upsampled
