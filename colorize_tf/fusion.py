@@ -284,7 +284,10 @@ def train_fusion(
         )
         record["class_weights"] = weights.numpy().tolist()
         losses.append(keras.losses.CategoricalCrossentropy(from_logits=True, name="bins_loss"))
-        loss_weights.append(config.bins_weight if config.loss == "joint" else 1.0)
+        if config.loss == "joint":  # the same ratio, written so that no term is tiny: a loss scaled by 0.001
+            # gives the bins layer gradients near Adam's epsilon, and its steps vanish (measured: a gray head)
+            loss_weights[0] = 1.0 / config.bins_weight
+        loss_weights.append(1.0)
 
         def bins_target(uv):
             target = soft_targets(pool_targets(uv), centres)
