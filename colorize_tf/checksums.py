@@ -64,7 +64,8 @@ def load_verified_keras(path, expected_sha256, meta_name, verify=True):
     """Load a ``.keras`` file after checking it exists and matches the checksum recorded in `meta_name`."""
     import keras
 
-    check_regular_file(path)
-    if verify and expected_sha256 != sha256_file(path):
-        raise ValueError(f"{path} does not match the checksum in {meta_name}: altered or corrupt")
+    if verify:
+        verify_file(path, expected_sha256, meta_name)
+    else:
+        check_regular_file(path)
     return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -284,8 +284,9 @@ def train_fusion(
         )
         record["class_weights"] = weights.numpy().tolist()
         losses.append(keras.losses.CategoricalCrossentropy(from_logits=True, name="bins_loss"))
-        if config.loss == "joint":  # the same ratio, written so that no term is tiny: a loss scaled by 0.001
-            # gives the bins layer gradients near Adam's epsilon, and its steps vanish (measured: a gray head)
+        if config.loss == "joint":  # the ratio bins_weight, written as (1 / bins_weight, 1) so that no term is
+            # tiny next to Adam's epsilon (the bins head of the first release stayed gray under (1, 0.001); it
+            # stayed just as gray under this form, so the cause lies elsewhere and is still open)
             loss_weights[0] = 1.0 / config.bins_weight
         loss_weights.append(1.0)
 

@@ -38,7 +38,8 @@ import subprocess
 import sys
 import time
 
-from colorize_tf.files import write_json
+from colorize_tf.files import write_atomic, write_json
+from transforms.fs import read_json
 
 from .options import UsageError, job_parser, main_entry, parse_job, positive_int
 
@@ -143,10 +144,7 @@ def _has(path, *names):
 
 
 def _write_list(path, entries):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as fh:
-        fh.write("".join(e + "\n" for e in entries))
-    os.replace(path + ".tmp", path)
+    write_atomic(path, "".join(e + "\n" for e in entries).encode("utf-8"))
 
 
 def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, compare=None, chroma_gain=None):
@@ -173,8 +171,7 @@ def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, co
 
 
 def _report(path):
-    with open(os.path.join(path, "report.json")) as fh:
-        return json.load(fh)
+    return read_json(os.path.join(path, "report.json"))
 
 
 def _per_source(report, data_root):
