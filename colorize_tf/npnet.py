@@ -139,6 +139,21 @@ def _group_norm(cfg, w, args):
     return y
 
 
+def _layer_norm(cfg, w, args):
+    axis = cfg.get("axis", -1)
+    if axis not in (-1, [-1], [2], 2, [3], 3):
+        raise ValueError(f"LayerNormalization {cfg['name']}: only over the channel axis")
+    x = args[0]
+    mean = x.mean(axis=-1, keepdims=True)
+    y = (x - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + cfg["epsilon"])
+    k = 0
+    if cfg.get("scale", True):
+        y, k = y * w[k], k + 1
+    if cfg.get("center", True):
+        y = y + w[k]
+    return y
+
+
 def _relu(cfg, w, args):
     if cfg.get("max_value") is not None or cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
         raise ValueError(f"ReLU {cfg['name']}: only the plain form is supported")
@@ -175,6 +190,7 @@ OPS = {
     "Conv2D": _conv,
     "BatchNormalization": _batch_norm,
     "GroupNormalization": _group_norm,
+    "LayerNormalization": _layer_norm,
     "ReLU": _relu,
     "UpSampling2D": _upsample,
     "Resizing": _resizing,

@@ -52,7 +52,7 @@ def test_warm_start_carries_trained_layers_into_another_loss():
         if layer.name != "encoder":
             layer.set_weights([w + 0.01 * (i + 1) for i, w in enumerate(layer.get_weights())])
     model, copied, fresh = warm_start(source, dataclasses.replace(l2, loss="classification"), n_bins=31)
-    assert fresh == ["logits"] and "uv" not in copied and {"dec1_conv", "fusion_local", "global_vector"} <= set(copied)
+    assert fresh == ["bins_norm", "logits"] and "uv" not in copied and {"dec1_conv", "fusion_local", "global_vector"} <= set(copied)
     for name in copied:
         for a, b in zip(source.get_layer(name).get_weights(), model.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b)
@@ -202,6 +202,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
         assert vivid.mode == "vivid" and "T=0.38" in vivid.describe()
         vivid_rgb = vivid.colorize(luminance(truth)).rgb
         assert psnr(vivid_rgb, truth) > psnr(gray_baseline(truth), truth)
+        assert colourfulness(vivid_rgb) > 0.5 * colourfulness(truth)  # the bins head is not left gray
         assert np.abs(vivid_rgb - result.rgb).mean() > 1e-3  # another head, another answer
         louder = load_colorizer(str(out), ColorizeSettings(tile=0, mode="vivid", chroma_gain=1.5))
         gray = luminance(truth)
