@@ -54,7 +54,7 @@ def luminance(rgb):
     return rgb @ RGB_TO_YUV[0].astype(np.float32)
 
 
-def recombine(y, uv):
+def recombine(y, uv, dtype=np.float32, rows=None):
     """Combine luminance with chrominance into RGB, keeping Y exactly.
 
     Where Y + chroma would leave the RGB cube, the chroma of that pixel is
@@ -67,30 +67,56 @@ def recombine(y, uv):
         Luminance in [0, 1].
     uv : ndarray, shape (H, W, 2)
         Chrominance.
+    dtype : numpy dtype
+        float32 (values in [0, 1]), or uint8 / uint16 (quantised to the full range, no float image made).
+    rows : int, optional
+        Rows per block (default: about 64 K pixels, so the temporaries stay in cache).
 
     Returns
     -------
-    rgb : ndarray of float32, shape (H, W, 3)
-        In [0, 1], with ``luminance(rgb) == y`` up to float rounding.
+    rgb : ndarray of `dtype`, shape (H, W, 3)
+        With ``luminance(rgb) == y`` up to float rounding (and quantisation for integer types).
     """
     y = np.asarray(y, dtype=np.float32)
     uv = np.asarray(uv, dtype=np.float32)
-    rows = max(1, (1 << 21) // max(1, y.shape[-1])) if y.ndim == 2 else 0
-    if rows and y.shape[0] > rows:  # bound the temporaries for large images: ~2 M pixels at a time
-        out = np.empty(y.shape + (3,), dtype=np.float32)
-        for r in range(0, y.shape[0], rows):
-            out[r : r + rows] = recombine(y[r : r + rows], uv[r : r + rows])
+    out = np.empty(y.shape + (3,), dtype=dtype)
+    if y.ndim != 2:
+        out[...] = recombine(y.reshape(1, -1), uv.reshape(1, -1, 2), dtype).reshape(out.shape)
         return out
+    rows = rows or max(1, (1 << 16) // max(1, y.shape[1]))
+    for r in range(0, y.shape[0], rows):
+        recombine_block(y[r : r + rows], uv[r : r + rows, :, 0], uv[r : r + rows, :, 1], out[r : r + rows])
+    return out
+
+
+_CHROMA_TO_RGB = YUV_TO_RGB[:, 1:].astype(np.float32)  # (3, 2): each channel's share of U and V
+
+
+def recombine_block(y, u, v, out):
+    """`recombine` of one block into `out` (float32 in [0, 1], or uint8 / uint16 at full range).
+
+    ``y``, ``u``, ``v``: (h, w) float32. The gamut fit per pixel: the largest s <= 1 with Y + s * delta_c in
+    [0, 1] for each channel c, where delta_c is the channel's chroma term.
+    """
     y = np.clip(y, 0.0, 1.0)
-    # Chroma contribution to each RGB channel: it has zero luminance.
-    delta = uv @ YUV_TO_RGB[:, 1:].T.astype(np.float32)  # (H, W, 3)
-    yy = y[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room_up = np.where(delta > 0, (1.0 - yy) / delta, np.inf)
-        room_down = np.where(delta < 0, yy / -delta, np.inf)
-    scale = np.minimum(1.0, np.minimum(room_up, room_down).min(axis=-1))
-    rgb = yy + delta * scale[..., None]
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    deltas = [m[0] * u + m[1] * v for m in _CHROMA_TO_RGB]
+    scale = np.ones_like(y)
+    room_up, room_down = 1.0 - y, y
+    for d in deltas:
+        # the room this channel leaves, over its demand: (1 - Y) / d above, Y / -d below (demand 0: no limit)
+        room = np.where(d > 0, room_up, room_down)
+        need = np.abs(d)
+        np.minimum(scale, room / np.maximum(need, 1e-12), out=scale, where=need > 0)
+    if out.dtype == np.float32:
+        for c, d in enumerate(deltas):
+            np.clip(y + d * scale, 0.0, 1.0, out=out[..., c])
+        return out
+    peak = float(np.iinfo(out.dtype).max)
+    for c, d in enumerate(deltas):
+        ch = np.clip(y + d * scale, 0.0, 1.0)
+        ch *= peak
+        out[..., c] = np.rint(ch, out=ch)
+    return out
 
 
 def to_uint(img, bits=8, rows=256):
@@ -100,6 +126,10 @@ def to_uint(img, bits=8, rows=256):
     """
     peak = (1 << bits) - 1
     img = np.asarray(img)
+    if img.dtype == (np.uint8 if bits == 8 else np.uint16):
+        return img
+    if img.dtype in (np.uint8, np.uint16):  # the other integer depth: rescaled exactly (x 257) or rounded
+        return (img.astype(np.uint16) * 257) if bits == 16 else ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
     out = np.empty(img.shape, dtype=np.uint8 if bits == 8 else np.uint16)
     if img.ndim == 0:
         return (

@@ -202,6 +202,8 @@ class Colorized:
         How sure the model is of its colours, in [0, 1] (models that predict a distribution over chroma:
         1 - the mean normalised entropy of the per-pixel distributions); None when the family has no such
         measure. Archive reviews show the least confident outputs first.
+    work_scale : float
+        The resolution ``uv`` has, relative to the input (`colorize_image` on a large image: < 1).
     """
 
     rgb: Optional[np.ndarray]
@@ -209,6 +211,7 @@ class Colorized:
     cluster: Optional[str] = None
     timing: Timing = dataclasses.field(default_factory=Timing)
     confidence: Optional[float] = None
+    work_scale: float = 1.0
 
 
 class PixelColorizer:
@@ -380,31 +383,61 @@ def seconds_per_image(colorizer, side=256, runs=7):
     return float(np.median(times))
 
 
-def colorize_reduced(colorizer, gray, chroma_max_side=0):
-    """Colorize, predicting chroma at a reduced resolution for large images.
+#: Longer side (pixels) at which every family predicts and refines chroma unless it names its own
+#: (``work_side`` on the colorizer) or the caller forces full resolution (0): see `colorize_image`.
+DEFAULT_WORK_SIDE = 1024
 
-    When the longer side exceeds `chroma_max_side` (> 0), descriptors, the
-    regressor and the refinement run on the image downscaled to that side;
-    the chroma is upsampled bilinearly and recombined with the full-resolution
-    luminance (chroma varies slowly; the detail is in Y, which is kept exactly).
+
+def work_side_of(colorizer):
+    """The colorizer's default working side (its ``work_side`` attribute, else `DEFAULT_WORK_SIDE`)."""
+    return int(getattr(colorizer, "work_side", DEFAULT_WORK_SIDE))
+
+
+def colorize_image(colorizer, gray, work_side=None, dtype=np.float32, upsampling=None):
+    """Colorize an image of any size at a cost that hardly grows with it.
+
+    An image whose longer side exceeds `work_side` is reduced to it (area averaging); the colorizer predicts
+    and refines chroma there, and `colorize_tf.upsample` carries it to full resolution under the image's own
+    luminance (guided upsampling) while recombining in row blocks. Y is kept exactly at full resolution.
+
+    Parameters
+    ----------
+    colorizer : object with ``colorize(gray) -> Colorized``
+    gray : ndarray, shape (H, W)
+        Luminance in [0, 1].
+    work_side : int, optional
+        Longer side of the working copy; None: the colorizer's default (`work_side_of`); 0: full resolution.
+    dtype : numpy dtype
+        Of ``rgb``: float32 in [0, 1], or uint8 / uint16 quantised (no full-size float image is made).
+    upsampling : colorize_tf.upsample.GuidedUpsampling, optional
 
     Returns
     -------
     Colorized
-        ``rgb`` and ``uv`` at the full resolution of `gray`.
+        ``rgb`` (H, W, 3) of `dtype`; ``uv`` the refined chroma at the resolution it was computed at
+        (``work_scale`` says which: 1 = full).
     """
     import cv2
 
+    from . import upsample
+
     gray = np.asarray(gray, dtype=np.float32)
     h, w = gray.shape
-    if not chroma_max_side or max(h, w) <= chroma_max_side:
-        return colorizer.colorize(gray)
-    s = chroma_max_side / float(max(h, w))
+    side = work_side_of(colorizer) if work_side is None else int(work_side)
+    if not side or max(h, w) <= side:
+        out = colorizer.colorize(gray)
+        if np.dtype(dtype) != np.float32:
+            from .color import to_uint
+
+            out.rgb = to_uint(out.rgb, 8 if np.dtype(dtype) == np.uint8 else 16)
+        return out
+    s = side / float(max(h, w))
     small = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     out = colorizer.colorize(small)
-    out.uv = cv2.resize(out.uv, (w, h), interpolation=cv2.INTER_LINEAR)
     t0 = time.perf_counter()
-    out.rgb = recombine(gray, out.uv)
+    coef = upsample.guided_coefficients(small, out.uv, upsampling or upsample.GuidedUpsampling())
+    out.rgb = upsample.render(gray, coef, dtype)
+    out.work_scale = small.shape[1] / float(w)
     out.timing.recombine += time.perf_counter() - t0
     return out
 

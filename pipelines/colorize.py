@@ -19,12 +19,20 @@ import time
 
 from colorize_tf.colorize import DEFAULT_TILE
 from colorize_tf.files import write_atomic
-from colorize_tf.imageio import DEFAULT_MAX_PIXELS, decode_image, encode_image, normalise_format, output_extension
+from colorize_tf.imageio import (
+    DEFAULT_MAX_PIXELS,
+    decode_image,
+    encode_image,
+    normalise_format,
+    output_bits,
+    output_extension,
+)
 from pipelines.options import (
     UsageError,
     add_model,
     add_refine,
     add_selection,
+    add_work_side,
     alias,
     colorize_settings,
     job_parser,
@@ -47,6 +55,7 @@ def build_parser():
     p.add_argument("--quality", type=int, default=95, help="JPEG / WebP quality.")
     add_refine(p)
     add_selection(p)
+    add_work_side(p)
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="Tile side for large images (0 = whole image).")
     p.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="Larger inputs fail.")
     p.add_argument(
@@ -68,15 +77,20 @@ def output_name(path, fmt=None):
     return stem + output_extension(ext, fmt)
 
 
-def colorize_file(colorizer, path, out_path, quality=95, max_pixels=DEFAULT_MAX_PIXELS, identity=None):
+def colorize_file(colorizer, path, out_path, quality=95, max_pixels=DEFAULT_MAX_PIXELS, identity=None, work_side=None):
     """Colorize one file to `out_path` (written atomically, with the provenance of the model `identity`,
-    ``(name, sha256)``, where the format has room); returns (decoded input's shape, Colorized)."""
+    ``(name, sha256)``, where the format has room; chroma at `work_side`, `colorize_image`); returns
+    (decoded input's shape, Colorized)."""
+    import numpy as np
+
+    from colorize_tf.colorize import colorize_image
     from colorize_tf.provenance import Provenance
 
     with open(path, "rb") as fh:
-        pic = decode_image(fh.read(), max_pixels=max_pixels)
-    out = colorizer.colorize(pic.gray)
+        pic = decode_image(fh.read(), max_pixels=max_pixels, need_rgb=False)
     fmt = normalise_format(os.path.splitext(out_path)[1])
+    depth = np.uint16 if output_bits(pic.bits, fmt) == 16 else np.uint8
+    out = colorize_image(colorizer, pic.gray, work_side, dtype=depth)
     provenance = None if identity is None else Provenance(*identity)  # stamped when this output is made
     data = encode_image(
         out.rgb, fmt, alpha=pic.alpha, bits=pic.bits, info=pic.info, quality=quality, provenance=provenance
@@ -121,7 +135,9 @@ def main(argv=None):
             continue
         t0 = time.perf_counter()
         try:
-            shape, out = colorize_file(colorizer, path, out_path, args.quality, args.max_pixels, identity)
+            shape, out = colorize_file(
+                colorizer, path, out_path, args.quality, args.max_pixels, identity, args.work_side
+            )
         except Exception as exc:  # report and go on with the other inputs; the exit status says it
             failures += 1
             log.error("FAILED %s: %s", path, exc)

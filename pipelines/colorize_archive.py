@@ -57,6 +57,7 @@ from .options import (
     add_output,
     add_refine,
     add_selection,
+    add_work_side,
     alias,
     colorize_settings,
     is_dry_run,
@@ -110,12 +111,8 @@ def build_parser():
     add_refine(parser, old=("--refine_params",))
     add_selection(parser, old_k=("--archive_selection_k",))
     parser.add_argument("--tile", type=int, default=512, help="Tile side in pixels (64-8192; 0 = no tiling).")
-    parser.add_argument(
-        "--chroma_max_side",
-        type=int,
-        default=0,
-        help="Predict chroma with the longer side reduced to this (0 = full resolution; else >= 32).",
-    )
+    add_work_side(parser)
+    alias(parser, "--chroma_max_side", "--work_side")
     limits = parser.add_argument_group("limits and safety")
     limits.add_argument(
         "--worker_memory_mb",
@@ -186,7 +183,6 @@ def check_options(opts):
             raise UsageError(f"--format: {exc}") from None
     _range("quality", opts.quality, 1, 100)
     _range("tile", opts.tile, 64, 8192, allow_zero=True)
-    _range("chroma_max_side", opts.chroma_max_side, 32, 65536, allow_zero=True)
     _range("worker_memory_mb", opts.worker_memory_mb, BASE_RSS_MB + 100, 1 << 20)
     _range("max_pixels", opts.max_pixels, 1, 1 << 34)
     _range("max_file_bytes", opts.max_file_bytes, 1, 1 << 40)
@@ -284,7 +280,7 @@ def build(pipeline, opts, stamp, tmp_dir, previous=()):
                 opts.quality,
                 max_pixels,
                 limits,
-                opts.chroma_max_side,
+                opts.work_side,
                 memory_budget=budget,
             )
         )

@@ -244,6 +244,31 @@ def add_refine(
         alias(parser, name, "--refine")
 
 
+def work_side_arg(text):
+    """``--work_side`` value: 0 (full resolution) or a side of at least 32 pixels (argparse type)."""
+    try:
+        side = int(text)
+    except ValueError:
+        side = -1
+    if side != 0 and not 32 <= side <= 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 (full resolution) or a side of 32..65536 pixels")
+    return side
+
+
+def add_work_side(parser):
+    from colorize_tf.colorize import DEFAULT_WORK_SIDE
+
+    parser.add_argument(
+        "--work_side",
+        type=work_side_arg,
+        default=None,
+        help="Longer side (pixels) at which chroma is predicted and refined; larger images get it upsampled "
+        "under their own full-resolution luminance (guided), which is kept exactly, so the cost hardly grows "
+        f"with scan size. 0 = full resolution. Default: the model family's ({DEFAULT_WORK_SIDE} unless it "
+        "sets another).",
+    )
+
+
 def add_selection(parser, k_default=None, layers_default=None, old_k=()):
     parser.add_argument(
         "--selection_k",

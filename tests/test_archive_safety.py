@@ -46,7 +46,8 @@ def scans(tmp_path):
     "flag,words",
     [
         ("--tile=-1", "--tile -1 is out of range"),
-        ("--chroma_max_side=-1", "--chroma_max_side"),
+        ("--work_side=-1", "--work_side"),
+        ("--chroma_max_side=5", "--chroma_max_side"),  # the old spelling, checked the same
         ("--max_pixels=0", "--max_pixels 0"),
         ("--max_file_bytes=0", "--max_file_bytes 0"),
         ("--quality=0", "--quality 0"),

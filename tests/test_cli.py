@@ -14,7 +14,7 @@ OWN = {  # options only that job has
     "train": ("--epsilon", "--mu", "--n0", "--cluster_learning_rate"),
     "train_parser": ("--class_weight_power", "--work_size", "--smooth_sigma_spatial"),
     "evaluate": ("--baselines", "--no_pictures"),
-    "colorize_archive": ("--chroma_max_side", "--worker_memory_mb", "--max_archive_depth", "--lock_stale_minutes"),
+    "colorize_archive": ("--worker_memory_mb", "--max_archive_depth", "--lock_stale_minutes"),
 }
 
 

@@ -121,27 +121,77 @@ def test_recombine_in_row_blocks_matches():
     assert np.abs(color.luminance(out) - y).max() < 1e-5
 
 
-def test_reduced_resolution_chroma_keeps_full_luminance():
-    """--chroma_max_side: the model sees the image at the reduced side, the output keeps every Y value."""
+def test_working_resolution_keeps_full_luminance_and_matches_full_resolution():
+    """colorize_image: the model sees the image at the working side; the output keeps every Y value and, on a
+    smooth scene, the guided upsampling gives the chroma full-resolution prediction gives."""
     from colorize_tf.color import luminance, recombine, rgb_to_yuv
-    from colorize_tf.colorize import Colorized, colorize_reduced
+    from colorize_tf.colorize import Colorized, colorize_image
 
     seen = []
 
-    class Stub:  # chroma = a smooth ramp, so upsampling is checkable
+    def true_uv(h, w):  # a smooth chroma field: a ramp in U, a bump in V
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        uv = np.zeros((h, w, 2), np.float32)
+        uv[..., 0] = -0.1 + 0.2 * xx / (w - 1)
+        uv[..., 1] = 0.12 * np.exp(-(((xx / w - 0.6) ** 2 + (yy / h - 0.4) ** 2) / 0.05))
+        return uv
+
+    class Stub:  # predicts the smooth field at whatever resolution it is given
+        work_side = 160
+
         def colorize(self, gray):
             seen.append(gray.shape)
-            h, w = gray.shape
-            uv = np.zeros((h, w, 2), np.float32)
-            uv[..., 0] = np.linspace(-0.1, 0.1, w, dtype=np.float32)[None, :]
+            uv = true_uv(*gray.shape)
             return Colorized(recombine(gray, uv), uv)
 
-    rng = np.random.default_rng(0)
-    gray = rng.uniform(0.2, 0.8, (200, 300)).astype(np.float32)
-    out = colorize_reduced(Stub(), gray, chroma_max_side=60)
-    assert seen == [(40, 60)] and out.rgb.shape == (200, 300, 3) and out.uv.shape == (200, 300, 2)
-    np.testing.assert_allclose(luminance(out.rgb), gray, atol=1e-4)  # the detail stays in full-resolution Y
-    u = rgb_to_yuv(out.rgb)[..., 1]
-    assert u[:, 0].mean() < -0.09 and u[:, -1].mean() > 0.09 and np.all(np.diff(u.mean(0)) > -1e-3)
-    small = colorize_reduced(Stub(), gray[:50, :60], chroma_max_side=60)  # small enough: full resolution
-    assert seen[-1] == (50, 60) and small.rgb.shape == (50, 60, 3)
+    yy, xx = np.mgrid[0:400, 0:600].astype(np.float32)
+    gray = (0.5 + 0.2 * np.sin(xx / 37.0) * np.cos(yy / 23.0)).astype(np.float32)  # smooth luminance
+    gray += np.random.default_rng(0).normal(0, 0.02, gray.shape).astype(np.float32)  # and fine grain
+    out = colorize_image(Stub(), gray)  # the colorizer's own working side
+    assert seen == [(107, 160)] and out.rgb.shape == (400, 600, 3) and out.rgb.dtype == np.float32
+    assert out.uv.shape == (107, 160, 2) and out.work_scale == 160 / 600
+    np.testing.assert_allclose(luminance(out.rgb), gray, atol=2e-5)  # the detail stays in full-resolution Y
+    full = colorize_image(Stub(), gray, work_side=0)  # forced full resolution
+    assert seen[-1] == (400, 600) and full.work_scale == 1.0
+    uv_work, uv_full = rgb_to_yuv(out.rgb)[..., 1:], rgb_to_yuv(full.rgb)[..., 1:]
+    assert np.abs(uv_work - uv_full).mean() < 0.002 and np.abs(uv_work - uv_full).max() < 0.02
+    as8 = colorize_image(Stub(), gray, dtype=np.uint8)  # quantised in blocks: no float image
+    assert as8.rgb.dtype == np.uint8 and np.abs(as8.rgb / 255.0 - out.rgb).max() <= 0.5 / 255 + 1e-6
+    small = colorize_image(Stub(), gray[:50, :60])  # small enough: full resolution
+    assert seen[-1] == (50, 60) and small.rgb.shape == (50, 60, 3) and small.work_scale == 1.0
+
+
+def test_guided_upsampling_follows_luminance_edges_and_is_blockwise_exact():
+    import cv2
+
+    from colorize_tf import upsample
+    from colorize_tf.color import luminance, recombine
+
+    rng = np.random.default_rng(3)
+    h, w = 300, 420
+    gray = np.full((h, w), 0.3, np.float32)
+    gray[:, 200:] = 0.7  # a vertical edge, not on the small grid's cell borders
+    gray += rng.normal(0, 0.005, gray.shape).astype(np.float32)
+    uv = np.zeros((h, w, 2), np.float32)
+    uv[:, 200:, 0] = 0.15  # colour that changes at the same edge
+    small_gray = cv2.resize(gray, (70, 50), interpolation=cv2.INTER_AREA)
+    small_uv = cv2.resize(uv, (70, 50), interpolation=cv2.INTER_AREA)
+    coef = upsample.guided_coefficients(small_gray, small_uv, upsample.GuidedUpsampling(radius=3, eps=1e-4))
+    guided = upsample.upsample_chroma(gray, coef)
+    plain = cv2.resize(small_uv, (w, h), interpolation=cv2.INTER_LINEAR)
+    band = slice(190, 210)  # around the edge: guided keeps it, bilinear smears it over a small-grid cell
+    err_guided, err_plain = np.abs(guided[:, band] - uv[:, band]).mean(), np.abs(plain[:, band] - uv[:, band]).mean()
+    assert err_guided < 0.3 * err_plain, (err_guided, err_plain)
+    # radius 0 is plain bilinear upsampling, the same sampling as OpenCV's
+    flat = upsample.guided_coefficients(small_gray, small_uv, upsample.GuidedUpsampling(radius=0))
+    np.testing.assert_allclose(upsample.upsample_chroma(gray, flat), plain, atol=1e-5)
+    # row blocks of any height give the whole-image result, and Y is kept
+    whole = upsample.render(gray, coef, rows=h)
+    for rows in (1, 7, 64):
+        np.testing.assert_array_equal(upsample.render(gray, coef, rows=rows), whole)
+    np.testing.assert_allclose(whole, recombine(gray, guided), atol=1e-6)
+    np.testing.assert_allclose(luminance(whole), gray, atol=2e-5)
+    as16 = upsample.render(gray, coef, np.uint16, rows=13)
+    assert as16.dtype == np.uint16 and np.abs(as16 / 65535.0 - whole).max() <= 0.5 / 65535 + 1e-6
+    with pytest.raises(ValueError, match="radius"):
+        upsample.GuidedUpsampling(radius=-1)

@@ -39,6 +39,7 @@ import time
 import typing
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -512,7 +513,9 @@ class ColorizeDoFn(beam.DoFn):
     max_pixels : int
         Larger images fail before decoding.
     limits : transforms.sources.Limits
-    chroma_max_side : int
+    work_side : int or None
+        Longer side at which chroma is predicted (`colorize_tf.colorize.colorize_image`; None: the
+        family's default, 0: full resolution).
     memory_budget : int
         Bytes of image work in flight per worker process (`MemoryBudget`).
     """
@@ -526,12 +529,12 @@ class ColorizeDoFn(beam.DoFn):
         quality=95,
         max_pixels=DEFAULT_MAX_PIXELS,
         limits=Limits(),
-        chroma_max_side=0,
+        work_side=None,
         memory_budget=1600 << 20,
         log_every=50,
     ):
         self.model_dir, self.settings, self.output_dir, self.tmp_dir = model_dir, settings, output_dir, tmp_dir
-        self.quality, self.max_pixels, self.limits, self.chroma_max_side = quality, max_pixels, limits, chroma_max_side
+        self.quality, self.max_pixels, self.limits, self.work_side = quality, max_pixels, limits, work_side
         self.memory_budget, self.log_every = memory_budget, log_every
         self.done = Metrics.counter("archive", "images_done")
         self.failed = Metrics.counter("archive", "images_failed")
@@ -652,9 +655,10 @@ class ColorizeDoFn(beam.DoFn):
             if pic.alpha is not None and fmt not in ("PNG", "TIFF", "WEBP"):
                 notes.append(f"transparency dropped: {fmt} has no alpha channel")
             try:
-                from colorize_tf.colorize import colorize_reduced
+                from colorize_tf.colorize import colorize_image
 
-                result = colorize_reduced(self.colorizer, pic.gray, self.chroma_max_side)
+                depth = np.uint16 if output_bits(pic.bits, fmt) == 16 else np.uint8  # no float image made
+                result = colorize_image(self.colorizer, pic.gray, self.work_side, dtype=depth)
                 rgb, cluster, confidence = result.rgb, result.cluster, result.confidence
                 del result
             except MemoryError:
