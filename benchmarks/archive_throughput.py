@@ -1,122 +1,154 @@
-"""Archive-job throughput for 1 and 2 workers, and peak memory on a large scan.
+"""Archive-job throughput: start-up apart from steady state, images/s per core, CPU-seconds per megapixel,
+time per image inside the job and peak memory, for small photos, 1024x1024 scans and 6000x4000 scans.
 
-    python benchmarks/archive_throughput.py --model runs/sf_model [--input ../shared/data/archive_bw] \
-        [--synthetic 40] [--big 6000x4000]
+    python benchmarks/archive_throughput.py [--model shipped:general] [--sets 256:200,1024:40,6000x4000:4]
+        [--workers 1,2] [--input ../shared/data/archive_bw]
 
-* throughput: images/s of ``pipelines.colorize_archive`` (FnApiRunner, multi_threading) on `--input`
-  and on `--synthetic` generated 256x256 images, with 1 and 2 workers (fresh output folder each time;
-  the time includes job start-up, the figure a user sees);
-* peak RSS: the archive job on one generated `--big` image in a child process (ru_maxrss).
+Each set is generated from scikit-image's astronaut photo (gray, resized, a different crop and film grain per
+image, 8-bit JPEG at quality 92 like most scans; ``--tiff16`` adds 16-bit TIFFs of the largest size). For each
+set and worker count, ``pipelines.colorize_archive`` (FnApiRunner, multi_threading) runs twice in fresh
+processes: on the first image alone and on all N. From outside:
+
+* start-up = the one-image run's wall time minus that image's own time in the manifest;
+* steady-state images/s = (N - 1) / (wall(N) - wall(1)); per core = that / workers;
+* CPU-seconds per megapixel = (CPU(N) - CPU(1)) / ((N - 1) x megapixels) (user + system of the job process);
+* inside the job: the median of the manifest's per-image ``seconds`` (read, decode, colorize, encode, verify,
+  write) and the job's peak RSS.
+
+``--input FOLDER`` adds a real folder (its images' total wall time, start-up included).
 """
 
 import argparse
+import glob
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def job(args, inp, out, workers, extra=()):
+def run_job(model, inp, out, workers, extra=()):
+    """Run the archive job in a fresh wrapper process: (wall s, CPU s, peak RSS MB)."""
     cmd = [
         sys.executable,
         "-m",
         "pipelines.colorize_archive",
         f"--input={inp}",
-        f"--model={args.model}",
+        f"--model={model}",
         f"--output={out}",
         "--runner=FnApiRunner",
         "--direct_running_mode=multi_threading",
         f"--direct_num_workers={workers}",
         *extra,
     ]
-    t0 = time.time()
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
-    return time.time() - t0
+    probe = (
+        "import json, resource, subprocess, sys, time; t = time.time(); "
+        f"r = subprocess.run({cmd!r}, capture_output=True, text=True); "
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(json.dumps([r.returncode, time.time() - t, u.ru_utime + u.ru_stime, u.ru_maxrss, r.stderr[-2000:]]))"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    code, wall, cpu, rss_kb, err = json.loads(res.stdout.strip().splitlines()[-1])
+    if code:
+        raise RuntimeError(f"archive job failed ({code}): {err}")
+    return wall, cpu, rss_kb / 1024.0
 
 
-def count_done(out):
-    import glob
-    import json
+def manifest_seconds(out):
+    """Per-image ``seconds`` of the done rows of the newest manifest in `out`."""
+    import pyarrow.parquet as pq
 
-    summ = sorted(glob.glob(os.path.join(out, "_manifest", "summary-*.json")))
-    return json.load(open(summ[-1]))["done"]
+    path = sorted(glob.glob(os.path.join(out, "_manifest", "manifest-*.parquet")))[-1]
+    table = pq.read_table(path, columns=["status", "seconds"]).to_pydict()
+    return [s for st, s in zip(table["status"], table["seconds"]) if st == "done"]
 
 
-def synthetic_folder(path, n, side=256):
-    from PIL import Image
+def make_set(folder, n, h, w, seed=0, tiff16=False):
+    """N gray scans of h x w: crops of the astronaut photo, resized, with film grain; JPEG (or 16-bit TIFF)."""
+    import cv2
     from skimage import data
 
-    os.makedirs(path, exist_ok=True)
-    photo = data.astronaut().mean(-1)
-    rng = np.random.default_rng(0)
+    os.makedirs(folder, exist_ok=True)
+    photo = data.astronaut().mean(-1).astype(np.float32)
+    rng = np.random.default_rng(seed)
     for i in range(n):
-        y, x = rng.integers(0, photo.shape[0] - side, 2)
-        Image.fromarray(photo[y : y + side, x : x + side].astype(np.uint8)).save(os.path.join(path, f"s{i:04d}.png"))
+        y, x = rng.integers(0, 96, 2)
+        crop = photo[y : y + 416, x : x + 416]
+        img = cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
+        img += rng.normal(0, 4.0, img.shape).astype(np.float32)
+        if tiff16:
+            cv2.imwrite(os.path.join(folder, f"scan{i:04d}.tif"), np.clip(img * 257, 0, 65535).astype(np.uint16))
+        else:
+            path = os.path.join(folder, f"scan{i:04d}.jpg")
+            cv2.imwrite(path, np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True)
-    p.add_argument("--input", default=None)
-    p.add_argument("--synthetic", type=int, default=200)
-    p.add_argument("--big", default="6000x4000")
-    p.add_argument("--chroma_max_side", type=int, default=0)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="shipped:general")
+    p.add_argument("--sets", default="256:200,1024:40,6000x4000:4", help="SIZE:N,... (SIZE = side or WxH).")
+    p.add_argument("--workers", default="1,2")
+    p.add_argument("--tiff16", action="store_true", help="Also 16-bit TIFF scans of the largest size.")
+    p.add_argument("--input", default=None, help="A real folder to time as well.")
+    p.add_argument("--work_side", type=int, default=None, help="Passed to the job (default: the family's).")
+    p.add_argument("--keep", default=None, help="Keep the generated sets and outputs in this folder.")
     args = p.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="archive_bench_")
-    extra = [f"--chroma_max_side={args.chroma_max_side}"] if args.chroma_max_side else []
+    tmp = args.keep or tempfile.mkdtemp(prefix="archive_bench_")
+    extra = [f"--work_side={args.work_side}"] if args.work_side is not None else []
     sets = []
+    for spec in args.sets.split(","):
+        size, _, n = spec.partition(":")
+        w, _, h = size.partition("x")
+        w, h, n = int(w), int(h or w), int(n)
+        sets.append((f"{w}x{h} JPEG", n, h, w, False))
+    if args.tiff16:
+        _, n, h, w, _ = sets[-1]
+        sets.append((f"{w}x{h} 16-bit TIFF", n, h, w, True))
+    workers = [int(x) for x in args.workers.split(",")]
+    header = (
+        f"{'set':<22} {'workers':>7} {'start-up s':>10} {'images/s':>9} {'per core':>9} {'CPU s/MP':>9} "
+        f"{'s/image in job':>14} {'peak RSS MB':>11}"
+    )
+    print(header)
+    for label, n, h, w, tiff16 in sets:
+        folder = os.path.join(tmp, label.replace(" ", "_"))
+        make_set(folder, n, h, w, tiff16=tiff16)
+        first = os.path.join(tmp, label.replace(" ", "_") + "_first")
+        os.makedirs(first, exist_ok=True)
+        name = sorted(os.listdir(folder))[0]
+        shutil.copy(os.path.join(folder, name), os.path.join(first, name))
+        mp = h * w / 1e6
+        for k in workers:
+            out1, outn = os.path.join(tmp, f"out1_{k}"), os.path.join(tmp, f"outn_{k}")
+            shutil.rmtree(out1, ignore_errors=True)
+            shutil.rmtree(outn, ignore_errors=True)
+            wall1, cpu1, _ = run_job(args.model, first, out1, k, extra)
+            walln, cpun, rss = run_job(args.model, folder, outn, k, extra)
+            inside = manifest_seconds(outn)
+            startup = wall1 - manifest_seconds(out1)[0]
+            rate = (n - 1) / max(walln - wall1, 1e-9)
+            cpu_mp = (cpun - cpu1) / ((n - 1) * mp)
+            print(
+                f"{label:<22} {k:>7} {startup:10.1f} {rate:9.2f} {rate / k:9.2f} {cpu_mp:9.3f} "
+                f"{float(np.median(inside)):14.2f} {rss:11.0f}",
+                flush=True,
+            )
     if args.input:
-        sets.append((args.input, args.input))
-    if args.synthetic:
-        syn = os.path.join(tmp, "synthetic")
-        synthetic_folder(syn, args.synthetic)
-        sets.append((f"{args.synthetic} x 256x256", syn))
-    print(f"{'input':<40} {'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9}")
-    for label, inp in sets:
-        rates = {}
-        for workers in (1, 2):
-            out = os.path.join(tmp, f"out_{workers}")
-            shutil.rmtree(out, ignore_errors=True)
-            sec = job(args, inp, out, workers, extra)
-            n = count_done(out)
-            rates[workers] = n / sec
-            print(f"{label[-40:]:<40} {workers:>7} {n:>7} {sec:>8.1f} {rates[workers]:>9.2f}")
-        print(f"{'':<40} 2-worker / 1-worker throughput ratio: {rates[2] / rates[1]:.2f}")
-    if args.big:
-        from PIL import Image
-
-        w, h = (int(v) for v in args.big.split("x"))
-        big = os.path.join(tmp, "big")
-        os.makedirs(big)
-        yy, xx = np.mgrid[0:h, 0:w]
-        img = (127 + 60 * np.sin(xx / 37.0) * np.cos(yy / 53.0) + 40 * (yy / h)).astype(np.uint8)
-        Image.fromarray(img).save(os.path.join(big, "scan.png"))
-        # a fresh wrapper process whose only child is the job: its children's ru_maxrss is the job's peak
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipelines.colorize_archive",
-            f"--input={big}",
-            f"--model={args.model}",
-            f"--output={os.path.join(tmp, 'out_big')}",
-            "--runner=FnApiRunner",
-            *extra,
-        ]
-        probe = (
-            "import resource, subprocess, sys, time; t = time.time(); "
-            f"subprocess.run({cmd!r}, check=True, capture_output=True); "
-            "print(time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        out = os.path.join(tmp, "out_input")
+        shutil.rmtree(out, ignore_errors=True)
+        wall, cpu, rss = run_job(args.model, args.input, out, max(workers), extra)
+        inside = manifest_seconds(out)
+        print(
+            f"{os.path.basename(args.input.rstrip('/')):<22} {max(workers):>7} {len(inside)} images in {wall:.1f} s "
+            f"(start-up included), median {float(np.median(inside)):.2f} s/image in the job, peak RSS {rss:.0f} MB"
         )
-        res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True)
-        sec, peak_kb = res.stdout.split()
-        print(f"{w}x{h} scan: {float(sec):.1f} s, peak RSS {int(peak_kb) / 1024:.0f} MB")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -92,30 +92,49 @@ def recombine(y, uv, dtype=np.float32, rows=None):
 _CHROMA_TO_RGB = YUV_TO_RGB[:, 1:].astype(np.float32)  # (3, 2): each channel's share of U and V
 
 
+def _chroma_term(m, u, v):
+    """m[0] * u + m[1] * v, skipping an exact zero (R has no U term and B no V term in BT.601)."""
+    if m[0] == 0:
+        return v * m[1]
+    if m[1] == 0:
+        return u * m[0]
+    d = u * m[0]
+    d += v * m[1]
+    return d
+
+
 def recombine_block(y, u, v, out):
     """`recombine` of one block into `out` (float32 in [0, 1], or uint8 / uint16 at full range).
 
-    ``y``, ``u``, ``v``: (h, w) float32. The gamut fit per pixel: the largest s <= 1 with Y + s * delta_c in
-    [0, 1] for each channel c, where delta_c is the channel's chroma term.
+    ``y``, ``u``, ``v``: (h, w) float32. The gamut fit per pixel: Y + s * delta_c in [0, 1] for each channel c
+    (delta_c its chroma term) with the largest s <= 1, i.e. s = 1 / max(1, max_c r_c) where
+    r_c = max(delta_c / (1 - Y), -delta_c / Y) is how far the channel overshoots.
     """
     y = np.clip(y, 0.0, 1.0)
-    deltas = [m[0] * u + m[1] * v for m in _CHROMA_TO_RGB]
-    scale = np.ones_like(y)
-    room_up, room_down = 1.0 - y, y
-    for d in deltas:
-        # the room this channel leaves, over its demand: (1 - Y) / d above, Y / -d below (demand 0: no limit)
-        room = np.where(d > 0, room_up, room_down)
-        need = np.abs(d)
-        np.minimum(scale, room / np.maximum(need, 1e-12), out=scale, where=need > 0)
-    if out.dtype == np.float32:
-        for c, d in enumerate(deltas):
-            np.clip(y + d * scale, 0.0, 1.0, out=out[..., c])
-        return out
-    peak = float(np.iinfo(out.dtype).max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_up = np.reciprocal(1.0 - y)  # inf where Y = 1: any push up overshoots, none down
+        inv_dn = np.reciprocal(y)
+    deltas = [_chroma_term(m, u, v) for m in _CHROMA_TO_RGB]
+    over = np.ones_like(y)
+    tmp = np.empty_like(y)
+    with np.errstate(invalid="ignore"):  # 0 * inf where a channel's term is 0 at Y = 0 or 1: no overshoot
+        for d in deltas:
+            np.multiply(d, inv_up, out=tmp)
+            np.fmax(over, tmp, out=over)  # fmax: a NaN never wins
+            np.multiply(d, inv_dn, out=tmp)
+            np.negative(tmp, out=tmp)
+            np.fmax(over, tmp, out=over)
+    scale = np.reciprocal(over, out=over)
+    integer = out.dtype != np.float32
+    peak = float(np.iinfo(out.dtype).max) if integer else 1.0
     for c, d in enumerate(deltas):
-        ch = np.clip(y + d * scale, 0.0, 1.0)
-        ch *= peak
-        out[..., c] = np.rint(ch, out=ch)
+        d *= scale
+        d += y
+        np.clip(d, 0.0, 1.0, out=d)
+        if integer:
+            d *= peak
+            np.rint(d, out=d)
+        out[..., c] = d
     return out
 
 

@@ -17,9 +17,10 @@ its equal sum ``W1 * mid + W2 * global``); a decoder upsamples to 1/4 of the inp
     mode (colourful); one forward pass serves either.
 
 Group normalisation (the same computation in training and inference) instead of batch normalisation. At
-colorization the gray image is resized to the working side, the chroma predicted and upsampled bilinearly to
-the full image, refined by the guided joint bilateral filter, and recombined with the full-resolution Y, so
-the cost hardly grows with the scan size.
+colorization the gray image is resized to the network side (``side``, 256), the chroma predicted and upsampled
+bilinearly to the image it was given, refined by the joint bilateral filter and recombined with its Y; for
+scans larger than the working side, `colorize_tf.colorize.colorize_image` gives it a reduced copy and carries
+the chroma to full resolution by guided upsampling, so the cost hardly grows with the scan size.
 """
 
 from __future__ import annotations
@@ -505,12 +506,12 @@ class FusionColorizer:
         extra += f", chroma gain {c.vivid_gain:g}" if self.centres is not None and c.vivid_gain != 1 else ""
         enc = "parser encoder" if c.encoder == "parser" else "own encoder"
         return (
-            f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, working side {c.side}, "
+            f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, network side {c.side}, "
             f"refinement {self.refine}, {self.runtime} runtime"
         )
 
     def chroma(self, gray, temperature=None):
-        """Chroma (H, W, 2) for luminance (H, W), predicted at the working side and upsampled bilinearly."""
+        """Chroma (H, W, 2) for luminance (H, W), predicted at the network side and upsampled bilinearly."""
         import cv2
 
         from . import chroma_bins
