@@ -70,6 +70,7 @@ class FusionConfig:
     segments: tuple = ()
     segment_weight: float = 0.0
     bins_weight: float = 0.01  # joint: weight of the bins' cross entropy next to the U, V squared error
+    bins_hidden: int = 0  # channels of a 3x3 block of the bins head's own before its readout (0 = none)
     default_mode: str = ""  # the mode used when none is asked for ("" = the first of `modes`)
     vivid_gain: float = 1.0  # the vivid mode's chroma multiplier (a saturation calibrated on validation)
 
@@ -84,6 +85,8 @@ class FusionConfig:
             raise ValueError(f"fusion config out of range: {self}")
         if not self.temperature > 0:
             raise ValueError(f"temperature {self.temperature}: expected > 0")
+        if not 0 <= self.bins_hidden <= 1024:
+            raise ValueError(f"bins_hidden {self.bins_hidden}: expected 0..1024 channels")
         if not 0.5 <= self.vivid_gain <= 3.0:
             raise ValueError(f"vivid gain {self.vivid_gain}: expected 0.5 .. 3")
         if self.scene_weight < 0 or (self.scene_weight > 0 and len(self.scenes) < 2):
@@ -199,7 +202,8 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
         # per-pixel normalisation first: decoder features shaped for the small U, V targets are tiny (std ~0.04
         # in the first release), and a readout of them needs logits weights Adam reaches only after many epochs
         # (that bins head stayed gray); normalised, the same readout is within a few hundred steps
-        bins = layers.LayerNormalization(epsilon=1e-5, name="bins_norm")(x)
+        bins = _block(x, config.bins_hidden, 1, "bins_hidden") if config.bins_hidden else x
+        bins = layers.LayerNormalization(epsilon=1e-5, name="bins_norm")(bins)
         outputs.append(layers.Conv2D(n_bins, 1, name="logits")(bins))
     if config.scene_weight > 0:
         outputs.append(layers.Dense(len(config.scenes), name="scene")(g))

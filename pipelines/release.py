@@ -81,6 +81,9 @@ def build_parser():
     parser.add_argument("--epochs_c", type=positive_int, default=4, help="Stage C (joint heads) epochs.")
     parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side (multiple of 32).")
     parser.add_argument("--bins_weight", type=float, default=0.001, help="Stage C: weight of the bins' loss.")
+    parser.add_argument(
+        "--bins_hidden", type=int, default=0, help="Stage C: channels of the bins head's own 3x3 block (0 = none)."
+    )
     parser.add_argument("--temperatures", default="0.3,0.38,0.5", help="Vivid-mode temperatures tried on validation.")
     parser.add_argument(
         "--gains",
@@ -312,6 +315,7 @@ def run(argv=None):
                 f"--init={stage_b}",
                 "--loss=joint",
                 f"--bins_weight={args.bins_weight}",
+                f"--bins_hidden={args.bins_hidden}",
                 "--learning_rate=3e-4",
                 f"--epochs={args.epochs_c}",
                 "--patience=3",

@@ -59,6 +59,13 @@ def build_parser():
         help="Joint loss: weight of the bins' cross entropy next to the U, V squared error.",
     )
     parser.add_argument(
+        "--bins_hidden",
+        type=int,
+        default=0,
+        help="Bins head: channels of its own 3x3 convolution block before the readout (0 = a readout of the "
+        "shared decoder's features only).",
+    )
+    parser.add_argument(
         "--default_mode",
         choices=["faithful", "vivid"],
         default=None,
@@ -162,7 +169,12 @@ def choose_config(args, scenes, segments, side):
             raise UsageError(f"--init {args.init}: its scene or segment classes are not those of these records")
         if args.loss and args.loss != config.loss:
             config = dataclasses.replace(
-                config, loss=args.loss, temperature=args.temperature, bins_weight=args.bins_weight, default_mode=""
+                config,
+                loss=args.loss,
+                temperature=args.temperature,
+                bins_weight=args.bins_weight,
+                bins_hidden=args.bins_hidden,
+                default_mode="",
             )
         if args.default_mode:
             config = dataclasses.replace(config, default_mode=args.default_mode)
@@ -179,6 +191,7 @@ def choose_config(args, scenes, segments, side):
             segments=segments if args.segment_weight > 0 else (),
             segment_weight=args.segment_weight,
             bins_weight=args.bins_weight,
+            bins_hidden=args.bins_hidden,
             default_mode=args.default_mode or "",
         )
     return init_model, config

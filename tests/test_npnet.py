@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.parametrize("encoder,loss", [("own", "l2"), ("parser", "joint")])
-def test_numpy_runtime_matches_keras(encoder, loss):
+@pytest.mark.parametrize("encoder,loss,hidden", [("own", "l2", 0), ("parser", "joint", 0), ("own", "joint", 16)])
+def test_numpy_runtime_matches_keras(encoder, loss, hidden):
     import keras
 
     from colorize_tf.fusion import FusionConfig, build_model, parser_encoder
@@ -13,7 +13,7 @@ def test_numpy_runtime_matches_keras(encoder, loss):
     from colorize_tf.parser import build_parser
 
     keras.utils.set_random_seed(3)
-    config = FusionConfig(base=8, encoder=encoder, loss=loss, scenes=("a", "b"), scene_weight=0.1)
+    config = FusionConfig(base=8, encoder=encoder, loss=loss, scenes=("a", "b"), scene_weight=0.1, bins_hidden=hidden)
     enc = parser_encoder(build_parser(5, base=8)) if encoder == "parser" else None
     model = build_model(config, n_bins=31, encoder=enc)
     rng = np.random.default_rng(0)
