@@ -65,7 +65,10 @@ class _Deprecated(argparse.Action):
         if self.flag_const is not None:
             values = self.flag_const
         elif self.target_type is not None:
-            values = self.target_type(values)
+            try:
+                values = self.target_type(values)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise argparse.ArgumentError(self, str(exc)) from None
         setattr(namespace, self.dest, values)
 
 

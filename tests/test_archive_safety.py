@@ -47,7 +47,6 @@ def scans(tmp_path):
     [
         ("--tile=-1", "--tile -1 is out of range"),
         ("--work_side=-1", "--work_side"),
-        ("--chroma_max_side=5", "--chroma_max_side"),  # the old spelling, checked the same
         ("--max_pixels=0", "--max_pixels 0"),
         ("--max_file_bytes=0", "--max_file_bytes 0"),
         ("--quality=0", "--quality 0"),
