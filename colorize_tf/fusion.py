@@ -454,6 +454,11 @@ def entropy(probs):
 class FusionColorizer:
     """A fusion model directory loaded for colorization: ``colorize(gray) -> Colorized``."""
 
+    #: Working side (`colorize_tf.colorize.colorize_image`): the network always sees 256 pixels; on photos
+    #: enlarged 4x (`benchmarks/work_side.py`, shipped model, 60 validation images) 512 / 768 / 1024 scored
+    #: +0.026 / +0.011 / +0.002 dB over full resolution; 1024 keeps the full-resolution colourfulness.
+    work_side = 1024
+
     def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None):
         """``model``: a Keras model, or a `colorize_tf.npnet.NumpyNet` of the same network (no TensorFlow)."""
         from . import chroma_bins
