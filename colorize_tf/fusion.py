@@ -475,12 +475,12 @@ class FusionColorizer:
         # the bins head, read for the confidence score in either mode
         self.bins_output = config.heads.index("logits") if "logits" in config.heads else None
         if self.runtime == "keras":
-            import tensorflow as tf
+            from .tracing import Traced
 
             # One trace per working shape: the longer side is fixed and sides are multiples of the stride, so
             # a handful; a shape-generic trace (reduce_retracing) fails in bilinear UpSampling2D, which needs
             # static spatial sizes
-            self._fn = tf.function(lambda t: model(t, training=False), autograph=False)
+            self._fn = Traced(lambda t: model(t, training=False))
 
     @classmethod
     def load(cls, model_dir, settings=None):

@@ -210,9 +210,11 @@ class SceneParser:
         def softmax_probs(t):
             return tf.nn.softmax(model(t, training=False), axis=-1)
 
-        # Traced per working shape (a handful: the longer side is fixed, sides are multiples of 32);
-        # bilinear upsampling layers need static spatial sizes.
-        self._fn = tf.function(softmax_probs)
+        from .tracing import Traced
+
+        # one concrete function per working shape (a handful: the longer side is fixed, sides are multiples
+        # of 32); bilinear upsampling layers need static spatial sizes
+        self._fn = Traced(softmax_probs)
 
     @property
     def num_classes(self):

@@ -267,17 +267,12 @@ class Regressor:
     """
 
     def __init__(self, model, meta):
-        import tensorflow as tf
+        from .tracing import Traced
 
         self.model = model
         self.meta = meta
         self.input_dim = int(meta["input_dim"])
-        self._fn = tf.function(
-            lambda t: model(t, training=False),
-            input_signature=[tf.TensorSpec([None, self.input_dim], tf.float32)],
-            reduce_retracing=True,
-            autograph=False,
-        )
+        self._fn = Traced(lambda t: model(t, training=False), any_rows=True)  # one trace for any rows
 
     @classmethod
     def load(cls, model_dir, verify=True):

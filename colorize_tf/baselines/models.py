@@ -81,11 +81,9 @@ class RichartClassifier:
         self.model = model
         self.centres = np.asarray(centres, np.float32)
         self.input_dim = int(model.input_shape[-1])
-        self._fn = tf.function(
-            lambda t: tf.argmax(model(t, training=False), axis=-1),
-            autograph=False,
-            input_signature=[tf.TensorSpec([None, self.input_dim], tf.float32)],
-        )
+        from ..tracing import Traced
+
+        self._fn = Traced(lambda t: tf.argmax(model(t, training=False), axis=-1), any_rows=True)
 
     def predict(self, x, chunk_rows=65536):
         x = np.asarray(x, np.float32)
