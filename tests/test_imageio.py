@@ -132,3 +132,25 @@ def test_verify_checks_alpha_and_16_bits():
     verify_encoded(encode_image(rgb, "TIFF", bits=16), gray, bits=16, fmt="TIFF")
     with pytest.raises(OutputCheckError):
         verify_encoded(encode_image(rgb * 0.9, "PNG", bits=16), gray, bits=16, fmt="PNG")
+
+
+def test_decode_thumbnail_reduces_without_a_full_size_float_image(tmp_path):
+    import cv2
+
+    from colorize_tf.imageio import ImageDecodeError, decode_thumbnail
+
+    yy, xx = np.mgrid[0:1000, 0:2000]
+    rgb = np.stack([xx / 2000 * 255, yy / 1000 * 255, np.full_like(xx, 90.0)], -1).astype(np.uint8)
+    want = cv2.resize(rgb, (480, 240), interpolation=cv2.INTER_AREA).astype(float)
+    for fmt in ("JPEG", "PNG"):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format=fmt, quality=95)
+        small = decode_thumbnail(buf.getvalue(), 480)
+        assert small.dtype == np.uint8 and small.shape == (240, 480, 3), (fmt, small.shape)
+        assert np.abs(small.astype(float) - want).mean() < 2.0, fmt
+    path = tmp_path / "deep.tif"  # 16-bit colour TIFF: through the full decoder, same result
+    cv2.imwrite(str(path), (rgb[..., ::-1].astype(np.uint16) * 257))
+    small = decode_thumbnail(str(path), 480)
+    assert small.shape == (240, 480, 3) and np.abs(small.astype(float) - want).mean() < 2.0
+    with pytest.raises(ImageDecodeError):
+        decode_thumbnail(b"not an image at all", 480)

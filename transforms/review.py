@@ -13,7 +13,7 @@ import posixpath
 from apache_beam.io.filesystems import FileSystems
 
 from colorize_tf import review
-from colorize_tf.imageio import ImageDecodeError, decode_image
+from colorize_tf.imageio import ImageDecodeError, decode_thumbnail
 
 from .fs import is_remote, read_bytes, write_atomically
 
@@ -44,11 +44,11 @@ def write_review(output_dir, manifest_dir, rows, stamp, n, summary=None, title=N
     items = []
     for k, (row, reason) in enumerate(chosen):
         try:
-            pic = decode_image(read_bytes(FileSystems.join(output_dir, row["output_rel"])))
+            small = decode_thumbnail(read_bytes(FileSystems.join(output_dir, row["output_rel"])), review.THUMB_SIDE)
         except (ImageDecodeError, OSError) as exc:  # e.g. deleted since: the page says so, the run stands
             log.warning("review: cannot read %s: %s", row["output_rel"], exc)
             continue
-        before, after = review.thumbnails(pic.rgb)
+        before, after = review.thumbnails(small)
         for name, img in (("before", before), ("after", after)):
             write_atomically(FileSystems.join(manifest_dir, folder, f"{k:04d}_{name}.jpg"), _jpeg(img))
         source = row["input"]
