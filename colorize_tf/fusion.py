@@ -243,6 +243,7 @@ def train_fusion(
     work_dir=None,
     init_model=None,
     finetune_encoder=False,
+    bins_only=False,
 ):
     """Fit a fusion model on ``(gray, uv)`` or ``(gray, uv, extras)`` batches
     (`colorize_tf.image_records.dataset`; extras ``scene`` when ``config.scene_weight > 0``, ``labels`` when
@@ -255,6 +256,8 @@ def train_fusion(
     tensorboard package is installed. ``init_model`` (a fusion Keras model of the same architecture, any
     loss and heads) gives its weights to every layer that matches (`warm_start`); ``finetune_encoder`` lets
     the ``parser`` encoder's convolutions learn too (its batch normalisation stays in inference mode).
+    ``bins_only`` trains the bins head alone (its hidden block, normalisation and readout) on the frozen
+    network of ``init_model``: the ``uv`` head, and so the faithful mode, stay exactly as they were.
 
     Returns
     -------
@@ -312,6 +315,12 @@ def train_fusion(
         log.info("warm start: %d layers with weights taken over, new: %s", len(copied), fresh or "none")
     if finetune_encoder:
         _unfreeze_encoder(model)
+    if bins_only:
+        if "logits" not in config.heads or init_model is None:
+            raise ValueError("bins_only trains the bins head of a model continued from another (--init)")
+        for layer in model.layers:
+            layer.trainable = layer.name.startswith(("bins_", "logits"))
+        record["trained_layers"] = [layer.name for layer in model.layers if layer.trainable]
     if scene_table is not None:
         losses.append(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         loss_weights.append(config.scene_weight)

@@ -82,7 +82,13 @@ def build_parser():
     parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side (multiple of 32).")
     parser.add_argument("--bins_weight", type=float, default=0.001, help="Stage C: weight of the bins' loss.")
     parser.add_argument(
-        "--bins_hidden", type=int, default=0, help="Stage C: channels of the bins head's own 3x3 block (0 = none)."
+        "--bins_hidden", type=int, default=64, help="Stage C: channels of the bins head's own 3x3 block (0 = none)."
+    )
+    parser.add_argument(
+        "--joint_finetune",
+        action="store_true",
+        help="Stage C trains the whole network on the joint loss (default: the bins head alone on stage B's "
+        "frozen network, so the faithful mode is stage B's exactly).",
     )
     parser.add_argument("--temperatures", default="0.3,0.38,0.5", help="Vivid-mode temperatures tried on validation.")
     parser.add_argument(
@@ -316,7 +322,10 @@ def run(argv=None):
                 "--loss=joint",
                 f"--bins_weight={args.bins_weight}",
                 f"--bins_hidden={args.bins_hidden}",
-                "--learning_rate=3e-4",
+                f"--learning_rate={3e-4 if args.joint_finetune else 1e-3}",
+            ]
+            + ([] if args.joint_finetune else ["--bins_only"])
+            + [
                 f"--epochs={args.epochs_c}",
                 "--patience=3",
                 f"--source_balance={balance}",

@@ -114,6 +114,12 @@ def build_parser():
         "best with --init and a lower --learning_rate.",
     )
     parser.add_argument(
+        "--bins_only",
+        action="store_true",
+        help="With --init and --loss joint: train the bins head alone on the --init model's frozen network "
+        "(its faithful mode stays exactly as it was; the vivid mode is learnt on its features).",
+    )
+    parser.add_argument(
         "--work_dir",
         default=None,
         help="Local folder for per-epoch checkpoints (checkpoint.keras, best.keras) and TensorBoard logs "
@@ -221,6 +227,8 @@ def run(argv=None):
         init_model, config = choose_config(args, scenes, segments, side)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    if args.bins_only and (init_model is None or "logits" not in config.heads):
+        raise UsageError("--bins_only needs --init MODEL and a loss with a bins head (--loss joint)")
     if args.finetune_encoder and config.encoder != "parser":
         raise UsageError("--finetune_encoder applies to the parser encoder (--encoder parser)")
     extras = ("scene",) * (config.scene_weight > 0) + ("labels",) * (config.segment_weight > 0)
@@ -263,6 +271,7 @@ def run(argv=None):
         work_dir=work_dir,
         init_model=init_model,
         finetune_encoder=args.finetune_encoder,
+        bins_only=args.bins_only,
     )
     record["epoch_by_source"] = epoch
     record["source_balance"] = args.source_balance
