@@ -194,13 +194,14 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         "",
         "Automatic colorization of black-and-white photographs. Family `fusion` (Iizuka et al. 2016's global +",
         "local fusion network, here on the encoder of the project's grayscale scene parser), with two heads on",
-        "one decoder: regression of the YUV chroma (mode `faithful`, PSNR-optimal) and Zhang et al. 2016's",
-        "rebalanced classification over chroma bins decoded by annealed mean (mode `vivid`, temperature",
+        "one decoder: regression of the YUV chroma (mode `faithful`, PSNR-optimal) and, trained afterwards on",
+        "the frozen network with a block of its own, Zhang et al. 2016's rebalanced classification over",
+        "chroma bins decoded by annealed mean (mode `vivid`, temperature",
         f"{modes['temperature']:g}"
         + (f", chroma x {modes['gain']:g}" if modes.get("gain", 1) != 1 else "")
-        + f"). The network sees the photo at a longer side of {cfg['side']} px; chroma is",
-        "upsampled under the full-resolution luminance (joint bilateral refinement) and the original",
-        "luminance is kept exactly, so cost hardly grows with scan size.",
+        + f"). The network sees the photo at a longer side of {cfg['side']} px; chroma is refined at a",
+        "working side of at most 1024 px (joint bilateral filter) and carried to full resolution under the",
+        "scan's own luminance (guided upsampling), which is kept exactly, so cost hardly grows with scan size.",
         "",
         f"- parameters: {training.get('parameters', 'n/a'):,}; files {info['size_mb']:.1f} MB "
         "(checksummed in `model.json`, loaded with Keras safe mode)",

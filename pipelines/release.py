@@ -15,8 +15,10 @@ stopped (logs say which steps ran, how long each took, and an estimate of the ti
    candidate with the same number of training steps; the candidate with the best gain over gray on
    validation, averaged over sources (each source counts the same), is kept;
 5. stage B: the encoder fine-tuned (``--init A --finetune_encoder``);
-6. stage C: ``joint`` heads (``--init B --loss joint``): the ``uv`` head is the faithful mode, the bins
-   head (Zhang et al.'s rebalanced classification) the vivid mode;
+6. stage C: ``joint`` heads (``--init B --loss joint --bins_only --bins_hidden 64``): the ``uv`` head is
+   the faithful mode (stage B's network, unchanged), the bins head (Zhang et al.'s rebalanced
+   classification, with a 3x3 block of its own, trained on B's frozen features) the vivid mode
+   (``--joint_finetune`` trains the whole network on both losses instead; its bins head stayed gray);
 7. the vivid mode's temperature, then a chroma gain (saturation) at it, chosen on validation
    (`colorize_tf.release.choose_vivid`);
    the default mode: vivid when its gain over gray is above 0 (95 % interval) on every validation source,
