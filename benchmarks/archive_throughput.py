@@ -16,6 +16,13 @@ processes: on the first image alone and on all N. From outside:
   write) and the job's peak RSS.
 
 ``--input FOLDER`` adds a real folder (its images' total wall time, start-up included).
+
+Projection (``--project 3000x2000``, a set of that size must be among ``--sets``): vCPU-hours and cost of
+``--scans`` (one million) such scans on Dataflow from the 2-worker steady-state rate per core (billing is wall
+time of workers) and, as a floor, from the CPU-seconds per megapixel; priced at ``--vcpu_hour`` and
+``--gb_hour`` for ``--gb_per_vcpu`` of memory (defaults: Dataflow batch list prices in us-central1, $0.056
+per vCPU-hour and $0.003557 per GB-hour, n2-standard machines' 4 GB per vCPU; disks, network and storage not
+included).
 """
 
 import argparse
@@ -97,6 +104,11 @@ def main(argv=None):
     p.add_argument("--input", default=None, help="A real folder to time as well.")
     p.add_argument("--work_side", type=int, default=None, help="Passed to the job (default: the family's).")
     p.add_argument("--keep", default=None, help="Keep the generated sets and outputs in this folder.")
+    p.add_argument("--project", default=None, help="Scan size WxH to project a large run's cost for.")
+    p.add_argument("--scans", type=float, default=1e6)
+    p.add_argument("--vcpu_hour", type=float, default=0.056)
+    p.add_argument("--gb_hour", type=float, default=0.003557)
+    p.add_argument("--gb_per_vcpu", type=float, default=4.0)
     args = p.parse_args(argv)
     tmp = args.keep or tempfile.mkdtemp(prefix="archive_bench_")
     extra = [f"--work_side={args.work_side}"] if args.work_side is not None else []
@@ -115,6 +127,7 @@ def main(argv=None):
         f"{'s/image in job':>14} {'peak RSS MB':>11}"
     )
     print(header)
+    measured = {}
     for label, n, h, w, tiff16 in sets:
         folder = os.path.join(tmp, label.replace(" ", "_"))
         make_set(folder, n, h, w, tiff16=tiff16)
@@ -133,11 +146,25 @@ def main(argv=None):
             startup = wall1 - manifest_seconds(out1)[0]
             rate = (n - 1) / max(walln - wall1, 1e-9)
             cpu_mp = (cpun - cpu1) / ((n - 1) * mp)
+            measured[(label, k)] = (rate / k, cpu_mp, mp)
             print(
                 f"{label:<22} {k:>7} {startup:10.1f} {rate:9.2f} {rate / k:9.2f} {cpu_mp:9.3f} "
                 f"{float(np.median(inside)):14.2f} {rss:11.0f}",
                 flush=True,
             )
+    if args.project:
+        label, k = f"{args.project} JPEG", max(workers)
+        per_core, cpu_mp, mp = measured[(label, k)]
+        hours_wall = args.scans / per_core / 3600.0
+        hours_cpu = args.scans * mp * cpu_mp / 3600.0
+        price = args.vcpu_hour + args.gb_per_vcpu * args.gb_hour
+        print(
+            f"projection, {args.scans:,.0f} scans of {args.project} ({k} workers per machine's measured rate): "
+            f"{hours_wall:,.0f} vCPU-hours from the steady rate per core ({per_core:.2f} images/s), "
+            f"{hours_cpu:,.0f} from CPU time ({cpu_mp:.3f} CPU-s/MP); at ${price:.4f} per vCPU-hour "
+            f"(${args.vcpu_hour}/vCPU-h + {args.gb_per_vcpu:g} GB x ${args.gb_hour}/GB-h): "
+            f"${hours_wall * price:,.0f} (${hours_cpu * price:,.0f} at the CPU-time floor)"
+        )
     if args.input:
         out = os.path.join(tmp, "out_input")
         shutil.rmtree(out, ignore_errors=True)
