@@ -39,15 +39,18 @@ ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 
 #: Default limit on decoded pixels (width * height); see `pixel_limit_for_budget`.
 DEFAULT_MAX_PIXELS = 40_000_000
-#: Bytes of working memory per pixel of the colorization path at full resolution (decode, descriptors
-#: in tiles, chroma, refinement, recombination, output, encoded bytes, verification): measured by
-#: ``benchmarks/archive_memory.py`` as 16-23 for 8-bit gray scans and 26 for 16-bit RGB, rounded up.
-#: Used to turn a memory budget into a pixel limit and to bound the pixels in flight per worker.
-BYTES_PER_PIXEL = 28
-#: Resident size of a worker with TensorFlow, Beam and a model loaded, plus the fixed work of one tiled
-#: image: 1.09 GB in the same measurement.
-BASE_RSS_BYTES = 1100 << 20
-#: Fixed work of each further image in flight in the same process (descriptor tiles, inference chunks).
+#: Bytes of working memory per pixel of the colorization path (decode, luminance, chroma at the working side,
+#: guided upsampling and recombination in row blocks straight into the output's integer array, encoded bytes,
+#: verification), measured by ``benchmarks/archive_memory.py``: 12.6 for 8-bit gray scans (fit over 4-36 M
+#: pixels) and 22.4 for a 36 M-pixel 16-bit RGB TIFF, rounded up: `BYTES_PER_PIXEL_GRAY` for 8-bit
+#: single-channel sources, `BYTES_PER_PIXEL` for every other kind. Used to turn a memory budget into a pixel
+#: limit and to bound the pixels in flight per worker.
+BYTES_PER_PIXEL = 24
+BYTES_PER_PIXEL_GRAY = 14
+#: Resident size of a worker with TensorFlow, Beam and a model loaded, plus the fixed work of one image:
+#: 803 MB in the same measurement, rounded up.
+BASE_RSS_BYTES = 900 << 20
+#: Fixed work of each further image in flight in the same process (working-side copies, network, refinement).
 PER_IMAGE_BYTES = 256 << 20
 
 _PIL_LIMIT_LOCK = threading.Lock()
@@ -69,9 +72,15 @@ def pixel_limit_for_budget(budget_bytes, base_bytes=BASE_RSS_BYTES, bytes_per_pi
     return max(0, int((budget_bytes - base_bytes - PER_IMAGE_BYTES) // bytes_per_pixel))
 
 
-def work_bytes(width, height):
-    """Memory to reserve for colorizing one image of `width` x `height` (see `BYTES_PER_PIXEL`)."""
-    return width * height * BYTES_PER_PIXEL + PER_IMAGE_BYTES
+#: Pillow modes of 8-bit single-channel sources (their decode and luminance cost least).
+GRAY8_MODES = ("1", "L", "LA", "La", "P", "PA")
+
+
+def work_bytes(width, height, mode=None):
+    """Memory to reserve for colorizing one image of `width` x `height` whose decoder reports Pillow `mode`
+    (see `BYTES_PER_PIXEL`; an unknown mode counts as the costlier kind)."""
+    per_pixel = BYTES_PER_PIXEL_GRAY if mode in GRAY8_MODES else BYTES_PER_PIXEL
+    return width * height * per_pixel + PER_IMAGE_BYTES
 
 
 # Magic numbers of formats seen in archives, to name what is refused ("unsupported format: ICO").
@@ -368,7 +377,7 @@ def decode_image(source, max_pixels=DEFAULT_MAX_PIXELS, need_rgb=True, on_size=N
     """Decode an image (bytes, a local path or a binary file object) into a `Picture`.
 
     Only `DECODE_FORMATS` are read. Multi-frame files (TIFF pages, GIF/WebP animations) give
-    their first frame. 16-bit colour PNG / TIFF keep 16-bit precision. `on_size(width, height)`,
+    their first frame. 16-bit colour PNG / TIFF keep 16-bit precision. `on_size(width, height, mode)`,
     if given, is called once the header is read and checked, before any pixel is decoded (e.g.
     to reserve memory; it may raise to refuse).
 
@@ -407,7 +416,7 @@ def decode_image(source, max_pixels=DEFAULT_MAX_PIXELS, need_rgb=True, on_size=N
                     f"too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (raise --max_pixels to allow)"
                 )
             if on_size is not None:
-                on_size(w, h)
+                on_size(w, h, img.mode)
             try:
                 if _is_16bit_colour(head, img):
                     fh.seek(0)

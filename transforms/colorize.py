@@ -633,9 +633,9 @@ class ColorizeDoFn(beam.DoFn):
             except Exception as exc:
                 raise _Failure("read", f"{type(exc).__name__}: {exc}") from None
 
-            def reserve(w, h):
+            def reserve(w, h, mode=None):
                 nonlocal reserved
-                reserved = self.budget.reserve(work_bytes(w, h))
+                reserved = self.budget.reserve(work_bytes(w, h, mode))
 
             try:
                 pic = decode_image(local or source.path, max_pixels=self.max_pixels, need_rgb=False, on_size=reserve)
