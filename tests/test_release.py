@@ -121,3 +121,25 @@ def test_model_card_tables_and_choices():
     assert "chroma x 1.15" in card
     assert "research use" in card and "Known limits" in card and "2,300,000" in card
     assert info["command"] in card and "abc123" in card
+
+
+def test_known_limits_are_read_off_the_tables():
+    from colorize_tf.release import measured_limits
+
+    def row(name, gain, lo, cf):
+        return {
+            "set": name,
+            "images": 10,
+            "gray": 23.0,
+            "model": {"psnr": 23 + gain, "gain": gain, "ci": [lo, gain + 0.3], "colourfulness_ratio": cf},
+        }
+
+    tables = {
+        "faithful": [row("people", -0.4, -0.7, 0.4), row("rooms", 1.2, 0.5, 0.5)],
+        "vivid": [row("people", 0.2, 0.05, 0.41), row("rooms", 0.9, 0.4, 0.62)],
+    }
+    lines = measured_limits(tables)
+    assert lines[0] == "- Mode `faithful` is not above the gray image (95 % interval) on: people (-0.40 dB)."
+    assert "0.41-0.62 of the true photos' colourfulness" in lines[1] and len(lines) == 2
+    tables["vivid"] = [row("people", 0.2, 0.05, 0.9)]  # colourful enough: no line about it
+    assert len(measured_limits(tables)) == 1
