@@ -275,14 +275,18 @@ def model_card(info: Mapping, meta: Mapping) -> str:
     ]
     for mode in ("faithful", "vivid"):
         lines += ["", f"### Mode `{mode}`", "", markdown_table(info["tables"][mode], cols)]
-    lines += ["", "## Known limits", ""] + measured_limits(info["tables"]) + [
-        "- Trained on modern colour photos: historical scans (sepia, faded, scratched, grainy) are out of its",
-        "  training distribution; it colours them cautiously and may leave faces and clothing grayish.",
-        "- Skin tones: the people set is street photos from one fashion site; skin tones of groups it",
-        "  under-represents may be rendered wrongly. Check faces before publishing.",
-        "- Colours are guesses: clothing, cars, painted walls have no one right colour; the faithful mode",
-        "  mutes them, the vivid mode commits to likely ones. Never treat the output as a record of the past.",
-        "- Outputs carry provenance (EXIF/XMP: colorized automatically, by this model and its checksum).",
-        "",
-    ]
+    lines += (
+        ["", "## Known limits", ""]
+        + measured_limits(info["tables"])
+        + [
+            "- Trained on modern colour photos: historical scans (sepia, faded, scratched, grainy) are out of its",
+            "  training distribution; it colours them cautiously and may leave faces and clothing grayish.",
+            "- Skin tones: the people set is street photos from one fashion site; skin tones of groups it",
+            "  under-represents may be rendered wrongly. Check faces before publishing.",
+            "- Colours are guesses: clothing, cars, painted walls have no one right colour; the faithful mode",
+            "  mutes them, the vivid mode commits to likely ones. Never treat the output as a record of the past.",
+            "- Outputs carry provenance (EXIF/XMP: colorized automatically, by this model and its checksum).",
+            "",
+        ]
+    )
     return "\n".join(lines)
