@@ -29,25 +29,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def measure_job(args):
-    """Run ``pipelines.colorize_archive ARGS`` in a fresh process: (exit status, peak RSS MB, seconds, stderr).
+    """Run ``pipelines.colorize_archive ARGS`` in a fresh process: (exit status, peak RSS MB, seconds, stderr,
+    CPU seconds).
 
-    A wrapper process whose only child is the job reads the job's peak from RUSAGE_CHILDREN.
+    A wrapper process whose only child is the job reads the job's peak and CPU time (user + system) from
+    RUSAGE_CHILDREN.
     """
     cmd = [sys.executable, "-m", "pipelines.colorize_archive", *args, "--runner=FnApiRunner"]
     probe = (
         "import json, resource, subprocess, sys, time; t = time.time(); "
         f"r = subprocess.run({cmd!r}, capture_output=True, text=True); "
-        "print(json.dumps([r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-        "time.time() - t, r.stderr[-3000:]]))"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(json.dumps([r.returncode, u.ru_maxrss, time.time() - t, r.stderr[-3000:], u.ru_utime + u.ru_stime]))"
     )
     res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    rc, peak_kb, sec, err = json.loads(res.stdout.strip().splitlines()[-1])
-    return rc, peak_kb / 1024.0, sec, err
+    rc, peak_kb, sec, err, cpu = json.loads(res.stdout.strip().splitlines()[-1])
+    return rc, peak_kb / 1024.0, sec, err, cpu
 
 
 def run_job(model, inp, out, extra=()):
     """(exit status, peak RSS MB, seconds, summary or None) of one archive job."""
-    rc, peak, sec, _ = measure_job([f"--input={inp}", f"--model={model}", f"--output={out}", *extra])
+    rc, peak, sec, _, _ = measure_job([f"--input={inp}", f"--model={model}", f"--output={out}", *extra])
     summ = (
         sorted(f for f in os.listdir(os.path.join(out, "_manifest")) if f.startswith("summary-"))
         if os.path.isdir(os.path.join(out, "_manifest"))

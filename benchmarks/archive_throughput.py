@@ -27,43 +27,27 @@ included).
 
 import argparse
 import glob
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # benchmarks.archive_memory, run as a script
 
 
 def run_job(model, inp, out, workers, extra=()):
-    """Run the archive job in a fresh wrapper process: (wall s, CPU s, peak RSS MB)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.colorize_archive",
-        f"--input={inp}",
-        f"--model={model}",
-        f"--output={out}",
-        "--runner=FnApiRunner",
-        "--direct_running_mode=multi_threading",
-        f"--direct_num_workers={workers}",
-        *extra,
-    ]
-    probe = (
-        "import json, resource, subprocess, sys, time; t = time.time(); "
-        f"r = subprocess.run({cmd!r}, capture_output=True, text=True); "
-        "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-        "print(json.dumps([r.returncode, time.time() - t, u.ru_utime + u.ru_stime, u.ru_maxrss, r.stderr[-2000:]]))"
-    )
-    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    code, wall, cpu, rss_kb, err = json.loads(res.stdout.strip().splitlines()[-1])
+    """Run the archive job in a fresh wrapper process (`benchmarks.archive_memory.measure_job`): (wall s,
+    CPU s, peak RSS MB)."""
+    from benchmarks.archive_memory import measure_job
+
+    args = [f"--input={inp}", f"--model={model}", f"--output={out}", "--direct_running_mode=multi_threading"]
+    code, rss, wall, err, cpu = measure_job(args + [f"--direct_num_workers={workers}", *extra])
     if code:
-        raise RuntimeError(f"archive job failed ({code}): {err}")
-    return wall, cpu, rss_kb / 1024.0
+        raise RuntimeError(f"archive job failed ({code}): {err[-2000:]}")
+    return wall, cpu, rss
 
 
 def manifest_seconds(out):

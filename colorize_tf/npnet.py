@@ -123,6 +123,16 @@ def _batch_norm(cfg, w, args):
     return y + beta if beta is not None else y
 
 
+def _scale_centre(cfg, w, y):
+    """A normalisation layer's learnt gamma, then beta, where its config has them (weights in that order)."""
+    k = 0
+    if cfg.get("scale", True):
+        y, k = y * w[k], k + 1
+    if cfg.get("center", True):
+        y = y + w[k]
+    return y
+
+
 def _group_norm(cfg, w, args):
     x = args[0]
     h, wd, c = x.shape
@@ -130,13 +140,7 @@ def _group_norm(cfg, w, args):
     xg = x.reshape(h, wd, g, c // g)
     mean = xg.mean(axis=(0, 1, 3), keepdims=True)
     var = xg.var(axis=(0, 1, 3), keepdims=True)
-    y = ((xg - mean) / np.sqrt(var + cfg["epsilon"])).reshape(h, wd, c)
-    k = 0
-    if cfg.get("scale", True):
-        y, k = y * w[k], k + 1
-    if cfg.get("center", True):
-        y = y + w[k]
-    return y
+    return _scale_centre(cfg, w, ((xg - mean) / np.sqrt(var + cfg["epsilon"])).reshape(h, wd, c))
 
 
 def _layer_norm(cfg, w, args):
@@ -145,13 +149,7 @@ def _layer_norm(cfg, w, args):
         raise ValueError(f"LayerNormalization {cfg['name']}: only over the channel axis")
     x = args[0]
     mean = x.mean(axis=-1, keepdims=True)
-    y = (x - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + cfg["epsilon"])
-    k = 0
-    if cfg.get("scale", True):
-        y, k = y * w[k], k + 1
-    if cfg.get("center", True):
-        y = y + w[k]
-    return y
+    return _scale_centre(cfg, w, (x - mean) / np.sqrt(x.var(axis=-1, keepdims=True) + cfg["epsilon"]))
 
 
 def _relu(cfg, w, args):

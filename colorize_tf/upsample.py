@@ -123,30 +123,28 @@ def render(gray, coef, dtype=np.float32, rows=None):
     rgb : ndarray of `dtype`, shape (H, W, 3)
     """
     gray = np.asarray(gray)
-    height, width = gray.shape
-    up = RowUpsampler(coef, height, width)
-    out = np.empty((height, width, 3), dtype=dtype)
-    rows = rows or max(1, (1 << 16) // max(1, width))
-    for r in range(0, height, rows):
-        r1 = min(height, r + rows)
-        y = gray[r:r1].astype(np.float32, copy=False)
-        c = up.rows(r, r1)
-        u = c[..., 0] * y + c[..., 2]
-        v = c[..., 1] * y + c[..., 3]
+    out = np.empty(gray.shape + (3,), dtype=dtype)
+    for r, r1, y, u, v in _chroma_blocks(gray, coef, rows):
         recombine_block(y, u, v, out[r:r1])
     return out
 
 
 def upsample_chroma(gray, coef, rows=None):
     """The full-resolution chroma `render` recombines, (H, W, 2) float32 (for measurement and tests)."""
-    height, width = np.asarray(gray).shape
+    gray = np.asarray(gray)
+    out = np.empty(gray.shape + (2,), np.float32)
+    for r, r1, _, u, v in _chroma_blocks(gray, coef, rows):
+        out[r:r1, :, 0], out[r:r1, :, 1] = u, v
+    return out
+
+
+def _chroma_blocks(gray, coef, rows=None):
+    """Yield (r0, r1, Y, U, V) for blocks of rows: Y as float32, U and V = a * Y + b from `coef` upsampled."""
+    height, width = gray.shape
     up = RowUpsampler(coef, height, width)
-    out = np.empty((height, width, 2), np.float32)
     rows = rows or max(1, (1 << 16) // max(1, width))
     for r in range(0, height, rows):
         r1 = min(height, r + rows)
-        y = np.asarray(gray[r:r1], np.float32)
+        y = gray[r:r1].astype(np.float32, copy=False)
         c = up.rows(r, r1)
-        out[r:r1, :, 0] = c[..., 0] * y + c[..., 2]
-        out[r:r1, :, 1] = c[..., 1] * y + c[..., 3]
-    return out
+        yield r, r1, y, c[..., 0] * y + c[..., 2], c[..., 1] * y + c[..., 3]

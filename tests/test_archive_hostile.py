@@ -53,7 +53,7 @@ def run_job(args):
     """Run the archive job in a fresh process; (exit status, peak RSS MB of the job, stderr)."""
     from benchmarks.archive_memory import measure_job
 
-    rc, peak_mb, _, err = measure_job(args)
+    rc, peak_mb, _, err, _ = measure_job(args)
     return rc, peak_mb, err
 
 
