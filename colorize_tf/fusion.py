@@ -269,7 +269,7 @@ def train_fusion(
     import tensorflow as tf
 
     from . import chroma_bins
-    from .regressor import _has_tensorboard, epoch_progress
+    from .regressor import _has_tensorboard, epoch_progress, schedule_callbacks
 
     keras.utils.set_random_seed(settings.seed)
     record = {"config": dataclasses.asdict(config)}
@@ -347,13 +347,9 @@ def train_fusion(
     train = train_ds.map(targets)
     val = None if val_ds is None else val_ds.map(targets)
     callbacks = [epoch_progress(settings.epochs, log_prefix)]
-    if val is not None:  # a plateau first lowers the step, then stops the run
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, settings.patience // 2))
-        )
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
-        )
+    callbacks += schedule_callbacks(
+        settings.learning_rate, settings.epochs, settings.lr_schedule, settings.patience, val is not None
+    )
     if work_dir:
         os.makedirs(work_dir, exist_ok=True)
         callbacks.append(keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "checkpoint.keras")))
@@ -371,6 +367,7 @@ def train_fusion(
         epochs_run=len(history.get("loss", [])),
         seconds=round(time.time() - t0, 2),
         learning_rate=settings.learning_rate,
+        lr_schedule=settings.lr_schedule,
         final_learning_rate=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
         seed=settings.seed,
         best_loss=min(history["loss"]),

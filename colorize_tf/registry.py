@@ -44,6 +44,7 @@ class TrainSettings:
     learning_rate: float = 1e-3
     patience: int = 3
     seed: int = 0
+    lr_schedule: str = "plateau"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -183,6 +183,32 @@ def epoch_progress(epochs, log_prefix=""):
     )
 
 
+def cosine_rate(learning_rate, epoch, epochs, floor=0.02):
+    """The learning rate of epoch ``epoch`` (0-based) of ``epochs`` on a half-cosine from ``learning_rate``
+    down to ``floor * learning_rate``, taken at the epoch's middle (Loshchilov & Hutter's SGDR without
+    restarts): the first epoch runs near the full rate, the last near the floor."""
+    t = (epoch + 0.5) / max(epochs, 1)
+    return float(learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + np.cos(np.pi * min(t, 1.0)))))
+
+
+def schedule_callbacks(learning_rate, epochs, schedule, patience, has_val):
+    """Keras callbacks of a learning-rate schedule: ``plateau`` lowers the rate 0.3x when the validation
+    loss stalls for half the patience; ``cosine`` follows `cosine_rate` over the planned epochs; early
+    stopping (best weights restored) on the validation loss either way."""
+    import keras
+
+    if schedule not in ("plateau", "cosine"):
+        raise ValueError(f"learning-rate schedule {schedule!r}: expected 'plateau' or 'cosine'")
+    out = []
+    if schedule == "cosine":
+        out.append(keras.callbacks.LearningRateScheduler(lambda e: cosine_rate(learning_rate, e, epochs)))
+    if has_val:
+        if schedule == "plateau":
+            out.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, patience // 2)))
+        out.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+    return out
+
+
 def _has_tensorboard():
     try:
         import tensorboard  # noqa: F401  (tensorflow-cpu does not ship it)

@@ -343,6 +343,7 @@ def train_settings(args):
         learning_rate=args.learning_rate,
         patience=args.patience,
         seed=args.seed,
+        lr_schedule=getattr(args, "lr_schedule", "plateau"),
     )
 
 

@@ -128,6 +128,13 @@ def build_parser():
     add_training(parser, epochs=30, batch_size=16, batch_unit="Crops", patience=4, tune_images=32)
     parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
     parser.add_argument(
+        "--lr_schedule",
+        choices=["plateau", "cosine"],
+        default="plateau",
+        help="plateau: the rate drops 0.3x when the validation loss stalls for half the patience; cosine: a "
+        "half-cosine from --learning_rate to 2 %% of it over --epochs (for runs planned to a fixed length).",
+    )
+    parser.add_argument(
         "--shuffle_buffer",
         type=int,
         default=0,
