@@ -63,6 +63,35 @@ def test_warm_start_carries_trained_layers_into_another_loss():
     assert fresh == [] and np.allclose(same(x), source(x), atol=1e-6)
 
 
+def test_cosine_schedule_runs_from_the_full_rate_to_its_floor():
+    from colorize_tf.regressor import cosine_rate, schedule_callbacks
+
+    rates = [cosine_rate(1e-3, e, 8) for e in range(8)]
+    assert np.all(np.diff(rates) < 0)  # strictly falling
+    assert rates[0] == pytest.approx(1e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi / 16))))  # epoch middle
+    assert rates[-1] == pytest.approx(1e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * 15 / 16))))
+    assert rates[3] + rates[4] == pytest.approx(1e-3 * 1.02)  # symmetric about the half rate
+    assert cosine_rate(1e-3, 20, 8) == pytest.approx(2e-5)  # beyond the plan: the floor
+    names = [type(c).__name__ for c in schedule_callbacks(1e-3, 8, "cosine", 3, True)]
+    assert names == ["LearningRateScheduler", "EarlyStopping"]
+    names = [type(c).__name__ for c in schedule_callbacks(1e-3, 8, "plateau", 4, True)]
+    assert names == ["ReduceLROnPlateau", "EarlyStopping"]
+    assert schedule_callbacks(1e-3, 8, "plateau", 4, False) == []
+    with pytest.raises(ValueError, match="schedule"):
+        schedule_callbacks(1e-3, 8, "step", 4, True)
+    import keras  # the callbacks drive a real fit: the optimizer ends at the last epoch's rate
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    seen = []
+    log_rate = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda e, logs: seen.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    )
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    model.fit(x, x[:, :1], epochs=8, verbose=0, callbacks=schedule_callbacks(1e-3, 8, "cosine", 3, False) + [log_rate])
+    np.testing.assert_allclose(seen, rates, rtol=1e-5)
+
+
 def test_tensorflow_soft_targets_equal_the_numpy_encoding():
     from colorize_tf import chroma_bins as B
     from colorize_tf.fusion import soft_targets
