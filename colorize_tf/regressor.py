@@ -204,7 +204,9 @@ def schedule_callbacks(learning_rate, epochs, schedule, patience, has_val):
         out.append(keras.callbacks.LearningRateScheduler(lambda e: cosine_rate(learning_rate, e, epochs)))
     if has_val:
         if schedule == "plateau":
-            out.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, patience // 2)))
+            out.append(
+                keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, patience // 2))
+            )
         out.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     return out
 
