@@ -38,6 +38,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # benchmarks.archive_memory, run as a script
 
 
+def steady_rate(n, wall1, walln, min_span=1.0):
+    """Images per second once started: (n - 1) / (wall(n) - wall(1)); None when the difference is under
+    ``min_span`` seconds (job start-up varies by about that much between runs, so a smaller set measures
+    noise, not throughput)."""
+    span = walln - wall1
+    if n < 2 or span < min_span:
+        return None
+    return (n - 1) / span
+
+
 def run_job(model, inp, out, workers, extra=()):
     """Run the archive job in a fresh wrapper process (`benchmarks.archive_memory.measure_job`): (wall s,
     CPU s, peak RSS MB)."""
@@ -128,7 +138,15 @@ def main(argv=None):
             walln, cpun, rss = run_job(args.model, folder, outn, k, extra)
             inside = manifest_seconds(outn)
             startup = wall1 - manifest_seconds(out1)[0]
-            rate = (n - 1) / max(walln - wall1, 1e-9)
+            rate = steady_rate(n, wall1, walln)
+            if rate is None:  # the N-image run is within timing noise of the one-image run
+                print(
+                    f"{label:<22} {k:>7} {startup:10.1f} {'n/a':>9} {'n/a':>9} {'n/a':>9} "
+                    f"{float(np.median(inside)):14.2f} {rss:11.0f}   (set too small for a steady rate: "
+                    f"{n} images took {walln - wall1:+.2f} s more than one; use more images)",
+                    flush=True,
+                )
+                continue
             cpu_mp = (cpun - cpu1) / ((n - 1) * mp)
             measured[(label, k)] = (rate / k, cpu_mp, mp)
             print(
@@ -138,6 +156,8 @@ def main(argv=None):
             )
     if args.project:
         label, k = f"{args.project} JPEG", max(workers)
+        if (label, k) not in measured:
+            raise SystemExit(f"--project {args.project}: no steady rate measured for it (add more images to its set)")
         per_core, cpu_mp, mp = measured[(label, k)]
         hours_wall = args.scans / per_core / 3600.0
         hours_cpu = args.scans * mp * cpu_mp / 3600.0

@@ -34,3 +34,12 @@ def test_rows_format_every_column_and_refuse_mixed_image_sets(tmp_path):
     assert table._pair("bundle k=1, T=0.38=runs/q.json") == ("bundle k=1, T=0.38", "runs/q.json")
     with pytest.raises(ValueError, match="other images"):
         table.rows([("paper", a), ("elsewhere", summary(25.0, 1.0, (0.5, 1.5), gray=21.0))])
+
+
+def test_archive_throughput_reports_no_steady_rate_for_a_set_within_start_up_noise():
+    from benchmarks.archive_throughput import steady_rate
+
+    assert steady_rate(41, 10.0, 30.0) == pytest.approx(2.0)  # 40 more images in 20 s
+    assert steady_rate(5, 10.0, 10.4) is None  # 0.4 s apart: noise of the start-up, not a rate
+    assert steady_rate(5, 10.0, 9.0) is None  # the larger set faster: never a negative or huge rate
+    assert steady_rate(1, 10.0, 20.0) is None
