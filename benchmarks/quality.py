@@ -70,6 +70,12 @@ def build_parser():
     p.add_argument(
         "--temperature", type=positive_float, default=None, help="Classification models: annealed-mean temperature."
     )
+    p.add_argument(
+        "--chroma_gain",
+        type=positive_float,
+        default=None,
+        help="Classification / vivid heads: multiply the decoded chroma by this (default: the model's).",
+    )
     p.add_argument("--output", default=None, help="Also write the summary and per-image scores to this JSON file.")
     return p
 
@@ -87,6 +93,7 @@ def main(argv=None):
             selection_layers=args.selection_layers,
             stride=args.stride,
             temperature=args.temperature,
+            chroma_gain=args.chroma_gain,
         ),
     )
     print(col.describe())
@@ -130,6 +137,7 @@ def main(argv=None):
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_256": seconds_per_image(col),
         "temperature": args.temperature,
+        "chroma_gain": args.chroma_gain,
     }
     print(f"{'setting':<26} {'mean PSNR':>10} {'gain [95% CI]':>22} {'mean L_UV':>10} {'colourfulness':>14}")
     print(
