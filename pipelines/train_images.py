@@ -126,6 +126,14 @@ def build_parser():
         "(default: a temporary folder; the TensorBoard logs are copied into the model directory).",
     )
     add_training(parser, epochs=30, batch_size=16, batch_unit="Crops", patience=4, tune_images=32)
+    parser.add_argument(
+        "--vivid_target",
+        type=float,
+        default=0.85,
+        help="Models with a bins head (classification, joint): calibrate its chroma gain on the validation "
+        "sample to reach this share of the true photos' colourfulness while staying above the gray image's "
+        "PSNR (the smallest such gain in 1 .. 2.5; 0 = keep the decoded colours, gain 1).",
+    )
     parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
     parser.add_argument(
         "--lr_schedule",
@@ -304,6 +312,26 @@ def run(argv=None):
         )
         record["refine_tuning"] = {"images": len(pics), "grid": table}
         log.info("refinement tuned on %d validation images: %s", len(pics), refine)
+    if args.vivid_target > 0 and "logits" in config.heads:
+        # the vivid (bins) head's saturation, calibrated on the same validation sample
+        path_of = {r["image_id"]: r["path"] for r in val}
+        tune = splits.stratified_sample(sorted(path_of), args.tune_images, args.seed)
+        pics = [decode_image(read_bytes(path_of[i])) for i in tune]
+        config = dataclasses.replace(config, vivid_gain=1.0)
+        col = fusion.FusionColorizer(model, config, refine, mode="vivid")
+        uvs = [col.colorize(p.gray).uv for p in pics]
+        gain, table = tuning.calibrate_gain([p.gray for p in pics], [p.rgb for p in pics], uvs, args.vivid_target)
+        config = dataclasses.replace(config, vivid_gain=gain)
+        record["vivid_gain_tuning"] = {"images": len(pics), "target": args.vivid_target, "grid": table}
+        row = next(r for r in table if r["gain"] == gain)
+        log.info(
+            "vivid chroma gain %g on %d validation images: colourfulness %.2f of the truth's, %.2f dB (gray %.2f)",
+            gain,
+            len(pics),
+            row["colourfulness_ratio"],
+            row["mean_psnr"],
+            row["gray_psnr"],
+        )
     with tempfile.TemporaryDirectory() as tmp:
         fusion.save_fusion(tmp, model, config, record, refine)
         if os.path.isdir(os.path.join(work_dir, "tensorboard")):

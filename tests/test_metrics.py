@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from colorize_tf import metrics
+from colorize_tf import color, metrics
 
 
 def test_psnr_hand_computed():
@@ -82,3 +83,30 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_images():
     assert lo < m < hi and np.isclose(m, small.mean())
     _, lo2, hi2 = bootstrap_interval(large)
     assert (hi2 - lo2) < (hi - lo) / 5 and lo2 < 0.5 < hi2
+
+
+def test_calibrate_gain_restores_halved_chroma_and_refuses_wrong_colours():
+    from conftest import synthetic_scene
+
+    from colorize_tf.color import rgb_to_yuv
+    from colorize_tf.metrics import colourfulness
+    from colorize_tf.tuning import calibrate_gain
+
+    truths = [synthetic_scene(48, 64, seed=s) for s in range(3)]
+    grays = [rgb_to_yuv(t)[..., 0] for t in truths]
+    half = [0.5 * rgb_to_yuv(t)[..., 1:] for t in truths]  # the right colours, half as saturated
+    gain, table = calibrate_gain(grays, truths, half, target=0.85)
+    by_gain = {row["gain"]: row for row in table}
+    assert [row["gain"] for row in table][:3] == [1.0, 1.1, 1.2] and by_gain[2.5]["gain"] == 2.5
+    truth_cf = np.mean([colourfulness(t) for t in truths])
+    assert by_gain[1.0]["colourfulness_ratio"] == pytest.approx(
+        np.mean([colourfulness(color.recombine(g, uv)) for g, uv in zip(grays, half)]) / truth_cf, rel=1e-6
+    )
+    assert by_gain[2.0]["colourfulness_ratio"] == pytest.approx(1.0, abs=0.02)  # the truth's chroma again
+    assert by_gain[2.0]["mean_psnr"] > 50  # (the exact colours, up to float rounding)
+    reach = [g for g, row in by_gain.items() if row["colourfulness_ratio"] >= 0.85]
+    assert gain == min(reach) and 1.6 <= gain <= 1.8  # the smallest gain reaching 0.85x, near 0.85 / 0.5
+    assert calibrate_gain(grays, truths, half, target=2.0)[0] == 2.5  # out of reach: the most colourful above gray
+    wrong = [-uv for uv in half]  # opposite hues: every gain is below the gray image
+    gain, table = calibrate_gain(grays, truths, wrong, target=0.85)
+    assert gain == 1.0 and all(row["mean_psnr"] < row["gray_psnr"] for row in table)
