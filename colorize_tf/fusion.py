@@ -73,6 +73,7 @@ class FusionConfig:
     bins_hidden: int = 0  # channels of a 3x3 block of the bins head's own before its readout (0 = none)
     default_mode: str = ""  # the mode used when none is asked for ("" = the first of `modes`)
     vivid_gain: float = 1.0  # the vivid mode's chroma multiplier (a saturation calibrated on validation)
+    uv_loss: str = "mse"  # the uv head's loss: "mse" (per pixel) or "log_rgb" (per image, see `log_rgb_loss`)
 
     def __post_init__(self):
         object.__setattr__(self, "scenes", tuple(self.scenes))
@@ -89,6 +90,8 @@ class FusionConfig:
             raise ValueError(f"bins_hidden {self.bins_hidden}: expected 0..1024 channels")
         if not 0.5 <= self.vivid_gain <= 3.0:
             raise ValueError(f"vivid gain {self.vivid_gain}: expected 0.5 .. 3")
+        if self.uv_loss not in UV_LOSSES:
+            raise ValueError(f"uv loss {self.uv_loss!r}: expected one of {', '.join(UV_LOSSES)}")
         if self.scene_weight < 0 or (self.scene_weight > 0 and len(self.scenes) < 2):
             raise ValueError("scene_weight > 0 needs at least two scene classes")
         if self.segment_weight < 0 or (self.segment_weight > 0 and len(self.segments) < 2):
@@ -116,6 +119,9 @@ class FusionConfig:
 
 
 LOSSES = ("l2", "classification", "joint")
+UV_LOSSES = ("mse", "log_rgb")
+#: `log_rgb_loss`'s floor on an image's squared RGB error (about 40 dB): a perfect crop's log stays finite.
+LOG_RGB_EPS = 1e-4
 
 
 #: Layers of the scene parser (`colorize_tf.parser.build_parser`) the ``parser`` encoder exposes.
@@ -212,6 +218,28 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
     return keras.Model(gray, outputs if len(outputs) > 1 else outputs[0], name=f"fusion_{config.loss}")
 
 
+def log_rgb_loss(eps=LOG_RGB_EPS):
+    """The ``uv`` head's loss aligned with the evaluation: mean RGB PSNR over images is -10 log10 of each
+    image's RGB squared error, averaged, so the loss is each crop's log(mean squared RGB error + eps) (the
+    U, V error carried into R, G, B through BT.601; Y is exact), averaged over the batch.
+
+    Per-pixel MSE weighs an image by how much colour error it has, so colourful photos dominate and the net
+    learns to gamble on colour; in the log, a near-neutral photo's error counts as much as a colourful
+    one's, and guessing colour where the truth is neutral costs what it costs the PSNR.
+    """
+    import tensorflow as tf
+
+    from .color import YUV_TO_RGB
+
+    to_rgb = tf.constant(YUV_TO_RGB[:, 1:].T, tf.float32)  # (2, 3)
+
+    def log_rgb(y_true, y_pred):
+        err = tf.tensordot(y_pred - y_true, to_rgb, axes=1)  # (B, h, w, 3)
+        return tf.math.log(tf.reduce_mean(tf.square(err), axis=[1, 2, 3]) + eps)
+
+    return log_rgb
+
+
 def pool_targets(uv):
     """Chroma targets at the output stride: (B, H, W, 2) -> (B, H/4, W/4, 2) means (TensorFlow)."""
     import tensorflow as tf
@@ -282,7 +310,7 @@ def train_fusion(
     losses, loss_weights, pixel_targets = [], [], []
     n_bins = 0
     if "uv" in config.heads:
-        losses.append(keras.losses.MeanSquaredError(name="uv_loss"))
+        losses.append(keras.losses.MeanSquaredError(name="uv_loss") if config.uv_loss == "mse" else log_rgb_loss())
         loss_weights.append(1.0)
         pixel_targets.append(pool_targets)
     if "logits" in config.heads:

@@ -53,6 +53,14 @@ def build_parser():
         "another loss keeps that model's trained layers and starts the new output layers.",
     )
     parser.add_argument(
+        "--uv_loss",
+        choices=["mse", "log_rgb"],
+        default=None,
+        help="The U, V head's loss: mse (per pixel, as the paper and SFU) or log_rgb (each crop's log of its "
+        "squared RGB error: the mean-PSNR objective, near-neutral photos count as much as colourful ones). "
+        "Default: mse, or the --init model's.",
+    )
+    parser.add_argument(
         "--bins_weight",
         type=positive_float,
         default=0.01,
@@ -206,6 +214,8 @@ def choose_config(args, scenes, segments, side):
             )
         if args.default_mode:
             config = dataclasses.replace(config, default_mode=args.default_mode)
+        if args.uv_loss:
+            config = dataclasses.replace(config, uv_loss=args.uv_loss)
         log.info("continuing from %s: %s", args.init, config)
     else:
         config = fusion.FusionConfig(
@@ -221,6 +231,7 @@ def choose_config(args, scenes, segments, side):
             bins_weight=args.bins_weight,
             bins_hidden=args.bins_hidden,
             default_mode=args.default_mode or "",
+            uv_loss=args.uv_loss or "mse",
         )
     return init_model, config
 

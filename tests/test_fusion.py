@@ -63,6 +63,25 @@ def test_warm_start_carries_trained_layers_into_another_loss():
     assert fresh == [] and np.allclose(same(x), source(x), atol=1e-6)
 
 
+def test_log_rgb_loss_is_each_images_log_squared_rgb_error():
+    import tensorflow as tf
+
+    from colorize_tf.fusion import LOG_RGB_EPS, FusionConfig, log_rgb_loss
+
+    truth = np.zeros((2, 4, 4, 2), np.float32)
+    pred = truth.copy()
+    pred[0, ..., 0] = 0.1  # image 0: U off by 0.1 everywhere -> G off by 0.039465, B by 0.203211, R exact
+    pred[1, :2, :, 1] = 0.2  # image 1: V off by 0.2 on half the pixels -> R by 0.227966, G by 0.116120
+    got = log_rgb_loss()(tf.constant(truth), tf.constant(pred)).numpy()
+    want0 = np.log((0.039465**2 + 0.203211**2) / 3 + LOG_RGB_EPS)
+    want1 = np.log(0.5 * (0.227966**2 + 0.116120**2) / 3 + LOG_RGB_EPS)
+    np.testing.assert_allclose(got, [want0, want1], rtol=1e-4)
+    assert log_rgb_loss()(tf.constant(truth), tf.constant(truth)).numpy() == pytest.approx([np.log(LOG_RGB_EPS)] * 2)
+    assert FusionConfig().uv_loss == "mse"
+    with pytest.raises(ValueError, match="uv loss"):
+        FusionConfig(uv_loss="l1")
+
+
 def test_cosine_schedule_runs_from_the_full_rate_to_its_floor():
     from colorize_tf.regressor import cosine_rate, schedule_callbacks
 
