@@ -15,8 +15,9 @@ stopped (logs say which steps ran, how long each took, and an estimate of the ti
    candidate with the same number of training steps; the candidate with the best gain over gray on
    validation, averaged over sources (each source counts the same), is kept;
 5. stage B: the encoder fine-tuned (``--init A --finetune_encoder``); then, with ``--epochs_b2 N``, a
-   second round from B on a cosine learning-rate schedule (``--lr_schedule cosine``, N epochs) that takes
-   B's place in the next steps;
+   second round from B on a cosine learning-rate schedule (``--lr_schedule cosine``, N epochs), and with
+   ``--epochs_b3 M`` a third on the mean-PSNR objective (``--uv_loss log_rgb``, cosine from 2e-4, M
+   epochs); the last round takes B's place in the next steps;
 6. stage C: ``joint`` heads (``--init B --loss joint --bins_only --bins_hidden 64``): the ``uv`` head is
    the faithful mode (stage B's network, unchanged), the bins head (Zhang et al.'s rebalanced
    classification, with a 3x3 block of its own, trained on B's frozen features) the vivid mode
@@ -58,6 +59,7 @@ TYPICAL_MINUTES = {
     "stage_a": 28,
     "stage_b": 22,
     "stage_b2": 45,
+    "stage_b3": 22,
     "stage_c": 25,
     "vivid": 10,
     "evaluation": 10,
@@ -88,6 +90,12 @@ def build_parser():
         type=int,
         default=10,
         help="Stage B's second round: epochs on a cosine schedule from 3e-4 (0 = no second round).",
+    )
+    parser.add_argument(
+        "--epochs_b3",
+        type=int,
+        default=5,
+        help="Stage B's third round: epochs of the mean-PSNR loss (--uv_loss log_rgb), cosine from 2e-4 (0 = none).",
     )
     parser.add_argument("--epochs_c", type=positive_int, default=4, help="Stage C (joint heads) epochs.")
     parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side (multiple of 32).")
@@ -343,6 +351,27 @@ def run(argv=None):
             )
 
         steps.run("stage_b2", lambda: _has(stage_b, "model.json"), run_stage_b2)
+    if args.epochs_b3 > 0:
+        stage_b2, stage_b = stage_b, os.path.join(work, "stage_b3")
+
+        def run_stage_b3():
+            train_images.run(
+                common
+                + [
+                    f"--output={stage_b}",
+                    f"--init={stage_b2}",
+                    "--finetune_encoder",
+                    "--learning_rate=2e-4",
+                    "--lr_schedule=cosine",
+                    "--uv_loss=log_rgb",
+                    f"--epochs={args.epochs_b3}",
+                    f"--patience={args.epochs_b3}",
+                    f"--source_balance={balance}",
+                    f"--work_dir={stage_b}_work",
+                ]
+            )
+
+        steps.run("stage_b3", lambda: _has(stage_b, "model.json"), run_stage_b3)
 
     def run_stage_c():
         train_images.run(
