@@ -91,18 +91,22 @@ def macro_gain(records: Sequence[Mapping], data_root="") -> Tuple[float, Dict[st
     return float(np.mean(list(per_source.values()))), per_source
 
 
-def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85) -> Tuple[float, float]:
+def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85, floor=0.0) -> Tuple[float, float]:
     """The vivid mode's (temperature, chroma gain) from validation results.
 
-    Among the candidates whose outputs reach ``target`` x the true photos' colourfulness with a PSNR gain
-    over gray whose 95 % interval is above 0, the one with the highest PSNR; if none reaches the target, the
-    most colourful one still above gray (the vivid mode exists to be colourful); if none is above gray,
-    the one with the highest PSNR. Ties go to the higher temperature and the smaller gain.
+    Only candidates more colourful than ``floor`` (the faithful mode's colourfulness ratio: a vivid mode
+    grayer than the faithful one would contradict its name) count. Among them, those that reach ``target``
+    x the true photos' colourfulness with a PSNR gain over gray whose 95 % interval is above 0: the one
+    with the highest PSNR; if none reaches the target, the most colourful one whose interval is above 0;
+    else the most colourful one with a mean gain above 0; if no candidate is both above the floor and above
+    gray, the one with the highest PSNR. Ties go to the higher temperature and the smaller gain.
 
     Parameters
     ----------
     results : dict
         (temperature, gain) -> ``{"gain": mean PSNR gain, "ci_low": float, "colourfulness_ratio": float}``.
+    floor : float
+        Colourfulness ratio a vivid setting must exceed.
     """
     if not results:
         raise ValueError("no vivid setting was evaluated")
@@ -110,12 +114,14 @@ def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85) ->
     def tie(k):
         return (k[0], -k[1])
 
-    above = {k: r for k, r in results.items() if r["ci_low"] > 0}
+    vivid = {k: r for k, r in results.items() if r["colourfulness_ratio"] > floor}
+    above = {k: r for k, r in vivid.items() if r["ci_low"] > 0}
     reach = {k: r for k, r in above.items() if r["colourfulness_ratio"] >= target}
     if reach:
         return max(reach, key=lambda k: (reach[k]["gain"], tie(k)))
-    if above:
-        return max(above, key=lambda k: (above[k]["colourfulness_ratio"], tie(k)))
+    for pool in (above, {k: r for k, r in vivid.items() if r["gain"] > 0}):
+        if pool:
+            return max(pool, key=lambda k: (pool[k]["colourfulness_ratio"], tie(k)))
     return max(results, key=lambda k: (results[k]["gain"], tie(k)))
 
 

@@ -414,13 +414,18 @@ def run(argv=None):
             }
             log.info("vivid T=%g gain %g: %s", t, g, {k: v for k, v in results[(t, g)].items() if k != "report"})
 
+        faithful_dir = os.path.join(work, "faithful_val")
+        if not _has(faithful_dir, "report.json"):
+            _evaluate(stage_c, val_list, None, faithful_dir, mode="faithful")
+        floor = _report(faithful_dir)["colourfulness_ratio"]
+        log.info("faithful mode on validation: colourfulness %.2f of the truth's (the vivid mode's floor)", floor)
         for t in temperatures:  # the temperature first, at the network's own chroma
             measure(t, 1.0)
-        t_best, _ = release.choose_vivid(results)
+        t_best, _ = release.choose_vivid(results, floor=floor)
         for g in gains:  # then a saturation gain at that temperature
             if g != 1.0:
                 measure(t_best, g)
-        t_best, g_best = release.choose_vivid(results)
+        t_best, g_best = release.choose_vivid(results, floor=floor)
         vivid = _per_source(_report(results[(t_best, g_best)]["report"]), data)
         every = all(r["gain_psnr"]["ci95"][0] > 0 for r in vivid.values())
         default = "vivid" if every else "faithful"
@@ -430,6 +435,7 @@ def run(argv=None):
                 "temperature": t_best,
                 "gain": g_best,
                 "default_mode": default,
+                "faithful_colourfulness_ratio": floor,
                 "candidates": {f"T={t:g}, gain {g:g}": r for (t, g), r in results.items()},
                 "vivid_above_gray_on_every_source": every,
                 "vivid_per_source_gain": {k: v["gain_psnr"] for k, v in vivid.items()},

@@ -50,9 +50,21 @@ def test_vivid_setting_choice():
     assert release.choose_vivid(r) == (0.3, 1.0)  # none reaches: the most colourful above gray
     r[(0.3, 1.0)]["ci_low"] = -0.1
     assert release.choose_vivid(r) == (0.38, 1.0)
+    assert release.choose_vivid(r, floor=0.8) == (0.3, 1.0)  # (0.38, 1) is no more colourful than faithful:
+    # of the rest none has an interval above 0, so the most colourful with a mean gain above 0
     for v in r.values():
         v["ci_low"] = -1.0
+    assert release.choose_vivid(r) == (0.3, 1.0)  # no interval above 0: the most colourful with a gain
+    for v in r.values():
+        v["gain"] -= 2.0
     assert release.choose_vivid(r) == (0.38, 1.3)  # none above gray: the best PSNR
+    r[(0.38, 1.3)]["ci_low"] = 0.1
+    r[(0.38, 1.3)]["gain"] = 0.5
+    assert release.choose_vivid(r) == (0.38, 1.3)
+    # the one above gray is grayer than faithful, the more colourful ones below gray: the best PSNR
+    assert release.choose_vivid(r, floor=0.75) == (0.38, 1.3)
+    r[(0.3, 1.0)]["gain"] = 0.2
+    assert release.choose_vivid(r, floor=0.75) == (0.3, 1.0)  # more colourful than faithful and above gray
     same = {(0.38, 1.0): dict(r[(0.38, 1.3)]), (0.38, 1.3): dict(r[(0.38, 1.3)])}
     assert release.choose_vivid(same) == (0.38, 1.0)  # a tie goes to the smaller gain
     with pytest.raises(ValueError):
