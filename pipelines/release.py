@@ -313,65 +313,41 @@ def run(argv=None):
     with open(choice_path) as fh:
         chosen = json.load(fh)
     balance = chosen["chosen"]
-    stage_b, stage_c = os.path.join(work, "stage_b"), os.path.join(work, "stage_c")
+    stage_c = os.path.join(work, "stage_c")
 
-    def run_stage_b():
+    def finetune(out, init, epochs, flags):
         train_images.run(
             common
             + [
-                f"--output={stage_b}",
-                f"--init={candidates[balance]}",
+                f"--output={out}",
+                f"--init={init}",
                 "--finetune_encoder",
-                "--learning_rate=3e-4",
-                f"--epochs={args.epochs_b}",
-                "--patience=3",
+                *flags,
+                f"--epochs={epochs}",
                 f"--source_balance={balance}",
-                f"--work_dir={stage_b}_work",
+                f"--work_dir={out}_work",
             ]
         )
 
-    steps.run("stage_b", lambda: _has(stage_b, "model.json"), run_stage_b)
-    if args.epochs_b2 > 0:
-        stage_b1, stage_b = stage_b, os.path.join(work, "stage_b2")
-
-        def run_stage_b2():
-            train_images.run(
-                common
-                + [
-                    f"--output={stage_b}",
-                    f"--init={stage_b1}",
-                    "--finetune_encoder",
-                    "--learning_rate=3e-4",
-                    "--lr_schedule=cosine",
-                    f"--epochs={args.epochs_b2}",
-                    f"--patience={args.epochs_b2}",
-                    f"--source_balance={balance}",
-                    f"--work_dir={stage_b}_work",
-                ]
+    # stage B's rounds, each continuing the one before; the last feeds stage C
+    rounds = [
+        ("stage_b", args.epochs_b, ["--learning_rate=3e-4", "--patience=3"]),
+        ("stage_b2", args.epochs_b2, ["--learning_rate=3e-4", "--lr_schedule=cosine", f"--patience={args.epochs_b2}"]),
+        (
+            "stage_b3",
+            args.epochs_b3,
+            ["--learning_rate=2e-4", "--lr_schedule=cosine", "--uv_loss=log_rgb", f"--patience={args.epochs_b3}"],
+        ),
+    ]
+    stage_b = candidates[balance]
+    for name, epochs, flags in rounds:
+        if epochs > 0:
+            init, stage_b = stage_b, os.path.join(work, name)
+            steps.run(
+                name,
+                lambda out=stage_b: _has(out, "model.json"),
+                lambda out=stage_b, init=init, epochs=epochs, flags=flags: finetune(out, init, epochs, flags),
             )
-
-        steps.run("stage_b2", lambda: _has(stage_b, "model.json"), run_stage_b2)
-    if args.epochs_b3 > 0:
-        stage_b2, stage_b = stage_b, os.path.join(work, "stage_b3")
-
-        def run_stage_b3():
-            train_images.run(
-                common
-                + [
-                    f"--output={stage_b}",
-                    f"--init={stage_b2}",
-                    "--finetune_encoder",
-                    "--learning_rate=2e-4",
-                    "--lr_schedule=cosine",
-                    "--uv_loss=log_rgb",
-                    f"--epochs={args.epochs_b3}",
-                    f"--patience={args.epochs_b3}",
-                    f"--source_balance={balance}",
-                    f"--work_dir={stage_b}_work",
-                ]
-            )
-
-        steps.run("stage_b3", lambda: _has(stage_b, "model.json"), run_stage_b3)
 
     def run_stage_c():
         train_images.run(
