@@ -319,11 +319,15 @@ def run(argv=None):
         record["best_loss"],
         record["best_val_loss"],
     )
+    path_of = {r["image_id"]: r["path"] for r in val}
+
+    def validation_pictures(n):
+        """A stratified sample of ``n`` validation images, decoded."""
+        return [decode_image(read_bytes(path_of[i])) for i in splits.stratified_sample(sorted(path_of), n, args.seed)]
+
     refine = args.refine
     if refine is None:
-        path_of = {r["image_id"]: r["path"] for r in val}
-        tune = splits.stratified_sample(sorted(path_of), args.tune_images, args.seed)
-        pics = [decode_image(read_bytes(path_of[i])) for i in tune]
+        pics = validation_pictures(args.tune_images)
         col = fusion.FusionColorizer(model, config, fusion.RefineParams(0, 0.1, 1.0))
         refine, table = tuning.tune_refinement(
             [p.gray for p in pics], [p.rgb for p in pics], raw_uv=[col.chroma(p.gray).uv for p in pics]
@@ -331,10 +335,8 @@ def run(argv=None):
         record["refine_tuning"] = {"images": len(pics), "grid": table}
         log.info("refinement tuned on %d validation images: %s", len(pics), refine)
     if args.vivid_target > 0 and "logits" in config.heads:
-        # the vivid (bins) head's saturation, calibrated on the same validation sample
-        path_of = {r["image_id"]: r["path"] for r in val}
-        tune = splits.stratified_sample(sorted(path_of), args.vivid_images, args.seed)
-        pics = [decode_image(read_bytes(path_of[i])) for i in tune]
+        # the vivid (bins) head's saturation, calibrated on a larger validation sample than the refinement's
+        pics = validation_pictures(args.vivid_images)
         config = dataclasses.replace(config, vivid_gain=1.0)
         col = fusion.FusionColorizer(model, config, refine, mode="vivid")
         uvs = [col.colorize(p.gray).uv for p in pics]
