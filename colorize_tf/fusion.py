@@ -74,6 +74,9 @@ class FusionConfig:
     default_mode: str = ""  # the mode used when none is asked for ("" = the first of `modes`)
     vivid_gain: float = 1.0  # the vivid mode's chroma multiplier (a saturation calibrated on validation)
     uv_loss: str = "mse"  # the uv head's loss: "mse" (per pixel) or "log_rgb" (per image, see `log_rgb_loss`)
+    # the bins head reads a decoder of its own from the 1/8 block on (layers named "vivid_*", warm-started from
+    # the uv path's): features shaped for the U, V regression leave a readout of them gray
+    bins_decoder: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "scenes", tuple(self.scenes))
@@ -96,6 +99,8 @@ class FusionConfig:
             raise ValueError("scene_weight > 0 needs at least two scene classes")
         if self.segment_weight < 0 or (self.segment_weight > 0 and len(self.segments) < 2):
             raise ValueError("segment_weight > 0 needs at least two segment classes")
+        if self.bins_decoder and self.loss != "joint":
+            raise ValueError("bins_decoder gives the bins head of a joint model its own decoder: needs loss 'joint'")
         if self.default_mode and self.default_mode not in self.modes():
             raise ValueError(f"default mode {self.default_mode!r}: this model offers {', '.join(self.modes())}")
 
@@ -146,18 +151,43 @@ def _block(x, ch, stride, name):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _fuse(local, vector, ch):
+def _fuse(local, vector, ch, p=""):
     """Iizuka's fusion layer: the global vector joined to every location (concatenation + 1x1 convolution,
-    written as its equal sum)."""
+    written as its equal sum); ``p`` prefixes the layer names."""
     from keras import layers
 
-    fused = layers.Add(name="fusion")(
+    fused = layers.Add(name=f"{p}fusion")(
         [
-            layers.Conv2D(ch, 1, name="fusion_local")(local),
-            layers.Reshape((1, 1, ch), name="fusion_broadcast")(layers.Dense(ch, name="fusion_global")(vector)),
+            layers.Conv2D(ch, 1, name=f"{p}fusion_local")(local),
+            layers.Reshape((1, 1, ch), name=f"{p}fusion_broadcast")(layers.Dense(ch, name=f"{p}fusion_global")(vector)),
         ]
     )
-    return layers.ReLU(name="fusion_relu")(fused)
+    return layers.ReLU(name=f"{p}fusion_relu")(fused)
+
+
+#: Name prefix of the bins head's own decoder layers (``FusionConfig.bins_decoder``).
+BINS_DECODER = "vivid_"
+
+
+def _parser_tail(x16, eighth, quarter, g, b, p=""):
+    """The parser-encoder decoder from the 1/16 block's output to the 1/4 features (B, H/4, W/4, 4b)."""
+    from keras import layers
+
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{p}up8")(x16)
+    x = _block(layers.Concatenate(name=f"{p}cat8")([x, eighth]), 8 * b, 1, f"{p}dec8")
+    x = _fuse(x, g, 8 * b, p)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{p}up")(x)  # 1/4
+    x = _block(layers.Concatenate(name=f"{p}cat4")([x, quarter]), 4 * b, 1, f"{p}dec1")
+    return _block(x, 4 * b, 1, f"{p}dec2")
+
+
+def _own_tail(mid, g, b, p=""):
+    """The own-encoder decoder from the mid-level features to the 1/4 features (B, H/4, W/4, 2b)."""
+    from keras import layers
+
+    x = _fuse(mid, g, 4 * b, p)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{p}up")(x)  # 1/4
+    return _block(x, 2 * b, 1, f"{p}dec1")
 
 
 def build_model(config: FusionConfig, n_bins=0, encoder=None):
@@ -179,13 +209,11 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
         g = layers.Flatten(name="global_flat")(pooled)
         g = layers.Dense(16 * b, activation="relu", name="global_vector")(g)
         x = layers.UpSampling2D(2, interpolation="bilinear", name="up16")(deep)
-        x = _block(layers.Concatenate(name="cat16")([x, sixteenth]), 8 * b, 1, "dec16")
-        x = layers.UpSampling2D(2, interpolation="bilinear", name="up8")(x)
-        x = _block(layers.Concatenate(name="cat8")([x, eighth]), 8 * b, 1, "dec8")
-        x = _fuse(x, g, 8 * b)
-        x = layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)  # 1/4
-        x = _block(layers.Concatenate(name="cat4")([x, quarter]), 4 * b, 1, "dec1")
-        x = _block(x, 4 * b, 1, "dec2")
+        x16 = _block(layers.Concatenate(name="cat16")([x, sixteenth]), 8 * b, 1, "dec16")
+
+        def tail(p=""):
+            return _parser_tail(x16, eighth, quarter, g, b, p)
+
     else:
         x = layers.Rescaling(1.0, offset=-0.5, name="centre")(gray)
         low = _block(x, b, 2, "low1")
@@ -198,9 +226,11 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
         g = _block(g, 8 * b, 2, "global2")
         g = layers.GlobalAveragePooling2D(name="global_pool")(g)
         g = layers.Dense(8 * b, activation="relu", name="global_vector")(g)
-        x = _fuse(mid, g, 4 * b)
-        x = layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)  # 1/4
-        x = _block(x, 2 * b, 1, "dec1")
+
+        def tail(p=""):
+            return _own_tail(mid, g, b, p)
+
+    x = tail()
     outputs = []
     if "uv" in config.heads:
         outputs.append(layers.Conv2D(2, 1, name="uv")(x))
@@ -208,7 +238,8 @@ def build_model(config: FusionConfig, n_bins=0, encoder=None):
         # per-pixel normalisation first: decoder features shaped for the small U, V targets are tiny (std ~0.04
         # in the first release), and a readout of them needs logits weights Adam reaches only after many epochs
         # (that bins head stayed gray); normalised, the same readout is within a few hundred steps
-        bins = _block(x, config.bins_hidden, 1, "bins_hidden") if config.bins_hidden else x
+        bins = tail(BINS_DECODER) if config.bins_decoder else x
+        bins = _block(bins, config.bins_hidden, 1, "bins_hidden") if config.bins_hidden else bins
         bins = layers.LayerNormalization(epsilon=1e-5, name="bins_norm")(bins)
         outputs.append(layers.Conv2D(n_bins, 1, name="logits")(bins))
     if config.scene_weight > 0:
@@ -284,8 +315,9 @@ def train_fusion(
     tensorboard package is installed. ``init_model`` (a fusion Keras model of the same architecture, any
     loss and heads) gives its weights to every layer that matches (`warm_start`); ``finetune_encoder`` lets
     the ``parser`` encoder's convolutions learn too (its batch normalisation stays in inference mode).
-    ``bins_only`` trains the bins head alone (its hidden block, normalisation and readout) on the frozen
-    network of ``init_model``: the ``uv`` head, and so the faithful mode, stay exactly as they were.
+    ``bins_only`` trains the bins head alone (its own decoder with ``config.bins_decoder``, its hidden block,
+    normalisation and readout) on the frozen network of ``init_model``: the ``uv`` head, and so the faithful
+    mode, stay exactly as they were.
 
     Returns
     -------
@@ -347,7 +379,7 @@ def train_fusion(
         if "logits" not in config.heads or init_model is None:
             raise ValueError("bins_only trains the bins head of a model continued from another (--init)")
         for layer in model.layers:
-            layer.trainable = layer.name.startswith(("bins_", "logits"))
+            layer.trainable = layer.name.startswith(("bins_", "logits", BINS_DECODER))
         record["trained_layers"] = [layer.name for layer in model.layers if layer.trainable]
     if scene_table is not None:
         losses.append(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -409,7 +441,9 @@ def train_fusion(
 def warm_start(init_model, config: FusionConfig, n_bins=0):
     """A new model of ``config`` that takes ``init_model``'s weights in every layer whose name and weight
     shapes agree: the same config continues where it stopped; an ``l2`` model starts a ``classification`` one
-    (or the reverse) with its encoder, fusion and decoder trained and only the output layer new.
+    (or the reverse) with its encoder, fusion and decoder trained and only the output layer new. The bins
+    head's own decoder (``config.bins_decoder``, layers ``vivid_*``) starts as a copy of the uv path's layers
+    of the same names when ``init_model`` has none of its own.
 
     Returns
     -------
@@ -428,7 +462,10 @@ def warm_start(init_model, config: FusionConfig, n_bins=0):
         mine = layer.get_weights()
         if not mine or layer is encoder:
             continue
-        theirs = source[layer.name].get_weights() if layer.name in source else []
+        name = layer.name
+        if name not in source and name.startswith(BINS_DECODER):  # the bins head's decoder starts as the uv one
+            name = name[len(BINS_DECODER) :]
+        theirs = source[name].get_weights() if name in source else []
         if len(theirs) == len(mine) and all(a.shape == b.shape for a, b in zip(theirs, mine)):
             layer.set_weights(theirs)
             copied.append(layer.name)

@@ -74,6 +74,13 @@ def build_parser():
         "shared decoder's features only).",
     )
     parser.add_argument(
+        "--bins_decoder",
+        action="store_true",
+        help="Joint loss: the bins head reads a decoder of its own from the 1/8 block on, starting as a copy of "
+        "the uv path's (with --bins_only it is trained, the uv path stays as it was); without it the bins head "
+        "reads the uv head's features.",
+    )
+    parser.add_argument(
         "--default_mode",
         choices=["faithful", "vivid"],
         default=None,
@@ -210,6 +217,7 @@ def choose_config(args, scenes, segments, side):
                 temperature=args.temperature,
                 bins_weight=args.bins_weight,
                 bins_hidden=args.bins_hidden,
+                bins_decoder=args.bins_decoder,
                 default_mode="",
             )
         if args.default_mode:
@@ -230,6 +238,7 @@ def choose_config(args, scenes, segments, side):
             segment_weight=args.segment_weight,
             bins_weight=args.bins_weight,
             bins_hidden=args.bins_hidden,
+            bins_decoder=args.bins_decoder,
             default_mode=args.default_mode or "",
             uv_loss=args.uv_loss or "mse",
         )
