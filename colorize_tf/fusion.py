@@ -389,6 +389,8 @@ def train_fusion(
 
         losses.append(weighted_ignore_loss(np.ones(len(config.segments))))  # unlabeled pixels count zero
         loss_weights.append(config.segment_weight)
+    if bins_only:  # every other head is frozen: its loss is a constant that would swamp the logged one
+        loss_weights = [w if head == "logits" else 0.0 for head, w in zip(config.heads, loss_weights)]
 
     def targets(*batch):
         ys = [target(batch[1]) for target in pixel_targets]

@@ -18,10 +18,12 @@ stopped (logs say which steps ran, how long each took, and an estimate of the ti
    second round from B on a cosine learning-rate schedule (``--lr_schedule cosine``, N epochs), and with
    ``--epochs_b3 M`` a third on the mean-PSNR objective (``--uv_loss log_rgb``, cosine from 2e-4, M
    epochs); the last round takes B's place in the next steps;
-6. stage C: ``joint`` heads (``--init B --loss joint --bins_only --bins_hidden 64``): the ``uv`` head is
-   the faithful mode (stage B's network, unchanged), the bins head (Zhang et al.'s rebalanced
-   classification, with a 3x3 block of its own, trained on B's frozen features) the vivid mode
-   (``--joint_finetune`` trains the whole network on both losses instead; its bins head stayed gray);
+6. stage C: ``joint`` heads (``--init B --loss joint --bins_only --bins_decoder --bins_hidden 64``): the
+   ``uv`` head is the faithful mode (stage B's network, unchanged), the bins head (Zhang et al.'s
+   rebalanced classification) the vivid mode: it reads a decoder of its own from the 1/8 block on, a copy
+   of stage B's trained on the bins' loss alone, with a 3x3 block before its readout
+   (``--no-bins_decoder``: the head reads stage B's frozen features, as the first releases did;
+   ``--joint_finetune`` trains the whole network on both losses instead; its bins head stayed gray);
 7. the vivid mode's temperature, then a chroma gain (saturation) at it, chosen on validation
    (`colorize_tf.release.choose_vivid`);
    the default mode: vivid when its gain over gray is above 0 (95 % interval) on every validation source,
@@ -34,6 +36,7 @@ stopped (logs say which steps ran, how long each took, and an estimate of the ti
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -102,6 +105,14 @@ def build_parser():
     parser.add_argument("--bins_weight", type=float, default=0.001, help="Stage C: weight of the bins' loss.")
     parser.add_argument(
         "--bins_hidden", type=int, default=64, help="Stage C: channels of the bins head's own 3x3 block (0 = none)."
+    )
+    parser.add_argument(
+        "--bins_decoder",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Stage C: the bins head reads a decoder of its own from the 1/8 block on, a copy of stage B's "
+        "trained on the bins' loss alone (pipelines.train_images --bins_decoder; --no-bins_decoder: the head "
+        "reads stage B's features, as the first releases did).",
     )
     parser.add_argument(
         "--joint_finetune",
@@ -358,9 +369,10 @@ def run(argv=None):
                 "--loss=joint",
                 f"--bins_weight={args.bins_weight}",
                 f"--bins_hidden={args.bins_hidden}",
-                f"--learning_rate={3e-4 if args.joint_finetune else 1e-3}",
+                f"--learning_rate={3e-4 if args.joint_finetune or args.bins_decoder else 1e-3}",
             ]
             + ([] if args.joint_finetune else ["--bins_only"])
+            + (["--bins_decoder"] if args.bins_decoder else [])
             + [
                 f"--epochs={args.epochs_c}",
                 "--patience=3",

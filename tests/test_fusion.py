@@ -63,6 +63,44 @@ def test_warm_start_carries_trained_layers_into_another_loss():
     assert fresh == [] and np.allclose(same(x), source(x), atol=1e-6)
 
 
+def test_bins_decoder_starts_as_the_uv_path_and_is_all_the_bins_head_trains():
+    import dataclasses
+
+    import keras
+
+    from colorize_tf.fusion import FusionConfig, build_model, parser_encoder, warm_start
+    from colorize_tf.parser import build_parser
+
+    x = np.random.default_rng(2).uniform(0, 1, (1, 64, 96, 1)).astype(np.float32)
+    l2 = FusionConfig(base=8, encoder="parser")
+    source = build_model(l2, encoder=parser_encoder(build_parser(5, base=8)))
+    for layer in source.layers:
+        if layer.name != "encoder":
+            layer.set_weights([w + 0.01 * (i + 1) for i, w in enumerate(layer.get_weights())])
+    joint = dataclasses.replace(l2, loss="joint", bins_decoder=True)
+    model, copied, fresh = warm_start(source, joint, n_bins=31)
+    assert fresh == ["bins_norm", "logits"]
+    own = {n for n in copied if n.startswith("vivid_")}
+    assert own == {f"vivid_{n}" for n in ("dec8_conv", "dec8_norm", "fusion_local", "fusion_global")} | {
+        f"vivid_{n}" for n in ("dec1_conv", "dec1_norm", "dec2_conv", "dec2_norm")
+    }
+    for name in own:  # a copy of the uv path's layer of the same name
+        for a, b in zip(source.get_layer(name[6:]).get_weights(), model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    taps = keras.Model(model.input, [model.get_layer("dec2_relu").output, model.get_layer("vivid_dec2_relu").output])
+    uv_features, bins_features = taps(x)
+    np.testing.assert_allclose(uv_features, bins_features, atol=1e-6)  # the same features until trained apart
+    uv, logits = model(x)
+    np.testing.assert_allclose(uv, source(x), atol=1e-6)
+    assert logits.shape == (1, 16, 24, 31)
+    again, _, fresh = warm_start(model, joint, n_bins=31)  # continued: its own decoder, not the uv path's, is kept
+    assert fresh == []
+    with pytest.raises(ValueError, match="joint"):
+        FusionConfig(bins_decoder=True)
+    own_encoder = build_model(FusionConfig(base=8, loss="joint", bins_decoder=True), n_bins=31)
+    assert {"vivid_fusion_local", "vivid_dec1_conv"} <= {layer.name for layer in own_encoder.layers}
+
+
 def test_log_rgb_loss_is_each_images_log_squared_rgb_error():
     import tensorflow as tf
 

@@ -1,11 +1,21 @@
 """The NumPy runtime gives the Keras model's outputs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 
-@pytest.mark.parametrize("encoder,loss,hidden", [("own", "l2", 0), ("parser", "joint", 0), ("own", "joint", 16)])
-def test_numpy_runtime_matches_keras(encoder, loss, hidden):
+@pytest.mark.parametrize(
+    "encoder,loss,hidden,decoder",
+    [
+        ("own", "l2", 0, False),
+        ("parser", "joint", 0, False),
+        ("own", "joint", 16, False),
+        ("parser", "joint", 16, True),
+    ],
+)
+def test_numpy_runtime_matches_keras(encoder, loss, hidden, decoder):
     import keras
 
     from colorize_tf.fusion import FusionConfig, build_model, parser_encoder
@@ -14,6 +24,7 @@ def test_numpy_runtime_matches_keras(encoder, loss, hidden):
 
     keras.utils.set_random_seed(3)
     config = FusionConfig(base=8, encoder=encoder, loss=loss, scenes=("a", "b"), scene_weight=0.1, bins_hidden=hidden)
+    config = dataclasses.replace(config, bins_decoder=decoder)
     enc = parser_encoder(build_parser(5, base=8)) if encoder == "parser" else None
     model = build_model(config, n_bins=31, encoder=enc)
     rng = np.random.default_rng(0)
