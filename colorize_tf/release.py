@@ -94,17 +94,25 @@ def macro_gain(records: Sequence[Mapping], data_root="") -> Tuple[float, Dict[st
 def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85, floor=0.0) -> Tuple[float, float]:
     """The vivid mode's (temperature, chroma gain) from validation results.
 
-    Only candidates more colourful than ``floor`` (the faithful mode's colourfulness ratio: a vivid mode
-    grayer than the faithful one would contradict its name) count. Among them, those that reach ``target``
-    x the true photos' colourfulness with a PSNR gain over gray whose 95 % interval is above 0: the one
-    with the highest PSNR; if none reaches the target, the most colourful one whose interval is above 0;
-    else the most colourful one with a mean gain above 0; if no candidate is both above the floor and above
-    gray, the one with the highest PSNR. Ties go to the higher temperature and the smaller gain.
+    The vivid mode's promise is colour near the true photos' (``target`` x their colourfulness), with
+    PSNR second. Only candidates more colourful than ``floor`` (the faithful mode's colourfulness ratio:
+    a vivid mode grayer than the faithful one would contradict its name) count. In order:
+
+    1. those reaching ``target`` with a PSNR gain over gray whose 95 % interval is above 0: the highest PSNR;
+    2. those reaching ``target`` with a mean gain above 0 (on average no worse than the gray image): the
+       highest PSNR;
+    3. the most colourful one whose interval is above 0;
+    4. the most colourful one with a mean gain above 0;
+    5. if no candidate is both above the floor and above gray, the one with the highest PSNR.
+
+    Ties go to the higher temperature and the smaller gain.
 
     Parameters
     ----------
     results : dict
         (temperature, gain) -> ``{"gain": mean PSNR gain, "ci_low": float, "colourfulness_ratio": float}``.
+    target : float
+        Colourfulness ratio the vivid mode aims at.
     floor : float
         Colourfulness ratio a vivid setting must exceed.
     """
@@ -116,10 +124,12 @@ def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85, fl
 
     vivid = {k: r for k, r in results.items() if r["colourfulness_ratio"] > floor}
     above = {k: r for k, r in vivid.items() if r["ci_low"] > 0}
-    reach = {k: r for k, r in above.items() if r["colourfulness_ratio"] >= target}
-    if reach:
-        return max(reach, key=lambda k: (reach[k]["gain"], tie(k)))
-    for pool in (above, {k: r for k, r in vivid.items() if r["gain"] > 0}):
+    level = {k: r for k, r in vivid.items() if r["gain"] > 0}
+    for pool in (above, level):
+        reach = {k: r for k, r in pool.items() if r["colourfulness_ratio"] >= target}
+        if reach:
+            return max(reach, key=lambda k: (reach[k]["gain"], tie(k)))
+    for pool in (above, level):
         if pool:
             return max(pool, key=lambda k: (pool[k]["colourfulness_ratio"], tie(k)))
     return max(results, key=lambda k: (results[k]["gain"], tie(k)))

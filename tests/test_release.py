@@ -50,6 +50,11 @@ def test_vivid_setting_choice():
     assert release.choose_vivid(r) == (0.3, 1.0)  # none reaches: the most colourful above gray
     r[(0.3, 1.0)]["ci_low"] = -0.1
     assert release.choose_vivid(r) == (0.38, 1.0)
+    r[(0.38, 1.6)] = {"gain": 0.05, "ci_low": -0.2, "colourfulness_ratio": 0.88}
+    assert release.choose_vivid(r) == (0.38, 1.6)  # reaches the target, on average above gray: before colour
+    r[(0.38, 1.6)]["gain"] = -0.05  # with an interval above 0 that stays short of it
+    assert release.choose_vivid(r) == (0.38, 1.0)
+    del r[(0.38, 1.6)]
     assert release.choose_vivid(r, floor=0.8) == (0.3, 1.0)  # (0.38, 1) is no more colourful than faithful:
     # of the rest none has an interval above 0, so the most colourful with a mean gain above 0
     for v in r.values():
