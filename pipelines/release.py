@@ -63,7 +63,7 @@ TYPICAL_MINUTES = {
     "stage_b": 22,
     "stage_b2": 49,
     "stage_b3": 23,
-    "stage_c": 18,
+    "stage_c": 31,
     "vivid": 10,
     "evaluation": 10,
     "output": 0.5,
