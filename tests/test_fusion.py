@@ -313,7 +313,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     if loss == "l2":  # a vivid mode added as the release does: a bins head with its own block on the frozen net
         both = tmp_path / "both"
         args = [f"--records={records}", f"--output={both}", f"--init={out}", "--loss=joint", "--bins_only"]
-        args += ["--bins_hidden=16", "--epochs=40", "--patience=40", "--crop=48", "--batch_size=8"]
+        args += ["--bins_decoder", "--bins_hidden=16", "--epochs=40", "--patience=40", "--crop=48", "--batch_size=8"]
         train_images.run(
             args
             + [
@@ -322,6 +322,9 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
                 f"--refine={col.refine.diameter},{col.refine.sigma_color},{col.refine.sigma_space},{col.refine.scale}",
             ]
         )
+        trained = json.loads((both / "model.json").read_text())["training"]["trained_layers"]
+        assert {"vivid_fusion_local", "vivid_dec1_conv", "bins_hidden_conv", "logits"} <= set(trained)
+        assert not {"dec1_conv", "fusion_local", "uv"} & set(trained)  # the uv path stays stage B's
         gray = luminance(truth)
         faithful = load_colorizer(str(both), ColorizeSettings(tile=0, mode="faithful"))
         np.testing.assert_allclose(faithful.colorize(gray).rgb, result.rgb, atol=1e-5)  # stage B's net, unchanged
