@@ -226,17 +226,24 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         "# Model card: general (colorize-tf's shipped model)",
         "",
         "Automatic colorization of black-and-white photographs. Family `fusion` (Iizuka et al. 2016's global +",
-        "local fusion network, here on the encoder of the project's grayscale scene parser), with two heads on",
-        "one decoder: regression of the YUV chroma (mode `faithful`, PSNR-optimal) and, trained afterwards on",
-        "the frozen network with a block of its own, Zhang et al. 2016's rebalanced classification over",
-        "chroma bins decoded by annealed mean (mode `vivid`, temperature",
+        "local fusion network, here on the encoder of the project's grayscale scene parser), with two heads:",
+        "regression of the YUV chroma (mode `faithful`, PSNR-optimal) and Zhang et al. 2016's rebalanced",
+        "classification over chroma bins, decoded by annealed mean (mode `vivid`), trained afterwards on the",
+        "frozen network"
+        + (
+            " with a decoder of its own from the 1/8 block on (begun as a copy of the faithful one)"
+            if cfg.get("bins_decoder")
+            else " with a block of its own on the faithful head's features"
+        )
+        + " (temperature",
         f"{modes['temperature']:g}"
         + (f", chroma x {modes['gain']:g}" if modes.get("gain", 1) != 1 else "")
         + f"). The network sees the photo at a longer side of {cfg['side']} px; chroma is refined at a",
         "working side of at most 1024 px (joint bilateral filter) and carried to full resolution under the",
         "scan's own luminance (guided upsampling), which is kept exactly, so cost hardly grows with scan size.",
         "",
-        f"- parameters: {training.get('parameters', 'n/a'):,}; files {info['size_mb']:.1f} MB "
+        f"- parameters: {format(training['parameters'], ',') if 'parameters' in training else 'n/a'}; "
+        f"files {info['size_mb']:.1f} MB "
         "(checksummed in `model.json`, loaded with Keras safe mode)",
         f"- default mode: `{modes['default_mode']}` ("
         + (
@@ -279,9 +286,10 @@ def model_card(info: Mapping, meta: Mapping) -> str:
             f"{k} (gain {r['gain']:+.2f} dB, colourfulness {r['colourfulness_ratio']:.2f})"
             for k, r in modes["candidates"].items()
         )
-        + f" -> T={modes['temperature']:g}, gain {modes.get('gain', 1):g} (rule: the best PSNR among settings at "
-        "0.85x the true colourfulness or more with a gain over gray whose interval is above 0; else the most "
-        "colourful above gray).",
+        + f" -> T={modes['temperature']:g}, gain {modes.get('gain', 1):g} (rule, among settings more colourful "
+        "than the faithful mode: the best PSNR of those at 0.85x the true colourfulness or more whose gain over "
+        "gray has its interval above 0, else of those at 0.85x on average above gray; else the most colourful "
+        "with its interval above 0, else on average above gray).",
         "",
         "## Measured quality",
         "",

@@ -138,6 +138,9 @@ def test_model_card_tables_and_choices():
     assert "chroma x 1.15" in card
     assert "research use" in card and "Known limits" in card and "2,300,000" in card
     assert info["command"] in card and "abc123" in card
+    assert "a block of its own on the faithful head's features" in card
+    own = release.model_card(info, {"fusion": {"side": 256, "bins_decoder": True}, "training": {}})
+    assert "a decoder of its own from the 1/8 block on" in own and "block of its own on" not in own
 
 
 def test_known_limits_are_read_off_the_tables():
