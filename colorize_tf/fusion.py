@@ -14,7 +14,8 @@ its equal sum ``W1 * mid + W2 * global``); a decoder upsamples to 1/4 of the inp
 ``joint``
     Both heads on one decoder, trained together (the bins' loss weighted by ``bins_weight``): the ``uv``
     head is the ``faithful`` mode (PSNR-optimal), the bins head decoded at the temperature the ``vivid``
-    mode (colourful); one forward pass serves either.
+    mode (colourful) — or, with ``vivid_head="uv"``, the vivid mode is the uv head's chroma times
+    ``vivid_gain``; one forward pass serves either.
 
 Group normalisation (the same computation in training and inference) instead of batch normalisation. At
 colorization the gray image is resized to the network side (``side``, 256), the chroma predicted and upsampled
@@ -77,6 +78,9 @@ class FusionConfig:
     # the bins head reads a decoder of its own from the 1/8 block on (layers named "vivid_*", warm-started from
     # the uv path's): features shaped for the U, V regression leave a readout of them gray
     bins_decoder: bool = False
+    # joint models: the head the vivid mode reads — "logits" (the bins, annealed mean) or "uv" (the faithful
+    # head's chroma, saturated by vivid_gain: chosen on validation when it beats the bins at equal colour)
+    vivid_head: str = "logits"
 
     def __post_init__(self):
         object.__setattr__(self, "scenes", tuple(self.scenes))
@@ -101,6 +105,10 @@ class FusionConfig:
             raise ValueError("segment_weight > 0 needs at least two segment classes")
         if self.bins_decoder and self.loss != "joint":
             raise ValueError("bins_decoder gives the bins head of a joint model its own decoder: needs loss 'joint'")
+        if self.vivid_head not in ("logits", "uv"):
+            raise ValueError(f"vivid head {self.vivid_head!r}: expected 'logits' or 'uv'")
+        if self.vivid_head == "uv" and self.loss != "joint":
+            raise ValueError("vivid_head 'uv' is the vivid mode of a joint model (its faithful head, saturated)")
         if self.default_mode and self.default_mode not in self.modes():
             raise ValueError(f"default mode {self.default_mode!r}: this model offers {', '.join(self.modes())}")
 
@@ -116,10 +124,12 @@ class FusionConfig:
         return chroma + ("scene",) * (self.scene_weight > 0) + ("segments",) * (self.segment_weight > 0)
 
     def modes(self):
-        """The colorization modes this model offers: name -> settings (``head``, ``temperature``, ``gain``)."""
+        """The colorization modes this model offers: name -> settings (``head``, ``temperature`` for the bins,
+        ``gain``: the chroma multiplier)."""
         bins = {"head": "logits", "temperature": self.temperature, "gain": self.vivid_gain}
         if self.loss == "joint":
-            return {"faithful": {"head": "uv"}, "vivid": bins}
+            vivid = bins if self.vivid_head == "logits" else {"head": "uv", "gain": self.vivid_gain}
+            return {"faithful": {"head": "uv"}, "vivid": vivid}
         return {"faithful": {"head": "uv"}} if self.loss == "l2" else {"vivid": bins}
 
 
@@ -532,8 +542,9 @@ class FusionColorizer:
     #: +0.026 / +0.011 / +0.002 dB over full resolution; 1024 keeps the full-resolution colourfulness.
     work_side = 1024
 
-    def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None):
-        """``model``: a Keras model, or a `colorize_tf.npnet.NumpyNet` of the same network (no TensorFlow)."""
+    def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None, gain=None):
+        """``model``: a Keras model, or a `colorize_tf.npnet.NumpyNet` of the same network (no TensorFlow);
+        ``gain``: the chroma multiplier (None = the mode's: 1 for faithful, the calibrated one for vivid)."""
         from . import chroma_bins
         from .npnet import NumpyNet
         from .registry import resolve_mode
@@ -543,6 +554,7 @@ class FusionColorizer:
         self.modes = config.modes()
         self.mode = resolve_mode(self.modes, mode, config.default_mode)
         head = self.modes[self.mode]["head"]
+        self.gain = float(self.modes[self.mode].get("gain", 1.0) if gain is None else gain)
         self.output = config.heads.index(head) if len(config.heads) > 1 else None
         self.centres = chroma_bins.bin_centres(config.bin_step) if head == "logits" else None
         # the bins head, read for the confidence score in either mode
@@ -576,16 +588,14 @@ class FusionColorizer:
             model, config = load_model_file(model_dir, meta)
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
-        if settings.chroma_gain is not None:
-            config = dataclasses.replace(config, vivid_gain=settings.chroma_gain)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))
-        return cls(model, config, refine, settings.tile, settings.mode)
+        return cls(model, config, refine, settings.tile, settings.mode, settings.chroma_gain)
 
     def describe(self):
         """One line for logs: what predicts and how."""
         c = self.config
         extra = f", T={c.temperature}" if self.centres is not None else ""
-        extra += f", chroma gain {c.vivid_gain:g}" if self.centres is not None and c.vivid_gain != 1 else ""
+        extra += f", chroma gain {self.gain:g}" if self.gain != 1 else ""
         enc = "parser encoder" if c.encoder == "parser" else "own encoder"
         return (
             f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, network side {c.side}, "
@@ -613,7 +623,8 @@ class FusionColorizer:
             confidence = 1.0 - float(np.mean(entropy(probs))) / np.log(probs.shape[-1])
             if self.centres is not None:
                 out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
-                out = out * self.config.vivid_gain
+        if self.gain != 1:
+            out = out * np.float32(self.gain)
         uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
         timing.inference += time.perf_counter() - t0  # network, decoding and upsampling: no descriptor stage
         return Colorized(None, uv, None, timing, confidence)

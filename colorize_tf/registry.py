@@ -71,7 +71,8 @@ class ColorizeSettings:
         ``faithful`` (PSNR-optimal) or ``vivid`` (colourful), where the model offers it (`resolve_mode`);
         None = the model's default.
     chroma_gain : float, optional
-        Models with a vivid mode: its chroma multiplier (None = the model's, calibrated on validation).
+        Models with modes: the chosen mode's chroma multiplier (None = the mode's own: 1 for faithful, the
+        vivid mode's calibrated on validation).
     runtime : str, optional
         ``"numpy"`` runs a network exported for `colorize_tf.npnet` without importing TensorFlow (fast
         start-up, slower per image); ``"keras"`` or None: Keras / TensorFlow.

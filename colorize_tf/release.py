@@ -105,12 +105,14 @@ def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85, fl
     4. the most colourful one with a mean gain above 0;
     5. if no candidate is both above the floor and above gray, the one with the highest PSNR.
 
-    Ties go to the higher temperature and the smaller gain.
+    Ties go to the smaller chroma gain, then the higher temperature.
 
     Parameters
     ----------
     results : dict
-        (temperature, gain) -> ``{"gain": mean PSNR gain, "ci_low": float, "colourfulness_ratio": float}``.
+        (temperature, chroma gain) -> ``{"gain": mean PSNR gain, "ci_low": float, "colourfulness_ratio":
+        float}``; a key's first item may be a name instead of a temperature (``("uv", 1.5)``: the faithful
+        head saturated, no temperature).
     target : float
         Colourfulness ratio the vivid mode aims at.
     floor : float
@@ -120,7 +122,7 @@ def choose_vivid(results: Mapping[Tuple[float, float], Mapping], target=0.85, fl
         raise ValueError("no vivid setting was evaluated")
 
     def tie(k):
-        return (k[0], -k[1])
+        return (-k[-1], k[0] if isinstance(k[0], (int, float)) else 0.0)
 
     vivid = {k: r for k, r in results.items() if r["colourfulness_ratio"] > floor}
     above = {k: r for k, r in vivid.items() if r["ci_low"] > 0}
@@ -228,16 +230,20 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         "Automatic colorization of black-and-white photographs. Family `fusion` (Iizuka et al. 2016's global +",
         "local fusion network, here on the encoder of the project's grayscale scene parser), with two heads:",
         "regression of the YUV chroma (mode `faithful`, PSNR-optimal) and Zhang et al. 2016's rebalanced",
-        "classification over chroma bins, decoded by annealed mean (mode `vivid`), trained afterwards on the",
-        "frozen network"
+        "classification over chroma bins, decoded by annealed mean, trained afterwards on the frozen network"
         + (
             " with a decoder of its own from the 1/8 block on (begun as a copy of the faithful one)"
             if cfg.get("bins_decoder")
             else " with a block of its own on the faithful head's features"
         )
-        + " (temperature",
-        f"{modes['temperature']:g}"
-        + (f", chroma x {modes['gain']:g}" if modes.get("gain", 1) != 1 else "")
+        + (
+            f". Mode `vivid` is the faithful head's chroma x {modes['gain']:g} (more saturated), chosen on validation"
+            " over the bins head's settings by the rule below; the bins head's entropy still gives each output"
+            " its confidence score (the archive review page sorts by it"
+            if modes.get("head") == "uv"
+            else f" (mode `vivid`, temperature {modes['temperature']:g}"
+            + (f", chroma x {modes['gain']:g}" if modes.get("gain", 1) != 1 else "")
+        )
         + f"). The network sees the photo at a longer side of {cfg['side']} px; chroma is refined at a",
         "working side of at most 1024 px (joint bilateral filter) and carried to full resolution under the",
         "scan's own luminance (guided upsampling), which is kept exactly, so cost hardly grows with scan size.",
@@ -286,7 +292,13 @@ def model_card(info: Mapping, meta: Mapping) -> str:
             f"{k} (gain {r['gain']:+.2f} dB, colourfulness {r['colourfulness_ratio']:.2f})"
             for k, r in modes["candidates"].items()
         )
-        + f" -> T={modes['temperature']:g}, gain {modes.get('gain', 1):g} (rule, among settings more colourful "
+        + " -> "
+        + (
+            f"faithful head, gain {modes['gain']:g}"
+            if modes.get("head") == "uv"
+            else f"T={modes['temperature']:g}, gain {modes.get('gain', 1):g}"
+        )
+        + " (rule, among settings more colourful "
         "than the faithful mode: the best PSNR of those at 0.85x the true colourfulness or more whose gain over "
         "gray has its interval above 0, else of those at 0.85x on average above gray; else the most colourful "
         "with its interval above 0, else on average above gray).",

@@ -231,8 +231,8 @@ def add_model(parser):
         "--chroma_gain",
         type=positive_float,
         default=None,
-        help="Models with a vivid mode: multiply its chroma by this (more or less saturated; default: the "
-        "model's, chosen on validation).",
+        help="Models with modes: multiply the chosen mode's chroma by this (more or less saturated; default: "
+        "1 in the faithful mode, the model's own in the vivid mode, chosen on validation).",
     )
 
 

@@ -24,8 +24,9 @@ stopped (logs say which steps ran, how long each took, and an estimate of the ti
    of stage B's trained on the bins' loss alone, with a 3x3 block before its readout
    (``--no-bins_decoder``: the head reads stage B's frozen features, as the first releases did;
    ``--joint_finetune`` trains the whole network on both losses instead; its bins head stayed gray);
-7. the vivid mode's temperature, then a chroma gain (saturation) at it, chosen on validation
-   (`colorize_tf.release.choose_vivid`);
+7. the vivid mode, chosen on validation (`colorize_tf.release.choose_vivid`) among the bins head's
+   temperatures, then chroma gains (saturation) at the best one, and the faithful head's chroma times
+   each of ``--uv_gains`` (a saturated regression; the model's ``vivid_head`` is then ``uv``);
    the default mode: vivid when its gain over gray is above 0 (95 % interval) on every validation source,
    else faithful;
 8. evaluation (``pipelines.evaluate``, Beam) on validation, per source, and on the test sets, both modes,
@@ -125,6 +126,12 @@ def build_parser():
         "--gains",
         default="1,1.15,1.3,1.5",
         help="Vivid-mode chroma gains tried at the best temperature.",
+    )
+    parser.add_argument(
+        "--uv_gains",
+        default="1.3,1.5,1.7,1.9,2.1",
+        help="Vivid-mode candidates from the faithful head: its chroma times each of these (a saturated "
+        "regression); chosen by the same rule as the bins head's settings ('' = the bins head only).",
     )
     parser.add_argument("--side", type=positive_int, default=256, help="Working side of the records and the model.")
     parser.add_argument("--max_mb", type=float, default=25.0, help="Refuse to write a model larger than this.")
@@ -240,6 +247,7 @@ def run(argv=None):
     balances = floats(args.source_balance, "--source_balance")
     temperatures = floats(args.temperatures, "--temperatures")
     gains = floats(args.gains, "--gains")
+    uv_gains = floats(args.uv_gains, "--uv_gains") if args.uv_gains.strip() else []
     if args.crop % 32:
         raise UsageError(f"--crop {args.crop}: expected a multiple of 32 (the parser encoder's stride)")
     data, work = os.path.abspath(args.data), os.path.abspath(args.work)
@@ -390,9 +398,15 @@ def run(argv=None):
         results = {}
 
         def measure(t, g):
-            rep_dir = os.path.join(work, f"vivid_T{t:g}_gain{g:g}_val")
+            """One candidate: the bins head at temperature ``t`` (or ``t == "uv"``: the faithful head) x ``g``."""
+            if t == "uv":
+                rep_dir = os.path.join(work, f"vivid_uv_gain{g:g}_val")
+                run = dict(mode="faithful", chroma_gain=g)
+            else:
+                rep_dir = os.path.join(work, f"vivid_T{t:g}_gain{g:g}_val")
+                run = dict(mode="vivid", temperature=t, chroma_gain=g)
             if not _has(rep_dir, "report.json"):
-                _evaluate(stage_c, val_list, None, rep_dir, mode="vivid", temperature=t, chroma_gain=g)
+                _evaluate(stage_c, val_list, None, rep_dir, **run)
             rep = _report(rep_dir)
             results[(t, g)] = {
                 "gain": rep["gain_psnr"]["mean"],
@@ -400,36 +414,40 @@ def run(argv=None):
                 "colourfulness_ratio": rep["colourfulness_ratio"],
                 "report": rep_dir,
             }
-            log.info("vivid T=%g gain %g: %s", t, g, {k: v for k, v in results[(t, g)].items() if k != "report"})
+            log.info("vivid %s: %s", _candidate(t, g), {k: v for k, v in results[(t, g)].items() if k != "report"})
 
         faithful_dir = os.path.join(work, "faithful_val")
         if not _has(faithful_dir, "report.json"):
             _evaluate(stage_c, val_list, None, faithful_dir, mode="faithful")
         floor = _report(faithful_dir)["colourfulness_ratio"]
         log.info("faithful mode on validation: colourfulness %.2f of the truth's (the vivid mode's floor)", floor)
-        for t in temperatures:  # the temperature first, at the network's own chroma
+        for t in temperatures:  # the bins head's temperature first, at the network's own chroma
             measure(t, 1.0)
         t_best, _ = release.choose_vivid(results, floor=floor)
         for g in gains:  # then a saturation gain at that temperature
             if g != 1.0:
                 measure(t_best, g)
+        for g in uv_gains:  # and the faithful head saturated
+            measure("uv", g)
         t_best, g_best = release.choose_vivid(results, floor=floor)
         vivid = _per_source(_report(results[(t_best, g_best)]["report"]), data)
         every = all(r["gain_psnr"]["ci95"][0] > 0 for r in vivid.values())
         default = "vivid" if every else "faithful"
+        head = "uv" if t_best == "uv" else "logits"
         write_json(
             modes_path,
             {
-                "temperature": t_best,
+                "head": head,
+                "temperature": None if head == "uv" else t_best,
                 "gain": g_best,
                 "default_mode": default,
                 "faithful_colourfulness_ratio": floor,
-                "candidates": {f"T={t:g}, gain {g:g}": r for (t, g), r in results.items()},
+                "candidates": {_candidate(t, g): r for (t, g), r in results.items()},
                 "vivid_above_gray_on_every_source": every,
                 "vivid_per_source_gain": {k: v["gain_psnr"] for k, v in vivid.items()},
             },
         )
-        log.info("vivid: temperature %g, chroma gain %g; default mode %s", t_best, g_best, default)
+        log.info("vivid: %s; default mode %s", _candidate(t_best, g_best), default)
 
     steps.run("vivid", lambda: os.path.exists(modes_path), choose_modes)
     with open(modes_path) as fh:
@@ -444,7 +462,11 @@ def run(argv=None):
         meta = read_metadata(stage_c)
         model, config = fusion.load_model_file(stage_c, meta)
         config = dataclasses.replace(
-            config, temperature=modes["temperature"], vivid_gain=modes["gain"], default_mode=modes["default_mode"]
+            config,
+            vivid_head=modes.get("head", "logits"),
+            temperature=modes["temperature"] or config.temperature,
+            vivid_gain=modes["gain"],
+            default_mode=modes["default_mode"],
         )
         if os.path.isdir(final):
             shutil.rmtree(final)
@@ -478,6 +500,11 @@ def run(argv=None):
 
     steps.run("output", lambda: False, write_output)
     return os.path.abspath(args.output)
+
+
+def _candidate(t, g):
+    """A vivid candidate's name in logs and the card: ``T=0.38, gain 1.1`` or ``faithful head, gain 1.5``."""
+    return f"faithful head, gain {g:g}" if t == "uv" else f"T={t:g}, gain {g:g}"
 
 
 def _epoch_share(records, balance, seed):

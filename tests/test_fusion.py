@@ -101,6 +101,33 @@ def test_bins_decoder_starts_as_the_uv_path_and_is_all_the_bins_head_trains():
     assert {"vivid_fusion_local", "vivid_dec1_conv"} <= {layer.name for layer in own_encoder.layers}
 
 
+def test_vivid_mode_from_the_faithful_head_and_chroma_gains():
+    import dataclasses
+
+    from colorize_tf.chroma_bins import bin_centres
+    from colorize_tf.fusion import FusionColorizer, FusionConfig, build_model
+    from colorize_tf.refine import RefineParams
+
+    config = FusionConfig(base=8, loss="joint", vivid_head="uv", vivid_gain=1.5)
+    model = build_model(config, n_bins=len(bin_centres(config.bin_step)))
+    gray = np.random.default_rng(4).uniform(0, 1, (64, 96)).astype(np.float32)
+    off = RefineParams(0, 0.1, 1.0)
+    faithful = FusionColorizer(model, config, off, mode="faithful")
+    vivid = FusionColorizer(model, config, off, mode="vivid")
+    assert config.modes()["vivid"] == {"head": "uv", "gain": 1.5} and faithful.gain == 1.0 and vivid.gain == 1.5
+    base = faithful.chroma(gray)
+    assert np.abs(base.uv).max() > 0 and 0 < base.confidence < 1  # the bins head still scores confidence
+    np.testing.assert_allclose(vivid.chroma(gray).uv, 1.5 * base.uv, rtol=1e-5, atol=1e-7)
+    louder = FusionColorizer(model, config, off, mode="faithful", gain=2.0)  # a gain asked for: any mode
+    np.testing.assert_allclose(louder.chroma(gray).uv, 2.0 * base.uv, rtol=1e-5, atol=1e-7)
+    assert "chroma gain 1.5" in vivid.describe() and "chroma gain" not in faithful.describe()
+    bins = FusionColorizer(model, dataclasses.replace(config, vivid_head="logits"), off, mode="vivid")
+    assert bins.centres is not None and np.abs(bins.chroma(gray).uv - vivid.chroma(gray).uv).max() > 1e-4
+    for bad in (dict(vivid_head="rgb"), dict(loss="l2", vivid_head="uv")):
+        with pytest.raises(ValueError, match="vivid"):
+            FusionConfig(**bad)
+
+
 def test_log_rgb_loss_is_each_images_log_squared_rgb_error():
     import tensorflow as tf
 

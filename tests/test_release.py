@@ -70,6 +70,14 @@ def test_vivid_setting_choice():
     assert release.choose_vivid(r, floor=0.75) == (0.38, 1.3)
     r[(0.3, 1.0)]["gain"] = 0.2
     assert release.choose_vivid(r, floor=0.75) == (0.3, 1.0)  # more colourful than faithful and above gray
+    mixed = {  # the faithful head saturated competes under the same rule
+        (0.38, 1.1): {"gain": 0.5, "ci_low": 0.2, "colourfulness_ratio": 0.68},
+        ("uv", 1.5): {"gain": 1.1, "ci_low": 0.8, "colourfulness_ratio": 0.70},
+        ("uv", 1.9): {"gain": 0.2, "ci_low": -0.1, "colourfulness_ratio": 0.87},
+    }
+    assert release.choose_vivid(mixed, floor=0.47) == ("uv", 1.9)  # reaches 0.85 on average above gray
+    mixed[("uv", 1.9)]["gain"] = -0.1
+    assert release.choose_vivid(mixed, floor=0.47) == ("uv", 1.5)  # else the most colourful above gray
     same = {(0.38, 1.0): dict(r[(0.38, 1.3)]), (0.38, 1.3): dict(r[(0.38, 1.3)])}
     assert release.choose_vivid(same) == (0.38, 1.0)  # a tie goes to the smaller gain
     with pytest.raises(ValueError):
@@ -141,6 +149,11 @@ def test_model_card_tables_and_choices():
     assert "a block of its own on the faithful head's features" in card
     own = release.model_card(info, {"fusion": {"side": 256, "bins_decoder": True}, "training": {}})
     assert "a decoder of its own from the 1/8 block on" in own and "block of its own on" not in own
+    info["modes"].update(head="uv", temperature=None, gain=1.7)
+    info["modes"]["candidates"]["faithful head, gain 1.7"] = {"gain": 0.4, "colourfulness_ratio": 0.8}
+    uv = release.model_card(info, {"fusion": {"side": 256, "bins_decoder": True}, "training": {}})
+    assert "Mode `vivid` is the faithful head's chroma x 1.7" in uv and "-> faithful head, gain 1.7 (rule" in uv
+    assert "temperature" not in uv.split("## Training data")[0]
 
 
 def test_known_limits_are_read_off_the_tables():
