@@ -401,12 +401,12 @@ def run(argv=None):
             """One candidate: the bins head at temperature ``t`` (or ``t == "uv"``: the faithful head) x ``g``."""
             if t == "uv":
                 rep_dir = os.path.join(work, f"vivid_uv_gain{g:g}_val")
-                run = dict(mode="faithful", chroma_gain=g)
+                how = dict(mode="faithful", chroma_gain=g)
             else:
                 rep_dir = os.path.join(work, f"vivid_T{t:g}_gain{g:g}_val")
-                run = dict(mode="vivid", temperature=t, chroma_gain=g)
+                how = dict(mode="vivid", temperature=t, chroma_gain=g)
             if not _has(rep_dir, "report.json"):
-                _evaluate(stage_c, val_list, None, rep_dir, **run)
+                _evaluate(stage_c, val_list, None, rep_dir, **how)
             rep = _report(rep_dir)
             results[(t, g)] = {
                 "gain": rep["gain_psnr"]["mean"],

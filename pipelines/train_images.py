@@ -346,8 +346,7 @@ def run(argv=None):
     if args.vivid_target > 0 and "logits" in config.heads:
         # the vivid (bins) head's saturation, calibrated on a larger validation sample than the refinement's
         pics = validation_pictures(args.vivid_images)
-        config = dataclasses.replace(config, vivid_gain=1.0)
-        col = fusion.FusionColorizer(model, config, refine, mode="vivid")
+        col = fusion.FusionColorizer(model, config, refine, mode="vivid", gain=1.0)
         uvs = [col.colorize(p.gray).uv for p in pics]
         gain, table = tuning.calibrate_gain([p.gray for p in pics], [p.rgb for p in pics], uvs, args.vivid_target)
         config = dataclasses.replace(config, vivid_gain=gain)
