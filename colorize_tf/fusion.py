@@ -313,6 +313,7 @@ def train_fusion(
     init_model=None,
     finetune_encoder=False,
     bins_only=False,
+    precision="float32",
 ):
     """Fit a fusion model on ``(gray, uv)`` or ``(gray, uv, extras)`` batches
     (`colorize_tf.image_records.dataset`; extras ``scene`` when ``config.scene_weight > 0``, ``labels`` when
@@ -327,7 +328,9 @@ def train_fusion(
     the ``parser`` encoder's convolutions learn too (its batch normalisation stays in inference mode).
     ``bins_only`` trains the bins head alone (its own decoder with ``config.bins_decoder``, its hidden block,
     normalisation and readout) on the frozen network of ``init_model``: the ``uv`` head, and so the faithful
-    mode, stay exactly as they were.
+    mode, stay exactly as they were. ``precision`` ``"bfloat16"`` trains under Keras' ``mixed_bfloat16``
+    policy (float32 weights and outputs, bfloat16 arithmetic: ~1.9x faster steps on CPUs with AVX512-BF16 or
+    AMX, slower on others); the returned model computes in float32 either way (`with_dtype_policy`).
 
     Returns
     -------
@@ -341,8 +344,10 @@ def train_fusion(
     from . import chroma_bins
     from .regressor import _has_tensorboard, epoch_progress, schedule_callbacks
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {sorted(PRECISIONS)}")
     keras.utils.set_random_seed(settings.seed)
-    record = {"config": dataclasses.asdict(config)}
+    record = {"config": dataclasses.asdict(config), "precision": precision}
     scene_table = None
     if config.scene_weight > 0:
         keys = tf.constant(list(config.scenes))
@@ -383,6 +388,10 @@ def train_fusion(
         model, copied, fresh = warm_start(init_model, config, n_bins)
         record["warm_start"] = {"copied": copied, "fresh": fresh}
         log.info("warm start: %d layers with weights taken over, new: %s", len(copied), fresh or "none")
+    if precision != "float32":
+        model = with_dtype_policy(model, PRECISIONS[precision])
+        if config.encoder == "parser":
+            model.get_layer("encoder").trainable = False  # as built; --finetune_encoder opens it below
     if finetune_encoder:
         _unfreeze_encoder(model)
     if bins_only:
@@ -447,6 +456,8 @@ def train_fusion(
         parameters=int(model.count_params()),
         trainable_parameters=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     )
+    if precision != "float32":
+        model = with_dtype_policy(model, "float32")
     return model, record
 
 
@@ -484,6 +495,31 @@ def warm_start(init_model, config: FusionConfig, n_bins=0):
         else:
             fresh.append(layer.name)
     return model, copied, fresh
+
+
+#: Training precisions of `train_fusion`: Keras dtype policy of every layer but the outputs.
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+#: Output layers, kept in float32 whatever the precision (losses, bins and decoded chroma read them).
+OUTPUT_LAYERS = ("uv", "logits", "scene", "segments")
+
+
+def with_dtype_policy(model, policy):
+    """A copy of ``model`` (same layers, names and weights) whose layers, the nested encoder's included,
+    compute under the Keras dtype ``policy`` (``"float32"``, ``"mixed_bfloat16"``); the output layers
+    (`OUTPUT_LAYERS`) stay float32. Under a mixed policy the weights stay float32 variables, so converting
+    back to ``"float32"`` gives the trained network exactly. Trainability is that of the layers' configs:
+    callers set it afterwards."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "float32" if layer.name in OUTPUT_LAYERS else policy
+        return layer.__class__.from_config(config)
+
+    out = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    out.set_weights(model.get_weights())
+    return out
 
 
 def _unfreeze_encoder(model):
