@@ -389,7 +389,7 @@ def train_fusion(
         record["warm_start"] = {"copied": copied, "fresh": fresh}
         log.info("warm start: %d layers with weights taken over, new: %s", len(copied), fresh or "none")
     if precision != "float32":
-        model = with_dtype_policy(model, PRECISIONS[precision])
+        float_model, model = model, with_dtype_policy(model, PRECISIONS[precision])
         if config.encoder == "parser":
             model.get_layer("encoder").trainable = False  # as built; --finetune_encoder opens it below
     if finetune_encoder:
@@ -456,8 +456,9 @@ def train_fusion(
         parameters=int(model.count_params()),
         trainable_parameters=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     )
-    if precision != "float32":
-        model = with_dtype_policy(model, "float32")
+    if precision != "float32":  # the trained weights in the float32 network they were copied from
+        float_model.set_weights(model.get_weights())
+        model = float_model
     return model, record
 
 
@@ -504,7 +505,7 @@ OUTPUT_LAYERS = ("uv", "logits", "scene", "segments")
 
 
 def with_dtype_policy(model, policy):
-    """A copy of ``model`` (same layers, names and weights) whose layers, the nested encoder's included,
+    """A copy of an uncompiled ``model`` (same layers, names and weights) whose layers, the nested encoder's included,
     compute under the Keras dtype ``policy`` (``"float32"``, ``"mixed_bfloat16"``); the output layers
     (`OUTPUT_LAYERS`) stay float32. Under a mixed policy the weights stay float32 variables, so converting
     back to ``"float32"`` gives the trained network exactly. Trainability is that of the layers' configs:

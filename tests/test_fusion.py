@@ -63,6 +63,31 @@ def test_warm_start_carries_trained_layers_into_another_loss():
     assert fresh == [] and np.allclose(same(x), source(x), atol=1e-6)
 
 
+def test_bfloat16_copy_computes_in_bfloat16_and_converts_back_exactly():
+    from colorize_tf.fusion import FusionConfig, build_model, parser_encoder, with_dtype_policy
+    from colorize_tf.parser import build_parser
+
+    config = FusionConfig(base=8, encoder="parser", scenes=("a", "b"), scene_weight=0.1)
+    model = build_model(config, encoder=parser_encoder(build_parser(5, base=8)))
+    x = np.random.default_rng(2).uniform(0, 1, (1, 64, 64, 1)).astype(np.float32)
+    mixed = with_dtype_policy(model, "mixed_bfloat16")
+    encoder = mixed.get_layer("encoder")
+    inner = [layer for layer in encoder.layers if "Conv2D" in type(layer).__name__]
+    assert inner and all(layer.compute_dtype == "bfloat16" for layer in inner)  # the nested encoder too
+    assert mixed.get_layer("dec1_conv").compute_dtype == "bfloat16"
+    assert mixed.get_layer("uv").compute_dtype == "float32" and mixed.get_layer("scene").compute_dtype == "float32"
+    assert all(w.dtype == "float32" for w in mixed.weights)  # the variables stay float32
+    want, got = model(x), mixed(x)
+    for a, b in zip(want, got):
+        a, b = np.asarray(a), np.asarray(b)
+        assert b.dtype == np.float32 and not np.array_equal(a, b)  # computed in bfloat16: close, not equal
+        np.testing.assert_allclose(b, a, atol=0.05 * np.abs(a).max() + 1e-3)
+    back = with_dtype_policy(mixed, "float32")
+    assert back.get_layer("dec1_conv").compute_dtype == "float32"
+    for a, b in zip(want, back(x)):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a))  # the same network, exactly
+
+
 def test_bins_decoder_starts_as_the_uv_path_and_is_all_the_bins_head_trains():
     import dataclasses
 
@@ -225,8 +250,16 @@ def untrained_parser(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss,variant", [("l2", "own"), ("classification", "own"), ("joint", "parser")])
-def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, loss, variant, tmp_path):
+@pytest.mark.parametrize(
+    "loss,variant,precision",
+    [
+        ("l2", "own", "float32"),
+        ("classification", "own", "float32"),
+        ("joint", "parser", "float32"),
+        ("l2", "own", "bfloat16"),
+    ],
+)
+def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, loss, variant, precision, tmp_path):
     from colorize_tf.color import luminance
     from colorize_tf.fusion import FusionColorizer
     from colorize_tf.metrics import colourfulness, gray_baseline, psnr
@@ -249,6 +282,8 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
             "--val_fraction=0.2",
             "--tune_images=2",
             "--source_balance=0.5",
+            f"--precision={precision}",
+            *(["--uv_loss=log_rgb"] if precision == "bfloat16" else []),  # a custom loss through the precision swap
             "--work_dir=" + str(tmp_path / "work"),
         ]
         + (
@@ -264,6 +299,11 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     )
     meta = json.loads((out / "model.json").read_text())
     assert family_of(str(out)) == "fusion" and meta["fusion"]["loss"] == loss
+    assert meta["training"]["precision"] == precision
+    import zipfile
+
+    saved = zipfile.ZipFile(out / "fusion.keras").read("config.json").decode()
+    assert '"float32"' in saved and "bfloat16" not in saved  # saved to compute in float32 whatever the training
     assert meta["training"]["source_balance"] == 0.5 and sum(meta["training"]["epoch_by_source"].values()) == 13
     assert (tmp_path / "work" / "checkpoint.keras").is_file() and (tmp_path / "work" / "best.keras").is_file()
     if variant == "parser":
