@@ -157,10 +157,16 @@ def floats(text, flag):
     return values
 
 
-class Steps:
-    """Step bookkeeping: which are done, how long they took (``WORK/steps.json``), time left."""
+#: Minutes of stage B's rounds with ``--precision bfloat16`` (measured the same way).
+BFLOAT16_MINUTES = {"stage_b": 17, "stage_b2": 33, "stage_b3": 15}
 
-    def __init__(self, work):
+
+class Steps:
+    """Step bookkeeping: which are done, how long they took (``WORK/steps.json``), time left (from
+    ``typical``, minutes per step: `TYPICAL_MINUTES` by default)."""
+
+    def __init__(self, work, typical=None):
+        self.typical = dict(typical or TYPICAL_MINUTES)
         self.path = os.path.join(work, "steps.json")
         self.minutes = json.load(open(self.path)) if os.path.exists(self.path) else {}
         self.t0 = time.time()
@@ -168,7 +174,7 @@ class Steps:
     def run(self, name, done, body, given=None):
         """Run ``body()`` unless ``done()`` (or its output was ``given``); log progress and an estimate of the
         time left."""
-        names = list(TYPICAL_MINUTES)
+        names = list(self.typical)
         k = names.index(name) + 1
         if given:
             log.info("step %d/%d %s: skipped, given: %s", k, len(names), name, given)
@@ -177,7 +183,7 @@ class Steps:
         if done():
             log.info("step %d/%d %s: done before, skipped", k, len(names), name)
             return
-        left = sum(TYPICAL_MINUTES[n] for n in names[k - 1 :] if n not in self.minutes)
+        left = sum(self.typical[n] for n in names[k - 1 :] if n not in self.minutes)
         log.info("step %d/%d %s: starting (about %.0f min of work left, 2 cores)", k, len(names), name, left)
         t = time.time()
         body()
@@ -262,7 +268,7 @@ def run(argv=None):
     if not os.path.isdir(data):
         raise UsageError(f"--data {args.data}: not a folder")
     os.makedirs(work, exist_ok=True)
-    steps = Steps(work)
+    steps = Steps(work, {**TYPICAL_MINUTES, **(BFLOAT16_MINUTES if args.precision == "bfloat16" else {})})
     lists = os.path.join(work, "lists")
     train_list = os.path.join(lists, "train.txt")
 

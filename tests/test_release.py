@@ -1,5 +1,6 @@
 """The release recipe's pure parts: training lists, choices on validation, the model card."""
 
+import json
 import os
 
 import pytest
@@ -176,3 +177,25 @@ def test_known_limits_are_read_off_the_tables():
     assert "0.41-0.62 of the true photos' colourfulness" in lines[1] and len(lines) == 2
     tables["vivid"] = [row("people", 0.2, 0.05, 0.9)]  # colourful enough: no line about it
     assert len(measured_limits(tables)) == 1
+
+
+def test_steps_record_minutes_skip_done_work_and_estimate_from_the_given_table(tmp_path, caplog):
+    import logging
+
+    from pipelines.release import BFLOAT16_MINUTES, TYPICAL_MINUTES, Steps
+
+    typical = {**TYPICAL_MINUTES, **BFLOAT16_MINUTES}
+    steps = Steps(str(tmp_path), typical)
+    ran = []
+    with caplog.at_level(logging.INFO, logger="pipelines.release"):
+        steps.run("stage_b", lambda: False, lambda: ran.append("b"))
+        steps.run("stage_b2", lambda: True, lambda: ran.append("b2"))  # its output exists: skipped
+        steps.run("parser", lambda: False, lambda: ran.append("p"), given="runs/parser")  # given: not run
+    assert ran == ["b"]
+    minutes = json.loads((tmp_path / "steps.json").read_text())
+    assert set(minutes) == {"stage_b"} and minutes["stage_b"] >= 0
+    left = sum(typical[n] for n in list(typical)[list(typical).index("stage_b") :])  # nothing logged as done yet
+    assert f"about {left:.0f} min of work left" in caplog.text
+    assert BFLOAT16_MINUTES["stage_b2"] < TYPICAL_MINUTES["stage_b2"]
+    assert "stage_b2: done before, skipped" in caplog.text and "parser: skipped, given: runs/parser" in caplog.text
+    assert json.loads((tmp_path / "steps.json").read_text()) == Steps(str(tmp_path)).minutes  # a resumed run reads it
