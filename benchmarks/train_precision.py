@@ -6,7 +6,7 @@ mixed_bfloat16 policy, what ``pipelines.train_images --precision bfloat16`` trai
 Two cases, as in the release recipe: the parser encoder frozen (stage A, stage C) and fine-tuned (stage B's
 rounds). The network is the shipped model's uv path (`colorize_tf/models/general`), trained with the squared
 error on random batches held in memory, so the figures are the network's arithmetic alone: a real epoch adds
-reading, augmentation and validation (the release's three fine-tuned rounds took 0.67x their float32 time in
+reading, augmentation and validation (the release's three fine-tuned rounds took 0.69x their float32 time in
 all, where this prints about 0.4x for a step). bfloat16 is fast only on CPUs with AVX512-BF16 or AMX;
 elsewhere it is emulated and slower.
 """
