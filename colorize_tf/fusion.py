@@ -329,8 +329,9 @@ def train_fusion(
     ``bins_only`` trains the bins head alone (its own decoder with ``config.bins_decoder``, its hidden block,
     normalisation and readout) on the frozen network of ``init_model``: the ``uv`` head, and so the faithful
     mode, stay exactly as they were. ``precision`` ``"bfloat16"`` trains under Keras' ``mixed_bfloat16``
-    policy (float32 weights and outputs, bfloat16 arithmetic: ~1.9x faster steps on CPUs with AVX512-BF16 or
-    AMX, slower on others); the returned model computes in float32 either way (`with_dtype_policy`).
+    policy (float32 weights and outputs, bfloat16 arithmetic: 0.4-0.6x the time per step, 0.6-0.7x per epoch,
+    measured on a CPU with AVX512-BF16; emulated and slower on CPUs without bfloat16 instructions or AMX);
+    the returned model computes in float32 either way (`with_dtype_policy`).
 
     Returns
     -------

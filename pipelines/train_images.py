@@ -182,9 +182,10 @@ def build_parser():
         "--precision",
         choices=["float32", "bfloat16"],
         default="float32",
-        help="Training arithmetic: bfloat16 (Keras mixed_bfloat16: float32 weights and outputs) takes ~0.53x "
-        "the time per step on CPUs with AVX512-BF16 or AMX (measured: AMD EPYC, 2 cores) and is slower without "
-        "them; the saved model computes in float32 either way.",
+        help="Training arithmetic: bfloat16 (Keras mixed_bfloat16: float32 weights and outputs) took 0.41x the "
+        "time per step with the encoder fine-tuned, 0.62x frozen, 0.63-0.72x per epoch on a CPU with "
+        "AVX512-BF16 (benchmarks/train_precision.py); emulated, slower, without bfloat16 instructions or AMX. "
+        "The saved model computes in float32 either way.",
     )
     add_seed(parser)
     return parser
