@@ -198,4 +198,4 @@ def test_steps_record_minutes_skip_done_work_and_estimate_from_the_given_table(t
     assert f"about {left:.0f} min of work left" in caplog.text
     assert BFLOAT16_MINUTES["stage_b2"] < TYPICAL_MINUTES["stage_b2"]
     assert "stage_b2: done before, skipped" in caplog.text and "parser: skipped, given: runs/parser" in caplog.text
-    assert json.loads((tmp_path / "steps.json").read_text()) == Steps(str(tmp_path)).minutes  # a resumed run reads it
+    assert Steps(str(tmp_path)).minutes == minutes  # a resumed run reads it
