@@ -148,8 +148,9 @@ def dataset(
     paths : list of str
         ``examples-*.tfrecord.gz`` shards (local, or any filesystem TensorFlow reads).
     crop : int, optional
-        Square crop side (random with `augment`, else central; images smaller than it are padded with
-        gray and zero chroma). None keeps whole images (then `batch_size` must be 1 unless sizes agree).
+        Square crop side (random with `augment`, else central; an image whose shorter side is under it
+        is first enlarged until that side equals it, never padded). None keeps whole images (then
+        `batch_size` must be 1 unless sizes agree).
     image_ids : collection of str, optional
         Keep only these images (a split).
     augment : bool
@@ -164,7 +165,7 @@ def dataset(
         side 256.
     extras : tuple of str
         Also yield, in a dict as third element, ``"scene"`` (string (B,)) and/or ``"labels"`` (uint8
-        (B, c, c), cropped and flipped with the image, `IGNORE` where unlabeled or padded).
+        (B, c, c), cropped and flipped with the image, `IGNORE` where unlabeled).
     repeats : dict, optional
         Image id -> times per epoch (default 1; `colorize_tf.splits.source_repeats` balances sources). Each
         repetition gets its own crop, flip and jitter.
@@ -201,20 +202,27 @@ def dataset(
     unknown = set(extras) - {"scene", "labels"}
     if unknown:
         raise ValueError(f"unknown extras {sorted(unknown)}: expected 'scene' and/or 'labels'")
-    fill = tf.constant([0.5, 0.0, 0.0, float(IGNORE)])  # padding: mid gray, zero chroma, no label
+
+    def enlarge(both, size):
+        """An image whose shorter side is under the crop, enlarged until it equals it (aspect kept): padding
+        it instead taught the network a cue that only narrow (portrait) photos carry."""
+        shape = tf.cast(tf.shape(both)[:2], tf.float32)
+        new = tf.cast(tf.math.ceil(shape * (float(size) / tf.reduce_min(shape))), tf.int32)
+        pixels = tf.image.resize(both[..., :3], new, method="bilinear")
+        labels = tf.image.resize(both[..., 3:], new, method="nearest")
+        return tf.concat([pixels, labels], -1)
 
     def shape(ex, draw):
         # (h, w, 4): gray, U, V and labels crop and flip together
         both = tf.concat([ex["gray"], ex["uv"], tf.cast(ex["labels"], tf.float32)], -1)
         key = tf.stack([draw, tf.constant(seed, tf.int64)])
         if crop:
-            h, w = tf.shape(both)[0], tf.shape(both)[1]
-            ph, pw = tf.maximum(0, crop - h), tf.maximum(0, crop - w)
-            both = tf.pad(both - fill, [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]]) + fill
+            short = tf.reduce_min(tf.shape(both)[:2])
+            both = tf.cond(short < crop, lambda: enlarge(both, crop), lambda: both)
             if augment:
                 both = tf.image.stateless_random_crop(both, [crop, crop, 4], seed=key)
             else:
-                both = tf.image.resize_with_crop_or_pad(both - fill, crop, crop) + fill
+                both = tf.image.resize_with_crop_or_pad(both, crop, crop)
         if augment:
             both = tf.image.stateless_random_flip_left_right(both, seed=key + [1, 0])
         gray, uv = both[..., :1], both[..., 1:3]

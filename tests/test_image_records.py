@@ -87,8 +87,12 @@ def test_dataset_crops_and_flips_gray_and_chroma_together(tmp_path):
     np.testing.assert_allclose(uv.numpy()[..., 0], gray.numpy()[..., 0] - 0.5, atol=2e-3)
     only = list(dataset([path], crop=32, image_ids={"scene_2"}))
     assert only[0][0].shape[0] == 1 and np.allclose(only[0][1].numpy()[..., 1], 0.2, atol=1e-3)
-    small = list(dataset([path], crop=32, image_ids={"scene_1"}))[0]  # 24x32 padded: gray 0.5, chroma 0 rows
-    assert np.allclose(small[0].numpy()[0, :4, :, 0], 0.5) and np.allclose(small[1].numpy()[0, :4], 0.0)
+    # 24x32, under the crop: enlarged to 32x43 (never padded: no mid-gray rows), gray and chroma together
+    small = list(dataset([path], crop=32, image_ids={"scene_1"}))[0]
+    sg, suv = small[0].numpy()[0, ..., 0], small[1].numpy()[0]
+    assert sg.shape == (32, 32) and not np.isclose(sg, 0.5, atol=1e-3).all(axis=1).any()
+    np.testing.assert_allclose(suv[..., 0], sg - 0.5, atol=2e-3)
+    np.testing.assert_allclose(suv[..., 1], 0.1, atol=1e-3)
     jittered = list(dataset([path], crop=32, batch_size=8, augment=True, jitter=True, seed=1))[0]
     assert not np.allclose(jittered[1].numpy()[..., 0], jittered[0].numpy()[..., 0] - 0.5, atol=2e-3)
     assert jittered[0].numpy().min() >= 0 and jittered[0].numpy().max() <= 1
@@ -139,9 +143,10 @@ def test_labels_travel_with_crops_and_flips(tmp_path):
     for seed in range(6):  # random crops and flips: the right half (class 2) stays with the bright pixels
         g, _, extra = next(iter(dataset([path], crop=24, augment=True, seed=seed, extras=("labels",))))
         g, lab = g.numpy()[0, ..., 0], extra["labels"].numpy()[0]
-        inside = g != 0.5  # padding rows are gray 0.5 and IGNORE
-        assert (lab[~inside] == 255).all() or not (~inside).any()
-        assert (lab[inside & (g >= 15 * 8 / 255)] == 2).all() and (lab[inside & (g < 15 * 8 / 255)] != 2).all()
+        # 20x30 under the 24 crop: enlarged to 24x36 (labels by nearest neighbour), no padding
+        assert g.shape == (24, 24) and (lab != 255).any()
+        bright, dark = g >= 16 * 8 / 255, g < 14 * 8 / 255  # away from the class edge (bilinear vs nearest)
+        assert (lab[bright] == 2).all() and (lab[dark] != 2).all()
 
 
 @pytest.mark.slow
