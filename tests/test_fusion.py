@@ -260,6 +260,8 @@ def untrained_parser(tmp_path_factory):
     ],
 )
 def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, loss, variant, precision, tmp_path):
+    from PIL import Image
+
     from colorize_tf.color import luminance
     from colorize_tf.fusion import FusionColorizer
     from colorize_tf.metrics import colourfulness, gray_baseline, psnr
@@ -312,7 +314,13 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
         assert meta["fusion"]["segments"] == ["sky", "ground", "disc"]
         history = meta["training"]["history"]
         assert "scene_loss" in history  # (the two synthetic "scene types" are alike: nothing to learn there)
-        assert min(history["segments_loss"]) < 0.85 * history["segments_loss"][0]  # the head learns the labels
+        # the head learns the labels: its cross entropy falls, and well below predicting the classes'
+        # frequencies (their entropy over the masks; measured 0.67x of it)
+        masks = [np.asarray(Image.open(m)) for m in sorted((records.parent / "masks").glob("*.png"))]
+        freq = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=3) / sum(m.size for m in masks)
+        prior = -float(np.sum(freq * np.log(np.maximum(freq, 1e-12))))
+        seg = history["segments_loss"]
+        assert min(seg) < seg[0] and min(seg) < 0.75 * prior, (seg, prior)
     assert len(json.loads((out / "split.json").read_text())["validation"]) == 3  # 20 % of 16, stratified
     col = load_colorizer(str(out))
     assert isinstance(col, FusionColorizer)
