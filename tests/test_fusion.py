@@ -263,7 +263,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
     from PIL import Image
 
     from colorize_tf.color import luminance
-    from colorize_tf.fusion import FusionColorizer
+    from colorize_tf.fusion import FusionColorizer, entropy
     from colorize_tf.metrics import colourfulness, gray_baseline, psnr
     from colorize_tf.registry import family_of, load_colorizer
     from pipelines import train_images
@@ -318,7 +318,7 @@ def test_fusion_trains_beats_gray_and_round_trips(records, untrained_parser, los
         # frequencies (their entropy over the masks; measured 0.67x of it)
         masks = [np.asarray(Image.open(m)) for m in sorted((records.parent / "masks").glob("*.png"))]
         freq = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=3) / sum(m.size for m in masks)
-        prior = -float(np.sum(freq * np.log(np.maximum(freq, 1e-12))))
+        prior = float(entropy(freq))
         seg = history["segments_loss"]
         assert min(seg) < seg[0] and min(seg) < 0.75 * prior, (seg, prior)
     assert len(json.loads((out / "split.json").read_text())["validation"]) == 3  # 20 % of 16, stratified
