@@ -501,6 +501,25 @@ def warm_start(init_model, config: FusionConfig, n_bins=0):
 
 #: Training precisions of `train_fusion`: Keras dtype policy of every layer but the outputs.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+#: CPU flags (Linux ``/proc/cpuinfo``) of native bfloat16 arithmetic: without them it is emulated, slower.
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def resolve_precision(precision, cpuinfo="/proc/cpuinfo"):
+    """A training precision of `PRECISIONS`: ``"auto"`` is ``"bfloat16"`` where the CPU has bfloat16
+    instructions (`BFLOAT16_FLAGS` in ``cpuinfo``), else ``"float32"``; other names are returned checked."""
+    if precision == "auto":
+        try:
+            with open(cpuinfo) as fh:
+                flags = {f for line in fh if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+        except OSError:
+            flags = set()
+        return "bfloat16" if flags & set(BFLOAT16_FLAGS) else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected auto or one of {sorted(PRECISIONS)}")
+    return precision
+
+
 #: Output layers, kept in float32 whatever the precision (losses, bins and decoded chroma read them).
 OUTPUT_LAYERS = ("uv", "logits", "scene", "segments")
 

@@ -169,8 +169,13 @@ def fit_parser(
     seed=0,
     work_size=256,
     smoothing=None,
+    precision="float32",
 ):
     """Train a parser on prepared pairs.
+
+    ``precision`` ``"bfloat16"`` trains under Keras' ``mixed_bfloat16`` policy (float32 weights, the
+    ``logits`` output in float32) and returns the same network computing in float32
+    (`colorize_tf.fusion.with_dtype_policy`).
 
     Returns
     -------
@@ -184,7 +189,13 @@ def fit_parser(
     n = len(classes)
     counts = label_counts(pairs, n)
     weights = class_weights(counts, power=weighting_power)
-    model = build_parser(n, base=base)
+    from .fusion import PRECISIONS, with_dtype_policy
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {sorted(PRECISIONS)}")
+    model = float_model = build_parser(n, base=base)
+    if precision != "float32":
+        model = with_dtype_policy(float_model, PRECISIONS[precision])
     steps = max(1, int(np.ceil(len(pairs) / batch_size))) * epochs
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=weighted_ignore_loss(weights))
@@ -196,6 +207,8 @@ def fit_parser(
         )
     )
     hist = model.fit(ds, epochs=epochs, callbacks=[cb], verbose=0)
+    if model is not float_model:  # the trained float32 weights, in the float32 network
+        float_model.set_weights(model.get_weights())
     meta = {
         "classes": list(classes),
         "work_size": work_size,
@@ -208,12 +221,13 @@ def fit_parser(
         "batch_size": batch_size,
         "crop": crop,
         "learning_rate": learning_rate,
+        "precision": precision,
         "class_pixels": counts.tolist(),
         "class_weights": weights.tolist(),
         "loss": [float(v) for v in hist.history["loss"]],
         "seconds": round(time.time() - t0, 1),
     }
-    return SceneParser(model, meta), record
+    return SceneParser(float_model, meta), record
 
 
 def confusion(pred, truth, num_classes):

@@ -283,7 +283,8 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         f"Commit `{info.get('commit') or 'unknown'}`; scene parser: {info['parser']}.",
         "Minutes per step on 2 CPU cores: "
         + ", ".join(f"{k} {v:g}" for k, v in info["minutes"].items())
-        + f" (total {info['total_minutes']:g}).",
+        + f" (total {info['total_minutes']:g})"
+        + (f"; training arithmetic {info['precision']}." if info.get("precision") else "."),
         "",
         "Choices made on validation: source balance "
         + ", ".join(f"{b} (mean gain over sources {r['macro_gain']:+.2f} dB)" for b, r in chosen["candidates"].items())

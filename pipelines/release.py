@@ -3,7 +3,8 @@
     python -m pipelines.release --data ../shared/data --output colorize_tf/models/general --work runs/release
 
 One command, nine steps; each is skipped when its output is complete, so a stopped run resumes where it
-stopped (logs say which steps ran, how long each took, and an estimate of the time left):
+stopped (logs say which steps ran, how long each took, and an estimate of the time left). Every training
+step runs in ``--precision`` (default ``auto``: bfloat16 where the CPU has bfloat16 instructions):
 
 1. lists: every colour set's training images (SIFT Flow train.txt, Stanford Background's train split,
    ``imagenet_sample``, ``people``, ``interiors``) and the test lists (SIFT Flow test.txt, Stanford's test
@@ -14,17 +15,18 @@ stopped (logs say which steps ran, how long each took, and an estimate of the ti
 4. stage A: family ``fusion``, ``l2`` loss, the parser's encoder frozen, once per ``--source_balance``
    candidate with the same number of training steps; the candidate with the best gain over gray on
    validation, averaged over sources (each source counts the same), is kept;
-5. stage B: the encoder fine-tuned (``--init A --finetune_encoder``); then, with ``--epochs_b2 N``, a
-   second round from B on a cosine learning-rate schedule (``--lr_schedule cosine``, N epochs), and with
-   ``--epochs_b3 M`` a third on the mean-PSNR objective (``--uv_loss log_rgb``, cosine from 2e-4, M
-   epochs); the last round takes B's place in the next steps; ``--precision bfloat16`` runs the rounds
-   in Keras' mixed_bfloat16 arithmetic;
+5. stage B: the encoder fine-tuned (``--init A --finetune_encoder``), ``--epochs_b`` on a cosine
+   learning-rate schedule from 3e-4 (``--schedule_b constant``: constant with early stopping); with
+   ``--epochs_b2 N`` a second round from B on a cosine schedule, and with ``--epochs_b3 M`` a last one on
+   the mean-PSNR objective (``--uv_loss log_rgb``, cosine from 2e-4, M epochs); the last round takes B's
+   place in the next steps;
 6. stage C: ``joint`` heads (``--init B --loss joint --bins_only --bins_decoder --bins_hidden 64``): the
    ``uv`` head is the faithful mode (stage B's network, unchanged), the bins head (Zhang et al.'s
-   rebalanced classification) the vivid mode: it reads a decoder of its own from the 1/8 block on, a copy
-   of stage B's trained on the bins' loss alone, with a 3x3 block before its readout
-   (``--no-bins_decoder``: the head reads stage B's frozen features, as the first releases did;
-   ``--joint_finetune`` trains the whole network on both losses instead; its bins head stayed gray);
+   rebalanced classification) gives the archive job's confidence score and vivid candidates: it reads a
+   decoder of its own from the 1/8 block on, a copy of stage B's trained on the bins' loss alone, with a
+   3x3 block before its readout (``--no-bins_decoder``: the head reads stage B's frozen features, as the
+   first releases did; ``--joint_finetune`` trains the whole network on both losses instead; its bins head
+   stayed gray);
 7. the vivid mode, chosen on validation (`colorize_tf.release.choose_vivid`) among the bins head's
    temperatures, then chroma gains (saturation) at the best one, and the faithful head's chroma times
    each of ``--uv_gains`` (a saturated regression; the model's ``vivid_head`` is then ``uv``);
@@ -49,7 +51,7 @@ import sys
 import time
 
 from colorize_tf.files import write_atomic, write_json
-from colorize_tf.fusion import PRECISIONS
+from colorize_tf.fusion import PRECISIONS, resolve_precision
 from transforms.fs import read_json
 
 from .options import UsageError, job_parser, main_entry, parse_job, positive_int
@@ -57,20 +59,32 @@ from .options import UsageError, job_parser, main_entry, parse_job, positive_int
 log = logging.getLogger(__name__)
 MODES = ("faithful", "vivid")
 
-#: Minutes each step took in the measured release run on 2 cores (for the time-left estimate).
-TYPICAL_MINUTES = {
-    "lists": 0.1,
-    "parser": 42,
-    "records": 2,
-    "stage_a": 28,
-    "stage_b": 22,
-    "stage_b2": 49,
-    "stage_b3": 23,
-    "stage_c": 31,
-    "vivid": 10,
-    "evaluation": 10,
-    "output": 0.5,
+#: Minutes each step took in the measured release runs on 2 cores (for the time-left estimate): fixed steps
+#: as minutes, training steps as minutes per epoch (float32, bfloat16); stage A per candidate.
+TYPICAL_MINUTES = {"lists": 0.1, "records": 1.2, "vivid": 0.7, "evaluation": 4.5, "output": 0.5}
+EPOCH_MINUTES = {
+    "parser": (1.7, 1.2),
+    "stage_a": (3.2, 2.0),
+    "stage_b": (4.7, 3.2),
+    "stage_b2": (4.9, 3.1),
+    "stage_b3": (4.6, 3.4),
+    "stage_c": (7.6, 5.0),
 }
+STEPS = ("lists", "parser", "records", "stage_a", "stage_b", "stage_b2", "stage_b3", "stage_c", "vivid")
+STEPS += ("evaluation", "output")
+
+
+def typical_minutes(precision, epochs, vivid_candidates=8):
+    """Expected minutes of each step, in order: ``epochs`` maps a training step to its epochs (stage A: epochs
+    times candidates; 0 = not run), ``vivid_candidates`` the validation passes of the vivid step."""
+    col = 1 if precision == "bfloat16" else 0
+    out = {}
+    for name in STEPS:
+        if name in EPOCH_MINUTES:
+            out[name] = round(EPOCH_MINUTES[name][col] * epochs.get(name, 0), 1)
+        else:
+            out[name] = TYPICAL_MINUTES[name] * (vivid_candidates if name == "vivid" else 1)
+    return out
 
 
 def build_parser():
@@ -86,15 +100,24 @@ def build_parser():
     )
     parser.add_argument(
         "--source_balance",
-        default="1,0.5",
-        help="Stage A candidates for pipelines.train_images --source_balance (comma-separated).",
+        default="0.5",
+        help="Stage A candidates for pipelines.train_images --source_balance (comma-separated; each costs a "
+        "stage A run). Of 1 and 0.5, 0.5 had the higher mean validation gain over sources in both releases that "
+        "tried them (+0.55 against +0.37 dB in the sixth; MODEL.md's history).",
     )
     parser.add_argument("--epochs_a", type=positive_int, default=4, help="Stage A epochs at source balance 1.")
-    parser.add_argument("--epochs_b", type=positive_int, default=5, help="Stage B (encoder fine-tuned) epochs.")
+    parser.add_argument("--epochs_b", type=positive_int, default=12, help="Stage B (encoder fine-tuned) epochs.")
+    parser.add_argument(
+        "--schedule_b",
+        choices=["cosine", "constant"],
+        default="cosine",
+        help="Stage B's learning rate from 3e-4: cosine decay over its epochs (no early stop), or constant with "
+        "early stopping (patience 3; the sixth release's, followed by a cosine second round --epochs_b2 10).",
+    )
     parser.add_argument(
         "--epochs_b2",
         type=int,
-        default=10,
+        default=0,
         help="Stage B's second round: epochs on a cosine schedule from 3e-4 (0 = no second round).",
     )
     parser.add_argument(
@@ -103,14 +126,21 @@ def build_parser():
         default=5,
         help="Stage B's third round: epochs of the mean-PSNR loss (--uv_loss log_rgb), cosine from 2e-4 (0 = none).",
     )
-    parser.add_argument("--epochs_c", type=positive_int, default=4, help="Stage C (joint heads) epochs.")
+    parser.add_argument(
+        "--epochs_c",
+        type=positive_int,
+        default=2,
+        help="Stage C (the bins head) epochs: the head gives the confidence score of the archive job's review page "
+        "and the vivid candidates at --temperatures.",
+    )
     parser.add_argument(
         "--precision",
-        choices=sorted(PRECISIONS),
-        default="float32",
-        help="Arithmetic of stage B's rounds (the encoder fine-tuned; pipelines.train_images --precision): "
-        "bfloat16 took 0.69x their training time (63 against 92 min) for 0.04 dB less mean validation gain "
-        "over sources, on a CPU with AVX512-BF16; CPUs without bfloat16 instructions (or AMX) emulate it, slower.",
+        choices=["auto", *sorted(PRECISIONS)],
+        default="auto",
+        help="Arithmetic of every training step (the parser, stages A-C; --precision of pipelines.train_parser and "
+        "pipelines.train_images): bfloat16 took 0.69x stage B's training time (63 against 92 min) for 0.04 dB "
+        "less mean validation gain over sources, on a CPU with AVX512-BF16; CPUs without bfloat16 instructions "
+        "(or AMX) emulate it, slower. auto = bfloat16 where the CPU has those instructions, else float32.",
     )
     parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side (multiple of 32).")
     parser.add_argument("--bins_weight", type=float, default=0.001, help="Stage C: weight of the bins' loss.")
@@ -131,15 +161,21 @@ def build_parser():
         help="Stage C trains the whole network on the joint loss (default: the bins head alone on stage B's "
         "frozen network, so the faithful mode is stage B's exactly).",
     )
-    parser.add_argument("--temperatures", default="0.3,0.38,0.5", help="Vivid-mode temperatures tried on validation.")
+    parser.add_argument(
+        "--temperatures",
+        default="0.38",
+        help="Vivid-mode temperatures of the bins head tried on validation (at equal colourfulness the bins head "
+        "scored 1.4 dB below the faithful head saturated in the sixth release: 0.85 of the true colourfulness at "
+        "-0.84 against +0.52 dB; its candidates stay in the choice).",
+    )
     parser.add_argument(
         "--gains",
-        default="1,1.15,1.3,1.5",
+        default="1",
         help="Vivid-mode chroma gains tried at the best temperature.",
     )
     parser.add_argument(
         "--uv_gains",
-        default="1.3,1.5,1.7,1.9,2.1",
+        default="1.5,1.7,1.9,2.1,2.3",
         help="Vivid-mode candidates from the faithful head: its chroma times each of these (a saturated "
         "regression); chosen by the same rule as the bins head's settings ('' = the bins head only).",
     )
@@ -159,16 +195,12 @@ def floats(text, flag):
     return values
 
 
-#: Minutes of stage B's rounds with ``--precision bfloat16`` (measured the same way).
-BFLOAT16_MINUTES = {"stage_b": 17, "stage_b2": 31, "stage_b3": 16}
-
-
 class Steps:
     """Step bookkeeping: which are done, how long they took (``WORK/steps.json``), time left (from
-    ``typical``, minutes per step: `TYPICAL_MINUTES` by default)."""
+    ``typical``, expected minutes per step in order: `typical_minutes`)."""
 
-    def __init__(self, work, typical=None):
-        self.typical = dict(typical or TYPICAL_MINUTES)
+    def __init__(self, work, typical):
+        self.typical = dict(typical)
         self.path = os.path.join(work, "steps.json")
         self.minutes = json.load(open(self.path)) if os.path.exists(self.path) else {}
         self.t0 = time.time()
@@ -270,7 +302,18 @@ def run(argv=None):
     if not os.path.isdir(data):
         raise UsageError(f"--data {args.data}: not a folder")
     os.makedirs(work, exist_ok=True)
-    steps = Steps(work, {**TYPICAL_MINUTES, **(BFLOAT16_MINUTES if args.precision == "bfloat16" else {})})
+    precision = resolve_precision(args.precision)
+    epochs = {
+        "parser": 0 if args.parser else 25,
+        "stage_a": args.epochs_a * len(balances),
+        "stage_b": args.epochs_b,
+        "stage_b2": args.epochs_b2,
+        "stage_b3": args.epochs_b3,
+        "stage_c": args.epochs_c,
+    }
+    vivid_candidates = 1 + len(temperatures) + len(gains) + len(uv_gains)
+    steps = Steps(work, typical_minutes(precision, epochs, vivid_candidates))
+    log.info("training precision %s (--precision %s)", precision, args.precision)
     lists = os.path.join(work, "lists")
     train_list = os.path.join(lists, "train.txt")
 
@@ -288,7 +331,14 @@ def run(argv=None):
     def train_parser():
         from pipelines import train_parser as job
 
-        job.run([f"--data={os.path.join(data, 'siftflow')}", f"--output={parser_dir}", "--runner=FnApiRunner"])
+        job.run(
+            [
+                f"--data={os.path.join(data, 'siftflow')}",
+                f"--output={parser_dir}",
+                f"--precision={precision}",
+                "--runner=FnApiRunner",
+            ]
+        )
 
     steps.run("parser", lambda: _has(parser_dir, "parser.json"), train_parser, given=args.parser)
 
@@ -333,6 +383,7 @@ def run(argv=None):
                         "--patience=3",
                         f"--source_balance={b}",
                         f"--work_dir={out}_work",
+                        f"--precision={precision}",
                     ]
                 )
             rep_dir = out + "_val"
@@ -361,13 +412,19 @@ def run(argv=None):
                 f"--epochs={epochs}",
                 f"--source_balance={balance}",
                 f"--work_dir={out}_work",
-                f"--precision={args.precision}",
+                f"--precision={precision}",
             ]
         )
 
     # stage B's rounds, each continuing the one before; the last feeds stage C
     rounds = [
-        ("stage_b", args.epochs_b, ["--learning_rate=3e-4", "--patience=3"]),
+        (
+            "stage_b",
+            args.epochs_b,
+            ["--learning_rate=3e-4", "--lr_schedule=cosine", f"--patience={args.epochs_b}"]
+            if args.schedule_b == "cosine"
+            else ["--learning_rate=3e-4", "--patience=3"],
+        ),
         ("stage_b2", args.epochs_b2, ["--learning_rate=3e-4", "--lr_schedule=cosine", f"--patience={args.epochs_b2}"]),
         (
             "stage_b3",
@@ -403,6 +460,7 @@ def run(argv=None):
                 "--patience=3",
                 f"--source_balance={balance}",
                 f"--work_dir={stage_c}_work",
+                f"--precision={precision}",
             ]
         )
 
@@ -513,7 +571,7 @@ def run(argv=None):
     def write_output():
         if not _has(final, "model.json"):
             save_final()
-        write_release(args, final, work, evaluation, sets, chosen, modes, steps.minutes, data)
+        write_release(args, final, work, evaluation, sets, chosen, modes, steps.minutes, data, precision)
 
     steps.run("output", lambda: False, write_output)
     return os.path.abspath(args.output)
@@ -534,7 +592,7 @@ def _epoch_share(records, balance, seed):
     return len(train) / max(1, sum(reps.values()))
 
 
-def write_release(args, final, work, evaluation, sets, chosen, modes, minutes, data):
+def write_release(args, final, work, evaluation, sets, chosen, modes, minutes, data, precision):
     """``--output``: the final model directory, ``release.json`` and ``MODEL.md``."""
     from colorize_tf import release
     from colorize_tf.colorize import seconds_per_image
@@ -563,6 +621,7 @@ def write_release(args, final, work, evaluation, sets, chosen, modes, minutes, d
         "commit": _git_commit(),
         "minutes": minutes,
         "total_minutes": round(sum(minutes.values()), 1),
+        "precision": precision,
         "stage_a": chosen,
         "modes": modes,
         "tables": tables,
@@ -570,7 +629,8 @@ def write_release(args, final, work, evaluation, sets, chosen, modes, minutes, d
         "size_mb": round(size_mb, 2),
         "parser": (
             f"given (`--parser {args.parser}`), made by `python -m pipelines.train_parser --data DATA/siftflow` "
-            f"(step 2 when not given; about {TYPICAL_MINUTES['parser']} min on 2 cores)"
+            f"(step 2 when not given; {typical_minutes('float32', {'parser': 25})['parser']:.0f} min in float32, "
+            f"{typical_minutes('bfloat16', {'parser': 25})['parser']:.0f} in bfloat16 on 2 cores)"
             if args.parser
             else "trained by step 2 (`pipelines.train_parser` on SIFT Flow train.txt)"
         ),

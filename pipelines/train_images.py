@@ -20,7 +20,7 @@ import tempfile
 
 from apache_beam.io.filesystems import FileSystems
 
-from colorize_tf.fusion import PRECISIONS
+from colorize_tf.fusion import PRECISIONS, resolve_precision
 from colorize_tf.registry import trainable_names
 from transforms.fs import copy_tree, local_copy, match_paths, read_bytes
 from transforms.train_specs import read_image_table, split_rows, write_split
@@ -181,12 +181,12 @@ def build_parser():
     )
     parser.add_argument(
         "--precision",
-        choices=sorted(PRECISIONS),
+        choices=["auto", *sorted(PRECISIONS)],
         default="float32",
         help="Training arithmetic: bfloat16 (Keras mixed_bfloat16: float32 weights and outputs) took 0.41x the "
         "time per step with the encoder fine-tuned, 0.62x frozen, 0.63-0.72x per epoch on a CPU with "
         "AVX512-BF16 (benchmarks/train_precision.py); emulated, slower, without bfloat16 instructions or AMX. "
-        "The saved model computes in float32 either way.",
+        "The saved model computes in float32 either way; auto = bfloat16 where the CPU has bfloat16 instructions.",
     )
     add_seed(parser)
     return parser
@@ -324,7 +324,7 @@ def run(argv=None):
         init_model=init_model,
         finetune_encoder=args.finetune_encoder,
         bins_only=args.bins_only,
-        precision=args.precision,
+        precision=resolve_precision(args.precision),
     )
     record["epoch_by_source"] = epoch
     record["source_balance"] = args.source_balance

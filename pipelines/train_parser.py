@@ -23,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from colorize_tf import parser_train
 from colorize_tf.datasets import open_dataset
+from colorize_tf.fusion import PRECISIONS, resolve_precision
 from colorize_tf.imageio import load_image
 from colorize_tf.parser import PARSER_META
 from transforms.fs import copy_tree, is_remote, local_copy, match_paths
@@ -52,6 +53,14 @@ def build_parser():
     parser.add_argument("--learning_rate", type=float, default=2e-3, help="Adam learning rate (cosine decay).")
     parser.add_argument(
         "--class_weight_power", type=float, default=0.5, help="Median-frequency weights ** power (0 = unweighted)."
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", *sorted(PRECISIONS)],
+        default="float32",
+        help="Training arithmetic: bfloat16 = Keras mixed_bfloat16 (float32 weights and logits; fast on CPUs with "
+        "AVX512-BF16 or AMX, emulated and slower without); auto = bfloat16 where the CPU has those instructions. "
+        "The saved parser computes in float32 either way.",
     )
     parser.add_argument("--max_images", type=int, default=0, help="Train on at most this many images (0 = all).")
     parser.add_argument("--smooth_sigma_spatial", type=float, default=8.0, help="Domain-transform sigma (pixels).")
@@ -131,6 +140,7 @@ def run(argv=None):
         weighting_power=opts.class_weight_power,
         seed=opts.seed,
         work_size=opts.work_size,
+        precision=resolve_precision(opts.precision),
         smoothing={"sigma_spatial": opts.smooth_sigma_spatial, "sigma_color": opts.smooth_sigma_color},
     )
     metrics = {}

@@ -137,6 +137,50 @@ def test_parser_trains_beats_chance_and_ignores_unlabeled(trained):
     assert np.allclose(desc.compute(lum, coords), desc.compute(lum)[coords[:, 0] * 64 + coords[:, 1]], atol=1e-6)
 
 
+def test_parser_trains_in_bfloat16_and_is_saved_computing_in_float32(trained, tmp_path):
+    from pipelines import train_parser
+
+    _, data, _, _ = trained
+    out = str(tmp_path / "parser_bf16")
+    metrics = train_parser.run(
+        [
+            f"--data={data}",
+            f"--output={out}",
+            "--epochs=40",
+            "--base_channels=8",
+            "--crop=64",
+            "--batch_size=4",
+            "--work_size=64",
+            "--learning_rate=5e-3",
+            "--precision=bfloat16",
+            "--runner=FnApiRunner",
+        ]
+    )
+    meta = P.read_parser_meta(out)
+    assert meta["training"]["precision"] == "bfloat16"
+    losses = meta["training"]["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    assert metrics["smoothed"]["pixel_accuracy"] > 0.75  # as the float32 parser's check
+    parser = P.SceneParser.load(out)
+    assert {layer.compute_dtype for layer in parser.model.layers if layer.weights} == {"float32"}
+    probs = parser.probabilities(scene_with_labels(99)[1])
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(-1), 1, atol=1e-4)
+
+
+def test_resolve_precision_reads_the_cpu_flags(tmp_path):
+    from colorize_tf.fusion import resolve_precision
+
+    with_bf16, without = tmp_path / "a", tmp_path / "b"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert resolve_precision("auto", str(with_bf16)) == "bfloat16"
+    assert resolve_precision("auto", str(without)) == "float32"
+    assert resolve_precision("auto", str(tmp_path / "missing")) == "float32"
+    assert resolve_precision("float32", str(with_bf16)) == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("float16")
+
+
 def test_parser_tamper_detected(trained, tmp_path):
     import shutil
 

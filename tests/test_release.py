@@ -182,9 +182,9 @@ def test_known_limits_are_read_off_the_tables():
 def test_steps_record_minutes_skip_done_work_and_estimate_from_the_given_table(tmp_path, caplog):
     import logging
 
-    from pipelines.release import BFLOAT16_MINUTES, TYPICAL_MINUTES, Steps
+    from pipelines.release import Steps, typical_minutes
 
-    typical = {**TYPICAL_MINUTES, **BFLOAT16_MINUTES}
+    typical = typical_minutes("bfloat16", {"parser": 25, "stage_a": 4, "stage_b": 12, "stage_b3": 5, "stage_c": 2})
     steps = Steps(str(tmp_path), typical)
     ran = []
     with caplog.at_level(logging.INFO, logger="pipelines.release"):
@@ -196,6 +196,6 @@ def test_steps_record_minutes_skip_done_work_and_estimate_from_the_given_table(t
     assert set(minutes) == {"stage_b"} and minutes["stage_b"] >= 0
     left = sum(typical[n] for n in list(typical)[list(typical).index("stage_b") :])  # nothing logged as done yet
     assert f"about {left:.0f} min of work left" in caplog.text
-    assert BFLOAT16_MINUTES["stage_b2"] < TYPICAL_MINUTES["stage_b2"]
+    assert typical["stage_b2"] == 0 and typical["parser"] < typical_minutes("float32", {"parser": 25})["parser"]
     assert "stage_b2: done before, skipped" in caplog.text and "parser: skipped, given: runs/parser" in caplog.text
-    assert Steps(str(tmp_path)).minutes == minutes  # a resumed run reads it
+    assert Steps(str(tmp_path), typical).minutes == minutes  # a resumed run reads it
