@@ -60,15 +60,17 @@ log = logging.getLogger(__name__)
 MODES = ("faithful", "vivid")
 
 #: Minutes each step took in the measured release runs on 2 cores (for the time-left estimate): fixed steps
-#: as minutes, training steps as minutes per epoch (float32, bfloat16); stage A per candidate.
-TYPICAL_MINUTES = {"lists": 0.1, "records": 1.2, "vivid": 0.7, "evaluation": 4.5, "output": 0.5}
+#: as minutes (vivid: per candidate), training steps as minutes per epoch (float32, bfloat16; stage A per
+#: candidate and --epochs_a epoch). bfloat16 from the seventh release's run (parser with its data preparation
+#: and evaluation), float32 from the sixth's.
+TYPICAL_MINUTES = {"lists": 0.1, "records": 1.3, "vivid": 0.5, "evaluation": 6, "output": 0.5}
 EPOCH_MINUTES = {
-    "parser": (1.7, 0.6),
-    "stage_a": (3.2, 2.0),
-    "stage_b": (4.7, 3.2),
-    "stage_b2": (4.9, 3.1),
-    "stage_b3": (4.6, 3.4),
-    "stage_c": (7.6, 5.0),
+    "parser": (1.7, 0.7),
+    "stage_a": (2.0, 1.4),
+    "stage_b": (4.5, 2.2),
+    "stage_b2": (4.9, 2.2),
+    "stage_b3": (4.6, 2.0),
+    "stage_c": (7.6, 4.3),
 }
 STEPS = ("lists", "parser", "records", "stage_a", "stage_b", "stage_b2", "stage_b3", "stage_c", "vivid")
 STEPS += ("evaluation", "output")
@@ -104,7 +106,7 @@ def build_parser():
         default="0.5",
         help="Stage A candidates for pipelines.train_images --source_balance (comma-separated; each costs a "
         "stage A run). Of 1 and 0.5, 0.5 had the higher mean validation gain over sources in both releases that "
-        "tried them (+0.55 against +0.37 dB in the sixth; MODEL.md's history).",
+        "tried them (+0.55 against +0.37 dB in the sixth: its release.json).",
     )
     parser.add_argument("--epochs_a", type=positive_int, default=4, help="Stage A epochs at source balance 1.")
     parser.add_argument("--epochs_b", type=positive_int, default=12, help="Stage B (encoder fine-tuned) epochs.")
