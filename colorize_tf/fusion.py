@@ -345,8 +345,7 @@ def train_fusion(
     from . import chroma_bins
     from .regressor import _has_tensorboard, epoch_progress, schedule_callbacks
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected one of {sorted(PRECISIONS)}")
+    check_precision(precision)
     keras.utils.set_random_seed(settings.seed)
     record = {"config": dataclasses.asdict(config), "precision": precision}
     scene_table = None
@@ -501,6 +500,8 @@ def warm_start(init_model, config: FusionConfig, n_bins=0):
 
 #: Training precisions of `train_fusion`: Keras dtype policy of every layer but the outputs.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+#: The ``--precision`` choices of the training jobs: a name of `PRECISIONS`, or ``auto`` (`resolve_precision`).
+PRECISION_CHOICES = ("auto", *sorted(PRECISIONS))
 #: CPU flags (Linux ``/proc/cpuinfo``) of native bfloat16 arithmetic: without them it is emulated, slower.
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -515,8 +516,13 @@ def resolve_precision(precision, cpuinfo="/proc/cpuinfo"):
         except OSError:
             flags = set()
         return "bfloat16" if flags & set(BFLOAT16_FLAGS) else "float32"
+    return check_precision(precision)
+
+
+def check_precision(precision):
+    """``precision`` if it names one of `PRECISIONS`, else a ValueError."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected auto or one of {sorted(PRECISIONS)}")
+        raise ValueError(f"precision {precision!r}: expected one of {sorted(PRECISIONS)}")
     return precision
 
 

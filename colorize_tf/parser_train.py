@@ -189,10 +189,9 @@ def fit_parser(
     n = len(classes)
     counts = label_counts(pairs, n)
     weights = class_weights(counts, power=weighting_power)
-    from .fusion import PRECISIONS, with_dtype_policy
+    from .fusion import PRECISIONS, check_precision, with_dtype_policy
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected one of {sorted(PRECISIONS)}")
+    check_precision(precision)
     model = float_model = build_parser(n, base=base)
     if precision != "float32":
         model = with_dtype_policy(float_model, PRECISIONS[precision])

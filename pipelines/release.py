@@ -51,10 +51,11 @@ import sys
 import time
 
 from colorize_tf.files import write_atomic, write_json
-from colorize_tf.fusion import PRECISIONS, resolve_precision
+from colorize_tf.fusion import PRECISION_CHOICES, resolve_precision
 from transforms.fs import read_json
 
 from .options import UsageError, job_parser, main_entry, parse_job, positive_int
+from .train_parser import EPOCHS as PARSER_EPOCHS
 
 log = logging.getLogger(__name__)
 MODES = ("faithful", "vivid")
@@ -140,7 +141,7 @@ def build_parser():
     )
     parser.add_argument(
         "--precision",
-        choices=["auto", *sorted(PRECISIONS)],
+        choices=PRECISION_CHOICES,
         default="auto",
         help="Arithmetic of the parser's training and of stages B and C (--precision of pipelines.train_parser "
         "and pipelines.train_images; stage A: --precision_a): bfloat16 took 0.69x stage B's training time (63 "
@@ -150,7 +151,7 @@ def build_parser():
     )
     parser.add_argument(
         "--precision_a",
-        choices=["auto", *sorted(PRECISIONS)],
+        choices=PRECISION_CHOICES,
         default="float32",
         help="Arithmetic of stage A (the decoder trained from scratch on the frozen encoder): in bfloat16 it "
         "took 0.70x the time but scored about 0.1 dB lower on every source (seed 1), far lower once (seed 0: "
@@ -318,7 +319,7 @@ def run(argv=None):
     os.makedirs(work, exist_ok=True)
     precision, precision_a = resolve_precision(args.precision), resolve_precision(args.precision_a)
     epochs = {
-        "parser": 0 if args.parser else 25,
+        "parser": 0 if args.parser else PARSER_EPOCHS,
         "stage_a": args.epochs_a * len(balances),
         "stage_b": args.epochs_b,
         "stage_b2": args.epochs_b2,
@@ -430,21 +431,19 @@ def run(argv=None):
             ]
         )
 
+    def cosine(learning_rate, epochs):
+        """A round planned to a fixed length: cosine decay over its epochs, no early stop."""
+        return [f"--learning_rate={learning_rate}", "--lr_schedule=cosine", f"--patience={epochs}"]
+
     # stage B's rounds, each continuing the one before; the last feeds stage C
     rounds = [
         (
             "stage_b",
             args.epochs_b,
-            ["--learning_rate=3e-4", "--lr_schedule=cosine", f"--patience={args.epochs_b}"]
-            if args.schedule_b == "cosine"
-            else ["--learning_rate=3e-4", "--patience=3"],
+            cosine("3e-4", args.epochs_b) if args.schedule_b == "cosine" else ["--learning_rate=3e-4", "--patience=3"],
         ),
-        ("stage_b2", args.epochs_b2, ["--learning_rate=3e-4", "--lr_schedule=cosine", f"--patience={args.epochs_b2}"]),
-        (
-            "stage_b3",
-            args.epochs_b3,
-            ["--learning_rate=2e-4", "--lr_schedule=cosine", "--uv_loss=log_rgb", f"--patience={args.epochs_b3}"],
-        ),
+        ("stage_b2", args.epochs_b2, cosine("3e-4", args.epochs_b2)),
+        ("stage_b3", args.epochs_b3, cosine("2e-4", args.epochs_b3) + ["--uv_loss=log_rgb"]),
     ]
     stage_b = candidates[balance]
     for name, epochs, flags in rounds:
@@ -643,8 +642,8 @@ def write_release(args, final, work, evaluation, sets, chosen, modes, minutes, d
         "size_mb": round(size_mb, 2),
         "parser": (
             f"given (`--parser {args.parser}`), made by `python -m pipelines.train_parser --data DATA/siftflow` "
-            f"(step 2 when not given; {typical_minutes('float32', {'parser': 25})['parser']:.0f} min in float32, "
-            f"{typical_minutes('bfloat16', {'parser': 25})['parser']:.0f} in bfloat16 on 2 cores)"
+            f"(step 2 when not given; {typical_minutes('float32', {'parser': PARSER_EPOCHS})['parser']:.0f} min in "
+            f"float32, {typical_minutes('bfloat16', {'parser': PARSER_EPOCHS})['parser']:.0f} in bfloat16 on 2 cores)"
             if args.parser
             else "trained by step 2 (`pipelines.train_parser` on SIFT Flow train.txt)"
         ),

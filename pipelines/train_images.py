@@ -20,7 +20,7 @@ import tempfile
 
 from apache_beam.io.filesystems import FileSystems
 
-from colorize_tf.fusion import PRECISIONS, resolve_precision
+from colorize_tf.fusion import PRECISION_CHOICES, resolve_precision
 from colorize_tf.registry import trainable_names
 from transforms.fs import copy_tree, local_copy, match_paths, read_bytes
 from transforms.train_specs import read_image_table, split_rows, write_split
@@ -181,7 +181,7 @@ def build_parser():
     )
     parser.add_argument(
         "--precision",
-        choices=["auto", *sorted(PRECISIONS)],
+        choices=PRECISION_CHOICES,
         default="float32",
         help="Training arithmetic: bfloat16 (Keras mixed_bfloat16: float32 weights and outputs) took 0.41x the "
         "time per step with the encoder fine-tuned, 0.62x frozen, 0.63-0.72x per epoch on a CPU with "

@@ -23,7 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from colorize_tf import parser_train
 from colorize_tf.datasets import open_dataset
-from colorize_tf.fusion import PRECISIONS, resolve_precision
+from colorize_tf.fusion import PRECISION_CHOICES, resolve_precision
 from colorize_tf.imageio import load_image
 from colorize_tf.parser import PARSER_META
 from transforms.fs import copy_tree, is_remote, local_copy, match_paths
@@ -33,6 +33,10 @@ from transforms.parser import PrepareParserExampleDoFn
 from .options import add_seed, alias, is_dry_run, job_parser, main_entry, parse_job, positive_int, run_pipeline
 
 log = logging.getLogger(__name__)
+
+
+#: Training epochs by default (the release recipe's step 2 trains this many).
+EPOCHS = 25
 
 
 def build_parser():
@@ -46,7 +50,7 @@ def build_parser():
         help="Dataset layout (default: detected).",
     )
     parser.add_argument("--work_size", type=positive_int, default=256, help="Longer side the parser sees.")
-    parser.add_argument("--epochs", type=positive_int, default=25, help="Training epochs.")
+    parser.add_argument("--epochs", type=positive_int, default=EPOCHS, help="Training epochs.")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="Crops per step.")
     parser.add_argument("--crop", type=positive_int, default=192, help="Training crop side.")
     parser.add_argument("--base_channels", type=positive_int, default=24, help="Channels of the first stage.")
@@ -56,7 +60,7 @@ def build_parser():
     )
     parser.add_argument(
         "--precision",
-        choices=["auto", *sorted(PRECISIONS)],
+        choices=PRECISION_CHOICES,
         default="float32",
         help="Training arithmetic: bfloat16 = Keras mixed_bfloat16 (float32 weights and logits; fast on CPUs with "
         "AVX512-BF16 or AMX, emulated and slower without); auto = bfloat16 where the CPU has those instructions. "

@@ -92,15 +92,11 @@ def test_shared_dataset_layouts():
     assert len(sb.splits["train"]) == 572 and len(sb.splits["test"]) == 143
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def train_small_parser(data, out, *extra):
+    """pipelines.train_parser on a write_generic folder: a small, fast parser (its metrics)."""
     from pipelines import train_parser
 
-    root = tmp_path_factory.mktemp("parser")
-    data = str(root / "data")
-    write_generic(data, n=14)
-    out = str(root / "parser")
-    metrics = train_parser.run(
+    return train_parser.run(
         [
             f"--data={data}",
             f"--output={out}",
@@ -110,10 +106,19 @@ def trained(tmp_path_factory):
             "--batch_size=4",
             "--work_size=64",
             "--learning_rate=5e-3",
+            *extra,
             "--runner=FnApiRunner",
         ]
     )
-    return root, data, out, metrics
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parser")
+    data = str(root / "data")
+    write_generic(data, n=14)
+    out = str(root / "parser")
+    return root, data, out, train_small_parser(data, out)
 
 
 def test_parser_trains_beats_chance_and_ignores_unlabeled(trained):
@@ -138,24 +143,9 @@ def test_parser_trains_beats_chance_and_ignores_unlabeled(trained):
 
 
 def test_parser_trains_in_bfloat16_and_is_saved_computing_in_float32(trained, tmp_path):
-    from pipelines import train_parser
-
     _, data, _, _ = trained
     out = str(tmp_path / "parser_bf16")
-    metrics = train_parser.run(
-        [
-            f"--data={data}",
-            f"--output={out}",
-            "--epochs=40",
-            "--base_channels=8",
-            "--crop=64",
-            "--batch_size=4",
-            "--work_size=64",
-            "--learning_rate=5e-3",
-            "--precision=bfloat16",
-            "--runner=FnApiRunner",
-        ]
-    )
+    metrics = train_small_parser(data, out, "--precision=bfloat16")
     meta = P.read_parser_meta(out)
     assert meta["training"]["precision"] == "bfloat16"
     losses = meta["training"]["loss"]
