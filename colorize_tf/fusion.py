@@ -74,6 +74,10 @@ class FusionConfig:
     bins_hidden: int = 0  # channels of a 3x3 block of the bins head's own before its readout (0 = none)
     default_mode: str = ""  # the mode used when none is asked for ("" = the first of `modes`)
     vivid_gain: float = 1.0  # the vivid mode's chroma multiplier (a saturation calibrated on validation)
+    # the vivid mode's colourfulness target (Hasler-Suesstrunk M of the output at the network side; 0 = none):
+    # each image's chroma is multiplied by the gain that brings it there, at least 1 and at most vivid_gain
+    # (`colourfulness_gain`), so grayish predictions get more saturation than colourful ones
+    vivid_colourfulness: float = 0.0
     uv_loss: str = "mse"  # the uv head's loss: "mse" (per pixel) or "log_rgb" (per image, see `log_rgb_loss`)
     # the bins head reads a decoder of its own from the 1/8 block on (layers named "vivid_*", warm-started from
     # the uv path's): features shaped for the U, V regression leave a readout of them gray
@@ -95,8 +99,10 @@ class FusionConfig:
             raise ValueError(f"temperature {self.temperature}: expected > 0")
         if not 0 <= self.bins_hidden <= 1024:
             raise ValueError(f"bins_hidden {self.bins_hidden}: expected 0..1024 channels")
-        if not 0.5 <= self.vivid_gain <= 3.0:
-            raise ValueError(f"vivid gain {self.vivid_gain}: expected 0.5 .. 3")
+        if not 0.5 <= self.vivid_gain <= MAX_GAIN:
+            raise ValueError(f"vivid gain {self.vivid_gain}: expected 0.5 .. {MAX_GAIN:g}")
+        if not 0 <= self.vivid_colourfulness <= 150:
+            raise ValueError(f"vivid colourfulness {self.vivid_colourfulness}: expected 0 (none) .. 150")
         if self.uv_loss not in UV_LOSSES:
             raise ValueError(f"uv loss {self.uv_loss!r}: expected one of {', '.join(UV_LOSSES)}")
         if self.scene_weight < 0 or (self.scene_weight > 0 and len(self.scenes) < 2):
@@ -126,14 +132,17 @@ class FusionConfig:
     def modes(self):
         """The colorization modes this model offers: name -> settings (``head``, ``temperature`` for the bins,
         ``gain``: the chroma multiplier)."""
-        bins = {"head": "logits", "temperature": self.temperature, "gain": self.vivid_gain}
+        target = {"colourfulness": self.vivid_colourfulness} if self.vivid_colourfulness > 0 else {}
+        bins = {"head": "logits", "temperature": self.temperature, "gain": self.vivid_gain, **target}
         if self.loss == "joint":
-            vivid = bins if self.vivid_head == "logits" else {"head": "uv", "gain": self.vivid_gain}
+            vivid = bins if self.vivid_head == "logits" else {"head": "uv", "gain": self.vivid_gain, **target}
             return {"faithful": {"head": "uv"}, "vivid": vivid}
         return {"faithful": {"head": "uv"}} if self.loss == "l2" else {"vivid": bins}
 
 
 LOSSES = ("l2", "classification", "joint")
+#: Largest vivid-mode chroma multiplier a model may store.
+MAX_GAIN = 6.0
 UV_LOSSES = ("mse", "log_rgb")
 #: `log_rgb_loss`'s floor on an image's squared RGB error (about 40 dB): a perfect crop's log stays finite.
 LOG_RGB_EPS = 1e-4
@@ -586,6 +595,42 @@ def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefinePar
     )
 
 
+def colourfulness_gain(gray, uv, target, max_gain, steps=3):
+    """The chroma multiplier that brings an image's colourfulness to ``target``, within [1, max_gain].
+
+    Colourfulness (`colorize_tf.metrics.colourfulness`) grows about linearly with a chroma multiplier until
+    the gamut fit of `colorize_tf.color.recombine` bends it, so the multiplier is found by a few
+    fixed-point steps ``g <- g * target / M(g)``; an output already at or above the target keeps gain 1.
+
+    Parameters
+    ----------
+    gray : ndarray, shape (H, W)
+        Luminance in [0, 1].
+    uv : ndarray, shape (H, W, 2)
+        Predicted chroma.
+    target : float
+        Colourfulness to reach (Hasler & Suesstrunk M, 0..255 scale; everyday photos ~30-60).
+    max_gain, steps : float, int
+        Upper bound of the multiplier; fixed-point steps.
+
+    Returns
+    -------
+    float
+        The multiplier, in [1, max_gain].
+    """
+    from .color import recombine
+    from .metrics import colourfulness
+
+    gain = 1.0
+    for _ in range(steps):
+        m = colourfulness(recombine(gray, uv * np.float32(gain)))
+        new = float(np.clip(gain * target / max(m, 1e-6), 1.0, max_gain))
+        if abs(new - gain) < 1e-3 * gain:
+            return new
+        gain = new
+    return gain
+
+
 def softmax(logits):
     """Probabilities over the last axis (numerically stable)."""
     z = np.exp(logits - logits.max(-1, keepdims=True))
@@ -605,9 +650,13 @@ class FusionColorizer:
     #: +0.026 / +0.011 / +0.002 dB over full resolution; 1024 keeps the full-resolution colourfulness.
     work_side = 1024
 
-    def __init__(self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None, gain=None):
+    def __init__(
+        self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None, gain=None, colourfulness=None
+    ):
         """``model``: a Keras model, or a `colorize_tf.npnet.NumpyNet` of the same network (no TensorFlow);
-        ``gain``: the chroma multiplier (None = the mode's: 1 for faithful, the calibrated one for vivid)."""
+        ``gain``: the chroma multiplier (None = the mode's: 1 for faithful, the calibrated one for vivid);
+        ``colourfulness``: a per-image target (`colourfulness_gain`; ``gain`` then bounds the multiplier, by
+        default the mode's bound or `MAX_GAIN`; 0 = a fixed multiplier; None = the mode's own target)."""
         from . import chroma_bins
         from .npnet import NumpyNet
         from .registry import resolve_mode
@@ -617,7 +666,18 @@ class FusionColorizer:
         self.modes = config.modes()
         self.mode = resolve_mode(self.modes, mode, config.default_mode)
         head = self.modes[self.mode]["head"]
-        self.gain = float(self.modes[self.mode].get("gain", 1.0) if gain is None else gain)
+        own = self.modes[self.mode]
+        if colourfulness is None:  # the mode's target, unless a fixed gain is asked for
+            self.target = float(own.get("colourfulness", 0.0)) if gain is None else 0.0
+        else:
+            self.target = float(colourfulness)
+        if gain is not None:
+            self.gain = float(gain)
+        elif self.target > 0 and not own.get("colourfulness"):
+            self.gain = MAX_GAIN  # a target asked of a mode without one: bounded only by the largest gain
+        else:
+            self.gain = float(own.get("gain", 1.0))
+        # with a target, self.gain bounds the per-image multiplier (`colourfulness_gain`); else it is fixed
         self.output = config.heads.index(head) if len(config.heads) > 1 else None
         self.centres = chroma_bins.bin_centres(config.bin_step) if head == "logits" else None
         # the bins head, read for the confidence score in either mode
@@ -652,13 +712,16 @@ class FusionColorizer:
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))
-        return cls(model, config, refine, settings.tile, settings.mode, settings.chroma_gain)
+        return cls(model, config, refine, settings.tile, settings.mode, settings.chroma_gain, settings.colourfulness)
 
     def describe(self):
         """One line for logs: what predicts and how."""
         c = self.config
         extra = f", T={c.temperature}" if self.centres is not None else ""
-        extra += f", chroma gain {self.gain:g}" if self.gain != 1 else ""
+        if self.target > 0:
+            extra += f", chroma gain up to {self.gain:g} towards colourfulness {self.target:g}"
+        elif self.gain != 1:
+            extra += f", chroma gain {self.gain:g}"
         enc = "parser encoder" if c.encoder == "parser" else "own encoder"
         return (
             f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, network side {c.side}, "
@@ -686,7 +749,10 @@ class FusionColorizer:
             confidence = 1.0 - float(np.mean(entropy(probs))) / np.log(probs.shape[-1])
             if self.centres is not None:
                 out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
-        if self.gain != 1:
+        if self.target > 0:  # the gain is measured on the luminance at the chroma map's size
+            y = cv2.resize(small, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
+            out = out * np.float32(colourfulness_gain(y, out, self.target, self.gain))
+        elif self.gain != 1:
             out = out * np.float32(self.gain)
         uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
         timing.inference += time.perf_counter() - t0  # network, decoding and upsampling: no descriptor stage

@@ -72,7 +72,11 @@ class ColorizeSettings:
         None = the model's default.
     chroma_gain : float, optional
         Models with modes: the chosen mode's chroma multiplier (None = the mode's own: 1 for faithful, the
-        vivid mode's calibrated on validation).
+        vivid mode's calibrated on validation); with ``colourfulness``, the largest per-image multiplier.
+    colourfulness : float, optional
+        Models with modes: bring each image's chroma to this colourfulness (Hasler & Suesstrunk M; everyday
+        photos ~30-45), multiplying by 1 .. ``chroma_gain`` (`colorize_tf.fusion.colourfulness_gain`); 0 = a
+        fixed multiplier; None = the mode's own (the vivid mode's target calibrated on validation, if any).
     runtime : str, optional
         ``"numpy"`` runs a network exported for `colorize_tf.npnet` without importing TensorFlow (fast
         start-up, slower per image); ``"keras"`` or None: Keras / TensorFlow.
@@ -87,6 +91,7 @@ class ColorizeSettings:
     temperature: Optional[float] = None
     mode: Optional[str] = None
     chroma_gain: Optional[float] = None
+    colourfulness: Optional[float] = None
     runtime: Optional[str] = None
 
 
@@ -236,8 +241,10 @@ def load_colorizer(path, settings: ColorizeSettings = ColorizeSettings()):
     colorizer = get(family_of(path)).colorizer(path, settings)
     if not hasattr(colorizer, "modes"):
         resolve_mode(("faithful",), settings.mode)
-        if settings.chroma_gain is not None:
-            raise ValueError("a chroma gain applies to models with a vivid mode; this one has none")
+        if settings.chroma_gain is not None or settings.colourfulness is not None:
+            raise ValueError(
+                "a chroma gain or colourfulness target applies to models with a vivid mode; this one has none"
+            )
     return colorizer
 
 

@@ -173,6 +173,16 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 0")
+    return value
+
+
 def positive_int(text):
     try:
         value = int(text)
@@ -232,7 +242,16 @@ def add_model(parser):
         type=positive_float,
         default=None,
         help="Models with modes: multiply the chosen mode's chroma by this (more or less saturated; default: "
-        "1 in the faithful mode, the model's own in the vivid mode, chosen on validation).",
+        "1 in the faithful mode, the model's own in the vivid mode, chosen on validation); with "
+        "--colourfulness, the largest multiplier.",
+    )
+    parser.add_argument(
+        "--colourfulness",
+        type=non_negative_float,
+        default=None,
+        help="Models with modes: bring each photo's chroma to this colourfulness (Hasler-Suesstrunk M: 0 gray, "
+        "everyday photos ~30-45) by a per-photo multiplier of 1 .. --chroma_gain (default 6); 0 = one fixed "
+        "multiplier; default: the mode's own (the vivid mode's target, chosen on validation).",
     )
 
 
@@ -306,6 +325,7 @@ def colorize_settings(args, tile=None):
         temperature=getattr(args, "temperature", None),
         mode=getattr(args, "mode", None),
         chroma_gain=getattr(args, "chroma_gain", None),
+        colourfulness=getattr(args, "colourfulness", None),
     )
 
 

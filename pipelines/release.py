@@ -27,11 +27,12 @@ step but stage A runs in ``--precision`` (default ``auto``: bfloat16 where the C
    3x3 block before its readout (``--no-bins_decoder``: the head reads stage B's frozen features, as the
    first releases did; ``--joint_finetune`` trains the whole network on both losses instead; its bins head
    stayed gray);
-7. the vivid mode, chosen on validation (`colorize_tf.release.choose_vivid`) among the bins head's
-   temperatures, then chroma gains (saturation) at the best one, and the faithful head's chroma times
-   each of ``--uv_gains`` (a saturated regression; the model's ``vivid_head`` is then ``uv``);
-   the default mode: vivid when its gain over gray is above 0 (95 % interval) on every validation source,
-   else faithful;
+7. the vivid mode, chosen on validation (`colorize_tf.release.choose_vivid`: colourfulness near the true
+   photos' on every source first, PSNR second) among the bins head's temperatures, then chroma gains
+   (saturation) at the best one, the faithful head's chroma times each of ``--uv_gains`` (a saturated
+   regression; the model's ``vivid_head`` is then ``uv``), and the faithful head brought per photo to each
+   of ``--vivid_colourfulness`` by at most each of ``--vivid_max_gains``; the default mode: vivid when its
+   gain over gray is above 0 (95 % interval) on every validation source, else faithful;
 8. evaluation (``pipelines.evaluate``, Beam) on validation, per source, and on the test sets, both modes,
    next to ``--compare`` (e.g. the SIFT Flow-only model) scored in the same pass;
 9. ``--output``: the model directory (checksummed, loads with Keras safe mode), ``MODEL.md`` (the model
@@ -194,6 +195,19 @@ def build_parser():
         help="Vivid-mode candidates from the faithful head: its chroma times each of these (a saturated "
         "regression); chosen by the same rule as the bins head's settings ('' = the bins head only).",
     )
+    parser.add_argument(
+        "--vivid_colourfulness",
+        default="30,35,40",
+        help="Vivid-mode candidates from the faithful head saturated per image: each photo's chroma brought to "
+        "one of these colourfulness values (Hasler-Suesstrunk M), by at most each of --vivid_max_gains; a "
+        "constant gain leaves the photos the model is unsure of (people, objects) grayer than the rest "
+        "('' = none).",
+    )
+    parser.add_argument(
+        "--vivid_max_gains",
+        default="3,4",
+        help="Largest per-image chroma multipliers of the --vivid_colourfulness candidates.",
+    )
     parser.add_argument("--side", type=positive_int, default=256, help="Working side of the records and the model.")
     parser.add_argument("--max_mb", type=float, default=25.0, help="Refuse to write a model larger than this.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split and the training.")
@@ -256,7 +270,9 @@ def _write_list(path, entries):
     write_atomic(path, "".join(e + "\n" for e in entries).encode("utf-8"))
 
 
-def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, compare=None, chroma_gain=None):
+def _evaluate(
+    model, input_list, list_root, out, mode=None, temperature=None, compare=None, chroma_gain=None, colourfulness=None
+):
     from pipelines import evaluate
 
     argv = [
@@ -274,6 +290,8 @@ def _evaluate(model, input_list, list_root, out, mode=None, temperature=None, co
         argv.append(f"--temperature={temperature}")
     if chroma_gain:
         argv.append(f"--chroma_gain={chroma_gain}")
+    if colourfulness:
+        argv.append(f"--colourfulness={colourfulness}")
     if compare:
         argv.append(f"--baselines=sift_flow_only={compare}")
     return evaluate.run(argv)
@@ -311,6 +329,8 @@ def run(argv=None):
     temperatures = floats(args.temperatures, "--temperatures")
     gains = floats(args.gains, "--gains")
     uv_gains = floats(args.uv_gains, "--uv_gains") if args.uv_gains.strip() else []
+    targets = floats(args.vivid_colourfulness, "--vivid_colourfulness") if args.vivid_colourfulness.strip() else []
+    max_gains = floats(args.vivid_max_gains, "--vivid_max_gains") if targets else []
     if args.crop % 32:
         raise UsageError(f"--crop {args.crop}: expected a multiple of 32 (the parser encoder's stride)")
     data, work = os.path.abspath(args.data), os.path.abspath(args.work)
@@ -326,7 +346,7 @@ def run(argv=None):
         "stage_b3": args.epochs_b3,
         "stage_c": args.epochs_c,
     }
-    vivid_candidates = 1 + len(temperatures) + len(gains) + len(uv_gains)
+    vivid_candidates = 1 + len(temperatures) + len(gains) + len(uv_gains) + len(targets) * len(max_gains)
     steps = Steps(work, typical_minutes(precision, epochs, vivid_candidates, precision_a))
     log.info("training precision %s (--precision %s), stage A %s", precision, args.precision, precision_a)
     lists = os.path.join(work, "lists")
@@ -485,9 +505,13 @@ def run(argv=None):
     def choose_modes():
         results = {}
 
-        def measure(t, g):
-            """One candidate: the bins head at temperature ``t`` (or ``t == "uv"``: the faithful head) x ``g``."""
-            if t == "uv":
+        def measure(t, g, c=0.0):
+            """One candidate: the bins head at temperature ``t`` (or ``t == "uv"``: the faithful head) x ``g``;
+            with ``c``, the faithful head brought per image to colourfulness ``c`` by at most ``g``."""
+            if c:
+                rep_dir = os.path.join(work, f"vivid_uv_cf{c:g}_max{g:g}_val")
+                how = dict(mode="faithful", chroma_gain=g, colourfulness=c)
+            elif t == "uv":
                 rep_dir = os.path.join(work, f"vivid_uv_gain{g:g}_val")
                 how = dict(mode="faithful", chroma_gain=g)
             else:
@@ -496,13 +520,17 @@ def run(argv=None):
             if not _has(rep_dir, "report.json"):
                 _evaluate(stage_c, val_list, None, rep_dir, **how)
             rep = _report(rep_dir)
-            results[(t, g)] = {
+            sources = _per_source(rep, data)
+            key = (t, g, c) if c else (t, g)
+            results[key] = {
                 "gain": rep["gain_psnr"]["mean"],
                 "ci_low": rep["gain_psnr"]["ci95"][0],
                 "colourfulness_ratio": rep["colourfulness_ratio"],
+                "macro_gain": sum(r["gain_psnr"]["mean"] for r in sources.values()) / len(sources),
+                "min_source_ratio": min(r["colourfulness_ratio"] for r in sources.values()),
                 "report": rep_dir,
             }
-            log.info("vivid %s: %s", _candidate(t, g), {k: v for k, v in results[(t, g)].items() if k != "report"})
+            log.info("vivid %s: %s", _candidate(*key), {k: v for k, v in results[key].items() if k != "report"})
 
         faithful_dir = os.path.join(work, "faithful_val")
         if not _has(faithful_dir, "report.json"):
@@ -511,14 +539,18 @@ def run(argv=None):
         log.info("faithful mode on validation: colourfulness %.2f of the truth's (the vivid mode's floor)", floor)
         for t in temperatures:  # the bins head's temperature first, at the network's own chroma
             measure(t, 1.0)
-        t_best, _ = release.choose_vivid(results, floor=floor)
+        t_best = release.choose_vivid(results, floor=floor)[0]
         for g in gains:  # then a saturation gain at that temperature
             if g != 1.0:
                 measure(t_best, g)
         for g in uv_gains:  # and the faithful head saturated
             measure("uv", g)
-        t_best, g_best = release.choose_vivid(results, floor=floor)
-        vivid = _per_source(_report(results[(t_best, g_best)]["report"]), data)
+        for c in targets:  # and saturated per image, towards a colourfulness
+            for g in max_gains:
+                measure("uv", g, c)
+        best = release.choose_vivid(results, floor=floor)
+        t_best, g_best, c_best = best if len(best) == 3 else (*best, 0.0)
+        vivid = _per_source(_report(results[best]["report"]), data)
         every = all(r["gain_psnr"]["ci95"][0] > 0 for r in vivid.values())
         default = "vivid" if every else "faithful"
         head = "uv" if t_best == "uv" else "logits"
@@ -528,14 +560,16 @@ def run(argv=None):
                 "head": head,
                 "temperature": None if head == "uv" else t_best,
                 "gain": g_best,
+                "colourfulness": c_best,
                 "default_mode": default,
                 "faithful_colourfulness_ratio": floor,
-                "candidates": {_candidate(t, g): r for (t, g), r in results.items()},
+                "candidates": {_candidate(*k): r for k, r in results.items()},
                 "vivid_above_gray_on_every_source": every,
                 "vivid_per_source_gain": {k: v["gain_psnr"] for k, v in vivid.items()},
+                "vivid_per_source_colourfulness_ratio": {k: v["colourfulness_ratio"] for k, v in vivid.items()},
             },
         )
-        log.info("vivid: %s; default mode %s", _candidate(t_best, g_best), default)
+        log.info("vivid: %s; default mode %s", _candidate(*best), default)
 
     steps.run("vivid", lambda: os.path.exists(modes_path), choose_modes)
     with open(modes_path) as fh:
@@ -554,6 +588,7 @@ def run(argv=None):
             vivid_head=modes.get("head", "logits"),
             temperature=modes["temperature"] or config.temperature,
             vivid_gain=modes["gain"],
+            vivid_colourfulness=modes.get("colourfulness", 0.0),
             default_mode=modes["default_mode"],
         )
         if os.path.isdir(final):
@@ -590,8 +625,11 @@ def run(argv=None):
     return os.path.abspath(args.output)
 
 
-def _candidate(t, g):
-    """A vivid candidate's name in logs and the card: ``T=0.38, gain 1.1`` or ``faithful head, gain 1.5``."""
+def _candidate(t, g, c=0.0):
+    """A vivid candidate's name in logs and the card: ``T=0.38, gain 1.1``, ``faithful head, gain 1.5`` or
+    ``faithful head towards colourfulness 35, gain <= 4``."""
+    if c:
+        return f"faithful head towards colourfulness {c:g}, gain <= {g:g}"
     return f"faithful head, gain {g:g}" if t == "uv" else f"T={t:g}, gain {g:g}"
 
 

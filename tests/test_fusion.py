@@ -153,6 +153,72 @@ def test_vivid_mode_from_the_faithful_head_and_chroma_gains():
             FusionConfig(**bad)
 
 
+def test_colourfulness_gain_reaches_its_target_within_its_bounds():
+    from colorize_tf.color import recombine
+    from colorize_tf.fusion import colourfulness_gain
+    from colorize_tf.metrics import colourfulness
+
+    rng = np.random.default_rng(7)
+    gray = rng.uniform(0.35, 0.65, (48, 64)).astype(np.float32)  # mid-gray: little gamut clipping
+    uv = np.stack([np.full((48, 64), 0.02), rng.normal(0, 0.01, (48, 64))], -1).astype(np.float32)
+    m1 = colourfulness(recombine(gray, uv))
+    assert 2 < m1 < 10
+    g = colourfulness_gain(gray, uv, 3 * m1, 6.0)
+    assert 2.9 < g < 3.1  # about linear here: 3x the colourfulness needs about 3x the chroma
+    assert colourfulness(recombine(gray, uv * g)) == pytest.approx(3 * m1, rel=0.01)
+    assert colourfulness_gain(gray, uv, 100 * m1, 6.0) == 6.0  # the bound
+    assert colourfulness_gain(gray, uv, 0.5 * m1, 6.0) == 1.0  # never desaturates
+    assert colourfulness_gain(gray, np.zeros_like(uv), 30.0, 4.0) == 4.0  # a gray prediction: the bound
+
+
+def test_vivid_colourfulness_target_gives_each_image_its_own_gain():
+    import dataclasses
+
+    from colorize_tf.chroma_bins import bin_centres
+    from colorize_tf.color import recombine
+    from colorize_tf.fusion import MAX_GAIN, FusionColorizer, FusionConfig, build_model
+    from colorize_tf.metrics import colourfulness
+    from colorize_tf.refine import RefineParams
+
+    config = FusionConfig(base=8, loss="joint", vivid_head="uv", vivid_gain=5.0)
+    model = build_model(config, n_bins=len(bin_centres(config.bin_step)))
+    kernel, bias = model.get_layer("uv").get_weights()
+    model.get_layer("uv").set_weights([kernel * 0.02, bias])  # an untrained net's chroma: muted like a trained one's
+    off = RefineParams(0, 0.1, 1.0)
+    faithful = FusionColorizer(model, config, off, mode="faithful")
+    rng = np.random.default_rng(5)
+    grays = [rng.uniform(0.3, 0.7, (64, 96)).astype(np.float32) for _ in range(2)]
+    base = [faithful.chroma(g).uv for g in grays]
+    m = [colourfulness(recombine(g, u)) for g, u in zip(grays, base)]
+    assert min(m) > 0
+    target = 1.5 * max(m)  # both images below it: each gets the gain that brings it there
+    vivid = FusionColorizer(model, dataclasses.replace(config, vivid_colourfulness=target), off, mode="vivid")
+    assert vivid.modes["vivid"] == {"head": "uv", "gain": 5.0, "colourfulness": target}
+    assert "towards colourfulness" in vivid.describe()
+    gains = []
+    for g, u in zip(grays, base):
+        out = vivid.chroma(g).uv
+        ratio = out / np.where(np.abs(u) > 1e-6, u, np.nan)
+        gain = float(np.nanmedian(ratio))
+        np.testing.assert_allclose(out, gain * u, rtol=1e-4, atol=1e-7)  # one multiplier per image
+        gains.append(gain)
+        assert colourfulness(recombine(g, out)) == pytest.approx(target, rel=0.15)  # measured at 1/4 size
+    assert 1 < min(gains) and max(gains) <= 5.0 and abs(gains[0] - gains[1]) > 1e-3
+    assert np.argmax(gains) == np.argmin(m)  # the grayer prediction gets more saturation
+    fixed = FusionColorizer(model, dataclasses.replace(config, vivid_colourfulness=target), off, mode="vivid", gain=2.0)
+    np.testing.assert_allclose(fixed.chroma(grays[0]).uv, 2.0 * base[0], rtol=1e-5, atol=1e-7)  # asked: fixed
+    off_target = FusionColorizer(model, vivid.config, off, mode="vivid", colourfulness=0.0)
+    np.testing.assert_allclose(off_target.chroma(grays[0]).uv, 5.0 * base[0], rtol=1e-5, atol=1e-7)  # 0: fixed
+    asked = FusionColorizer(model, config, off, mode="faithful", colourfulness=target)  # any mode, on request
+    assert asked.gain == MAX_GAIN and asked.target == target
+    np.testing.assert_allclose(asked.chroma(grays[1]).uv, vivid.chroma(grays[1]).uv, rtol=1e-4, atol=1e-7)
+    capped = FusionColorizer(model, config, off, mode="faithful", gain=1.2, colourfulness=target)
+    np.testing.assert_allclose(capped.chroma(grays[1]).uv, 1.2 * base[1], rtol=1e-4, atol=1e-7)
+    for bad in (dict(vivid_colourfulness=-1.0), dict(vivid_gain=7.0)):
+        with pytest.raises(ValueError, match="vivid"):
+            FusionConfig(**bad)
+
+
 def test_log_rgb_loss_is_each_images_log_squared_rgb_error():
     import tensorflow as tf
 

@@ -51,10 +51,8 @@ def test_vivid_setting_choice():
     assert release.choose_vivid(r) == (0.3, 1.0)  # none reaches: the most colourful above gray
     r[(0.3, 1.0)]["ci_low"] = -0.1
     assert release.choose_vivid(r) == (0.38, 1.0)
-    r[(0.38, 1.6)] = {"gain": 0.05, "ci_low": -0.2, "colourfulness_ratio": 0.88}
-    assert release.choose_vivid(r) == (0.38, 1.6)  # reaches the target, on average above gray: before colour
-    r[(0.38, 1.6)]["gain"] = -0.05  # with an interval above 0 that stays short of it
-    assert release.choose_vivid(r) == (0.38, 1.0)
+    r[(0.38, 1.6)] = {"gain": -0.5, "ci_low": -0.9, "colourfulness_ratio": 0.88}
+    assert release.choose_vivid(r) == (0.38, 1.6)  # the only one reaching the target: colour before PSNR
     del r[(0.38, 1.6)]
     assert release.choose_vivid(r, floor=0.8) == (0.3, 1.0)  # (0.38, 1) is no more colourful than faithful:
     # of the rest none has an interval above 0, so the most colourful with a mean gain above 0
@@ -76,13 +74,51 @@ def test_vivid_setting_choice():
         ("uv", 1.5): {"gain": 1.1, "ci_low": 0.8, "colourfulness_ratio": 0.70},
         ("uv", 1.9): {"gain": 0.2, "ci_low": -0.1, "colourfulness_ratio": 0.87},
     }
-    assert release.choose_vivid(mixed, floor=0.47) == ("uv", 1.9)  # reaches 0.85 on average above gray
-    mixed[("uv", 1.9)]["gain"] = -0.1
+    assert release.choose_vivid(mixed, floor=0.47) == ("uv", 1.9)  # reaches 0.85
+    mixed[("uv", 1.9)]["colourfulness_ratio"] = 0.8
     assert release.choose_vivid(mixed, floor=0.47) == ("uv", 1.5)  # else the most colourful above gray
     same = {(0.38, 1.0): dict(r[(0.38, 1.3)]), (0.38, 1.3): dict(r[(0.38, 1.3)])}
     assert release.choose_vivid(same) == (0.38, 1.0)  # a tie goes to the smaller gain
     with pytest.raises(ValueError):
         release.choose_vivid({})
+
+
+def test_vivid_choice_asks_for_the_target_on_every_source():
+    r = {  # the validation release's pattern: a constant gain is colourful on average, not on people
+        ("uv", 2.1): {
+            "gain": 0.17,
+            "ci_low": -0.18,
+            "colourfulness_ratio": 0.91,
+            "min_source_ratio": 0.59,
+            "macro_gain": 0.11,
+        },
+        ("uv", 3.0): {
+            "gain": -1.2,
+            "ci_low": -1.5,
+            "colourfulness_ratio": 1.2,
+            "min_source_ratio": 0.83,
+            "macro_gain": -1.3,
+        },
+        ("uv", 4.0, 35.0): {
+            "gain": -0.6,
+            "ci_low": -0.9,
+            "colourfulness_ratio": 0.95,
+            "min_source_ratio": 0.85,
+            "macro_gain": -1.0,
+        },
+        ("uv", 4.0, 40.0): {
+            "gain": -0.9,
+            "ci_low": -1.2,
+            "colourfulness_ratio": 1.05,
+            "min_source_ratio": 0.93,
+            "macro_gain": -1.4,
+        },
+    }
+    assert release.choose_vivid(r, floor=0.45) == ("uv", 4.0, 35.0)  # on every source, the best mean over them
+    r[("uv", 4.0, 40.0)]["macro_gain"] = -0.9  # ranked by the mean over sources, not the pooled mean
+    assert release.choose_vivid(r, floor=0.45) == ("uv", 4.0, 40.0)
+    del r[("uv", 4.0, 35.0)], r[("uv", 4.0, 40.0)]
+    assert release.choose_vivid(r, floor=0.45) == ("uv", 2.1)  # none reaches: the most colourful with a gain
 
 
 def _report(psnr, gray, cf, other=None):
@@ -155,6 +191,17 @@ def test_model_card_tables_and_choices():
     uv = release.model_card(info, {"fusion": {"side": 256, "bins_decoder": True}, "training": {}})
     assert "Mode `vivid` is the faithful head's chroma x 1.7" in uv and "-> faithful head, gain 1.7 (rule" in uv
     assert "temperature" not in uv.split("## Training data")[0]
+    info["modes"].update(gain=4.0, colourfulness=35.0)
+    info["modes"]["candidates"]["faithful head towards colourfulness 35, gain <= 4"] = {
+        "gain": -0.6,
+        "macro_gain": -1.0,
+        "colourfulness_ratio": 0.95,
+        "min_source_ratio": 0.86,
+    }
+    per_photo = release.model_card(info, {"fusion": {"side": 256, "bins_decoder": True}, "training": {}})
+    assert "brings it to colourfulness 35" in per_photo and "between 1 and 4" in per_photo
+    assert "-> faithful head towards colourfulness 35, gain <= 4 (rule" in per_photo
+    assert "(gain -0.60 dB, mean over sources -1.00, colourfulness 0.95, smallest over sources 0.86)" in per_photo
 
 
 def test_known_limits_are_read_off_the_tables():
