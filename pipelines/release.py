@@ -197,7 +197,7 @@ def build_parser():
     )
     parser.add_argument(
         "--vivid_colourfulness",
-        default="30,35,40",
+        default="30,33,36,38,40",
         help="Vivid-mode candidates from the faithful head saturated per image: each photo's chroma brought to "
         "one of these colourfulness values (Hasler-Suesstrunk M), by at most each of --vivid_max_gains; a "
         "constant gain leaves the photos the model is unsure of (people, objects) grayer than the rest "
@@ -205,7 +205,7 @@ def build_parser():
     )
     parser.add_argument(
         "--vivid_max_gains",
-        default="3,4",
+        default="3,4,5",
         help="Largest per-image chroma multipliers of the --vivid_colourfulness candidates.",
     )
     parser.add_argument("--side", type=positive_int, default=256, help="Working side of the records and the model.")
