@@ -78,6 +78,9 @@ class FusionConfig:
     # each image's chroma is multiplied by the gain that brings it there, at least 1 and at most vivid_gain
     # (`colourfulness_gain`), so grayish predictions get more saturation than colourful ones
     vivid_colourfulness: float = 0.0
+    # the vivid mode's share of its gain for each image's mean chroma (`saturate`): 1 = all chroma alike;
+    # below 1 the colours within a photo are spread further than its overall tint is deepened
+    vivid_cast: float = 1.0
     uv_loss: str = "mse"  # the uv head's loss: "mse" (per pixel) or "log_rgb" (per image, see `log_rgb_loss`)
     # the bins head reads a decoder of its own from the 1/8 block on (layers named "vivid_*", warm-started from
     # the uv path's): features shaped for the U, V regression leave a readout of them gray
@@ -101,6 +104,8 @@ class FusionConfig:
             raise ValueError(f"bins_hidden {self.bins_hidden}: expected 0..1024 channels")
         if not 0.5 <= self.vivid_gain <= MAX_GAIN:
             raise ValueError(f"vivid gain {self.vivid_gain}: expected 0.5 .. {MAX_GAIN:g}")
+        if not 0 <= self.vivid_cast <= 1:
+            raise ValueError(f"vivid cast {self.vivid_cast}: expected 0 .. 1")
         if not 0 <= self.vivid_colourfulness <= 150:
             raise ValueError(f"vivid colourfulness {self.vivid_colourfulness}: expected 0 (none) .. 150")
         if self.uv_loss not in UV_LOSSES:
@@ -133,6 +138,8 @@ class FusionConfig:
         """The colorization modes this model offers: name -> settings (``head``, ``temperature`` for the bins,
         ``gain``: the chroma multiplier)."""
         target = {"colourfulness": self.vivid_colourfulness} if self.vivid_colourfulness > 0 else {}
+        if self.vivid_cast != 1:
+            target["cast"] = self.vivid_cast
         bins = {"head": "logits", "temperature": self.temperature, "gain": self.vivid_gain, **target}
         if self.loss == "joint":
             vivid = bins if self.vivid_head == "logits" else {"head": "uv", "gain": self.vivid_gain, **target}
@@ -595,12 +602,35 @@ def save_fusion(model_dir, model, config: FusionConfig, record, refine=RefinePar
     )
 
 
-def colourfulness_gain(gray, uv, target, max_gain, steps=3):
-    """The chroma multiplier that brings an image's colourfulness to ``target``, within [1, max_gain].
+def saturate(uv, gain, cast=1.0):
+    """Chroma saturated by ``gain`` around the image's mean chroma (its cast), the cast itself by ``cast`` of it.
 
-    Colourfulness (`colorize_tf.metrics.colourfulness`) grows about linearly with a chroma multiplier until
-    the gamut fit of `colorize_tf.color.recombine` bends it, so the multiplier is found by a few
-    fixed-point steps ``g <- g * target / M(g)``; an output already at or above the target keeps gain 1.
+    ``mean * (1 + (gain - 1) * cast) + (uv - mean) * gain``: ``cast = 1`` multiplies all chroma by ``gain``;
+    ``cast < 1`` makes the colours within the photo differ more while its overall tint (a warm wash where the
+    model is unsure) grows less.
+
+    Parameters
+    ----------
+    uv : ndarray, shape (H, W, 2)
+    gain, cast : float
+
+    Returns
+    -------
+    ndarray, shape (H, W, 2), float32
+    """
+    uv = np.asarray(uv, np.float32)
+    if cast == 1.0:
+        return uv * np.float32(gain)
+    mean = uv.reshape(-1, 2).mean(0)
+    return (mean * np.float32(1 + (gain - 1) * cast) + (uv - mean) * np.float32(gain)).astype(np.float32)
+
+
+def colourfulness_gain(gray, uv, target, max_gain, cast=1.0, steps=4):
+    """The multiplier of `saturate` that brings an image's colourfulness to ``target``, within [1, max_gain].
+
+    Colourfulness (`colorize_tf.metrics.colourfulness`) grows about linearly with the multiplier until the
+    gamut fit of `colorize_tf.color.recombine` bends it, so the multiplier is found by a few fixed-point
+    steps ``g <- g * target / M(g)``; an output already at or above the target keeps gain 1.
 
     Parameters
     ----------
@@ -610,8 +640,8 @@ def colourfulness_gain(gray, uv, target, max_gain, steps=3):
         Predicted chroma.
     target : float
         Colourfulness to reach (Hasler & Suesstrunk M, 0..255 scale; everyday photos ~30-60).
-    max_gain, steps : float, int
-        Upper bound of the multiplier; fixed-point steps.
+    max_gain, cast, steps : float, float, int
+        Upper bound of the multiplier; `saturate`'s share of it for the mean chroma; fixed-point steps.
 
     Returns
     -------
@@ -623,7 +653,7 @@ def colourfulness_gain(gray, uv, target, max_gain, steps=3):
 
     gain = 1.0
     for _ in range(steps):
-        m = colourfulness(recombine(gray, uv * np.float32(gain)))
+        m = colourfulness(recombine(gray, saturate(uv, gain, cast)))
         new = float(np.clip(gain * target / max(m, 1e-6), 1.0, max_gain))
         if abs(new - gain) < 1e-3 * gain:
             return new
@@ -651,12 +681,21 @@ class FusionColorizer:
     work_side = 1024
 
     def __init__(
-        self, model, config: FusionConfig, refine: RefineParams, tile=0, mode=None, gain=None, colourfulness=None
+        self,
+        model,
+        config: FusionConfig,
+        refine: RefineParams,
+        tile=0,
+        mode=None,
+        gain=None,
+        colourfulness=None,
+        cast=None,
     ):
         """``model``: a Keras model, or a `colorize_tf.npnet.NumpyNet` of the same network (no TensorFlow);
         ``gain``: the chroma multiplier (None = the mode's: 1 for faithful, the calibrated one for vivid);
         ``colourfulness``: a per-image target (`colourfulness_gain`; ``gain`` then bounds the multiplier, by
-        default the mode's bound or `MAX_GAIN`; 0 = a fixed multiplier; None = the mode's own target)."""
+        default the mode's bound or `MAX_GAIN`; 0 = a fixed multiplier; None = the mode's own target);
+        ``cast``: `saturate`'s share of the multiplier for the mean chroma (None = the mode's own)."""
         from . import chroma_bins
         from .npnet import NumpyNet
         from .registry import resolve_mode
@@ -678,6 +717,7 @@ class FusionColorizer:
         else:
             self.gain = float(own.get("gain", 1.0))
         # with a target, self.gain bounds the per-image multiplier (`colourfulness_gain`); else it is fixed
+        self.cast = float(own.get("cast", 1.0) if cast is None else cast)
         self.output = config.heads.index(head) if len(config.heads) > 1 else None
         self.centres = chroma_bins.bin_centres(config.bin_step) if head == "logits" else None
         # the bins head, read for the confidence score in either mode
@@ -712,7 +752,16 @@ class FusionColorizer:
         if settings.temperature is not None:
             config = dataclasses.replace(config, temperature=settings.temperature)
         refine = settings.refine or RefineParams(**meta.get("refine", {}))
-        return cls(model, config, refine, settings.tile, settings.mode, settings.chroma_gain, settings.colourfulness)
+        return cls(
+            model,
+            config,
+            refine,
+            settings.tile,
+            settings.mode,
+            settings.chroma_gain,
+            settings.colourfulness,
+            settings.cast,
+        )
 
     def describe(self):
         """One line for logs: what predicts and how."""
@@ -722,6 +771,8 @@ class FusionColorizer:
             extra += f", chroma gain up to {self.gain:g} towards colourfulness {self.target:g}"
         elif self.gain != 1:
             extra += f", chroma gain {self.gain:g}"
+        if self.cast != 1 and (self.target > 0 or self.gain != 1):
+            extra += f" (the photo's mean chroma by {self.cast:g} of it)"
         enc = "parser encoder" if c.encoder == "parser" else "own encoder"
         return (
             f"fusion CNN ({enc}), {c.loss} loss, mode {self.mode}{extra}, network side {c.side}, "
@@ -751,9 +802,9 @@ class FusionColorizer:
                 out = chroma_bins.annealed_mean(probs, self.centres, temperature or self.config.temperature)
         if self.target > 0:  # the gain is measured on the luminance at the chroma map's size
             y = cv2.resize(small, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
-            out = out * np.float32(colourfulness_gain(y, out, self.target, self.gain))
+            out = saturate(out, colourfulness_gain(y, out, self.target, self.gain, self.cast), self.cast)
         elif self.gain != 1:
-            out = out * np.float32(self.gain)
+            out = saturate(out, self.gain, self.cast)
         uv = cv2.resize(out.astype(np.float32), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
         timing.inference += time.perf_counter() - t0  # network, decoding and upsampling: no descriptor stage
         return Colorized(None, uv, None, timing, confidence)

@@ -77,6 +77,9 @@ class ColorizeSettings:
         Models with modes: bring each image's chroma to this colourfulness (Hasler & Suesstrunk M; everyday
         photos ~30-45), multiplying by 1 .. ``chroma_gain`` (`colorize_tf.fusion.colourfulness_gain`); 0 = a
         fixed multiplier; None = the mode's own (the vivid mode's target calibrated on validation, if any).
+    cast : float, optional
+        Models with modes: the share of the multiplier for each image's mean chroma (`colorize_tf.fusion.saturate`:
+        1 = all chroma alike, 0.5 = the overall tint grows half as fast as the spread); None = the mode's own.
     runtime : str, optional
         ``"numpy"`` runs a network exported for `colorize_tf.npnet` without importing TensorFlow (fast
         start-up, slower per image); ``"keras"`` or None: Keras / TensorFlow.
@@ -92,6 +95,7 @@ class ColorizeSettings:
     mode: Optional[str] = None
     chroma_gain: Optional[float] = None
     colourfulness: Optional[float] = None
+    cast: Optional[float] = None
     runtime: Optional[str] = None
 
 
@@ -241,7 +245,7 @@ def load_colorizer(path, settings: ColorizeSettings = ColorizeSettings()):
     colorizer = get(family_of(path)).colorizer(path, settings)
     if not hasattr(colorizer, "modes"):
         resolve_mode(("faithful",), settings.mode)
-        if settings.chroma_gain is not None or settings.colourfulness is not None:
+        if settings.chroma_gain is not None or settings.colourfulness is not None or settings.cast is not None:
             raise ValueError(
                 "a chroma gain or colourfulness target applies to models with a vivid mode; this one has none"
             )

@@ -251,8 +251,15 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         + (
             ". Mode `vivid` is the faithful head's chroma multiplied per photo by the gain that brings it to"
             f" colourfulness {modes['colourfulness']:g} (Hasler-Suesstrunk M, measured at the network side),"
-            f" between 1 and {modes['gain']:g}, so photos the model is unsure of get more saturation than"
-            " colourful ones; chosen on validation by the rule below; the bins head's entropy still gives each"
+            f" between 1 and {modes['gain']:g}"
+            + (
+                f" (the photo's overall tint, its mean chroma, by {modes['cast']:g} of that gain: colours within a"
+                " photo spread further than a warm wash deepens)"
+                if modes.get("cast", 1) != 1
+                else ""
+            )
+            + ", so photos the model is unsure of get more saturation than colourful ones; chosen on validation"
+            " by the rule below; the bins head's entropy still gives each"
             " output its confidence score (the archive review page sorts by it"
             if modes.get("head") == "uv" and modes.get("colourfulness")
             else f". Mode `vivid` is the faithful head's chroma x {modes['gain']:g} (more saturated), chosen on"
@@ -318,6 +325,7 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         + " -> "
         + (
             f"faithful head towards colourfulness {modes['colourfulness']:g}, gain <= {modes['gain']:g}"
+            + (f", tint x{modes['cast']:g} of it" if modes.get("cast", 1) != 1 else "")
             if modes.get("head") == "uv" and modes.get("colourfulness")
             else f"faithful head, gain {modes['gain']:g}"
             if modes.get("head") == "uv"

@@ -183,6 +183,13 @@ def non_negative_float(text):
     return value
 
 
+def unit_float(text):
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a number from 0 to 1")
+    return value
+
+
 def positive_int(text):
     try:
         value = int(text)
@@ -252,6 +259,14 @@ def add_model(parser):
         help="Models with modes: bring each photo's chroma to this colourfulness (Hasler-Suesstrunk M: 0 gray, "
         "everyday photos ~30-45) by a per-photo multiplier of 1 .. --chroma_gain (default 6); 0 = one fixed "
         "multiplier; default: the mode's own (the vivid mode's target, chosen on validation).",
+    )
+    parser.add_argument(
+        "--cast",
+        type=unit_float,
+        default=None,
+        help="Models with modes: share of the chroma multiplier given to each photo's overall tint (1 = all "
+        "chroma alike; 0.5 = colours within the photo spread further than its tint deepens; default: the mode's "
+        "own, chosen on validation).",
     )
 
 
@@ -326,6 +341,7 @@ def colorize_settings(args, tile=None):
         mode=getattr(args, "mode", None),
         chroma_gain=getattr(args, "chroma_gain", None),
         colourfulness=getattr(args, "colourfulness", None),
+        cast=getattr(args, "cast", None),
     )
 
 

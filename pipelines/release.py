@@ -197,7 +197,7 @@ def build_parser():
     )
     parser.add_argument(
         "--vivid_colourfulness",
-        default="30,33,36,38,40",
+        default="33,36,40",
         help="Vivid-mode candidates from the faithful head saturated per image: each photo's chroma brought to "
         "one of these colourfulness values (Hasler-Suesstrunk M), by at most each of --vivid_max_gains; a "
         "constant gain leaves the photos the model is unsure of (people, objects) grayer than the rest "
@@ -205,8 +205,15 @@ def build_parser():
     )
     parser.add_argument(
         "--vivid_max_gains",
-        default="3,4,5",
+        default="4,5",
         help="Largest per-image chroma multipliers of the --vivid_colourfulness candidates.",
+    )
+    parser.add_argument(
+        "--vivid_casts",
+        default="1,0.5",
+        help="Shares of the per-image multiplier given to each photo's overall tint, tried with each "
+        "--vivid_colourfulness candidate (1 = all chroma alike; below 1 the colours within a photo spread "
+        "further than a warm wash where the model is unsure deepens).",
     )
     parser.add_argument("--side", type=positive_int, default=256, help="Working side of the records and the model.")
     parser.add_argument("--max_mb", type=float, default=25.0, help="Refuse to write a model larger than this.")
@@ -271,7 +278,16 @@ def _write_list(path, entries):
 
 
 def _evaluate(
-    model, input_list, list_root, out, mode=None, temperature=None, compare=None, chroma_gain=None, colourfulness=None
+    model,
+    input_list,
+    list_root,
+    out,
+    mode=None,
+    temperature=None,
+    compare=None,
+    chroma_gain=None,
+    colourfulness=None,
+    cast=None,
 ):
     from pipelines import evaluate
 
@@ -292,6 +308,8 @@ def _evaluate(
         argv.append(f"--chroma_gain={chroma_gain}")
     if colourfulness:
         argv.append(f"--colourfulness={colourfulness}")
+    if cast is not None and cast != 1:
+        argv.append(f"--cast={cast}")
     if compare:
         argv.append(f"--baselines=sift_flow_only={compare}")
     return evaluate.run(argv)
@@ -331,6 +349,9 @@ def run(argv=None):
     uv_gains = floats(args.uv_gains, "--uv_gains") if args.uv_gains.strip() else []
     targets = floats(args.vivid_colourfulness, "--vivid_colourfulness") if args.vivid_colourfulness.strip() else []
     max_gains = floats(args.vivid_max_gains, "--vivid_max_gains") if targets else []
+    casts = floats(args.vivid_casts, "--vivid_casts") if targets else []
+    if any(not 0 <= c <= 1 for c in casts):
+        raise UsageError(f"--vivid_casts {args.vivid_casts}: expected numbers from 0 to 1")
     if args.crop % 32:
         raise UsageError(f"--crop {args.crop}: expected a multiple of 32 (the parser encoder's stride)")
     data, work = os.path.abspath(args.data), os.path.abspath(args.work)
@@ -346,7 +367,7 @@ def run(argv=None):
         "stage_b3": args.epochs_b3,
         "stage_c": args.epochs_c,
     }
-    vivid_candidates = 1 + len(temperatures) + len(gains) + len(uv_gains) + len(targets) * len(max_gains)
+    vivid_candidates = 1 + len(temperatures) + len(gains) + len(uv_gains) + len(targets) * len(max_gains) * len(casts)
     steps = Steps(work, typical_minutes(precision, epochs, vivid_candidates, precision_a))
     log.info("training precision %s (--precision %s), stage A %s", precision, args.precision, precision_a)
     lists = os.path.join(work, "lists")
@@ -505,12 +526,14 @@ def run(argv=None):
     def choose_modes():
         results = {}
 
-        def measure(t, g, c=0.0):
+        def measure(t, g, c=0.0, cast=1.0):
             """One candidate: the bins head at temperature ``t`` (or ``t == "uv"``: the faithful head) x ``g``;
-            with ``c``, the faithful head brought per image to colourfulness ``c`` by at most ``g``."""
+            with ``c``, the faithful head brought per image to colourfulness ``c`` by at most ``g``, its mean
+            chroma by ``cast`` of it."""
             if c:
-                rep_dir = os.path.join(work, f"vivid_uv_cf{c:g}_max{g:g}_val")
-                how = dict(mode="faithful", chroma_gain=g, colourfulness=c)
+                name = f"vivid_uv_cf{c:g}_max{g:g}" + (f"_cast{cast:g}" if cast != 1 else "")
+                rep_dir = os.path.join(work, name + "_val")
+                how = dict(mode="faithful", chroma_gain=g, colourfulness=c, cast=cast)
             elif t == "uv":
                 rep_dir = os.path.join(work, f"vivid_uv_gain{g:g}_val")
                 how = dict(mode="faithful", chroma_gain=g)
@@ -521,7 +544,7 @@ def run(argv=None):
                 _evaluate(stage_c, val_list, None, rep_dir, **how)
             rep = _report(rep_dir)
             sources = _per_source(rep, data)
-            key = (t, g, c) if c else (t, g)
+            key = (t, g, c, cast) if c else (t, g)
             results[key] = {
                 "gain": rep["gain_psnr"]["mean"],
                 "ci_low": rep["gain_psnr"]["ci95"][0],
@@ -547,9 +570,10 @@ def run(argv=None):
             measure("uv", g)
         for c in targets:  # and saturated per image, towards a colourfulness
             for g in max_gains:
-                measure("uv", g, c)
+                for cast in casts:
+                    measure("uv", g, c, cast)
         best = release.choose_vivid(results, floor=floor)
-        t_best, g_best, c_best = best if len(best) == 3 else (*best, 0.0)
+        t_best, g_best, c_best, cast_best = best if len(best) == 4 else (*best, 0.0, 1.0)
         vivid = _per_source(_report(results[best]["report"]), data)
         every = all(r["gain_psnr"]["ci95"][0] > 0 for r in vivid.values())
         default = "vivid" if every else "faithful"
@@ -561,6 +585,7 @@ def run(argv=None):
                 "temperature": None if head == "uv" else t_best,
                 "gain": g_best,
                 "colourfulness": c_best,
+                "cast": cast_best,
                 "default_mode": default,
                 "faithful_colourfulness_ratio": floor,
                 "candidates": {_candidate(*k): r for k, r in results.items()},
@@ -589,6 +614,7 @@ def run(argv=None):
             temperature=modes["temperature"] or config.temperature,
             vivid_gain=modes["gain"],
             vivid_colourfulness=modes.get("colourfulness", 0.0),
+            vivid_cast=modes.get("cast", 1.0),
             default_mode=modes["default_mode"],
         )
         if os.path.isdir(final):
@@ -625,11 +651,13 @@ def run(argv=None):
     return os.path.abspath(args.output)
 
 
-def _candidate(t, g, c=0.0):
+def _candidate(t, g, c=0.0, cast=1.0):
     """A vivid candidate's name in logs and the card: ``T=0.38, gain 1.1``, ``faithful head, gain 1.5`` or
-    ``faithful head towards colourfulness 35, gain <= 4``."""
+    ``faithful head towards colourfulness 35, gain <= 4`` (``, tint x0.5 of it``)."""
     if c:
-        return f"faithful head towards colourfulness {c:g}, gain <= {g:g}"
+        return f"faithful head towards colourfulness {c:g}, gain <= {g:g}" + (
+            f", tint x{cast:g} of it" if cast != 1 else ""
+        )
     return f"faithful head, gain {g:g}" if t == "uv" else f"T={t:g}, gain {g:g}"
 
 

@@ -155,7 +155,7 @@ def test_vivid_mode_from_the_faithful_head_and_chroma_gains():
 
 def test_colourfulness_gain_reaches_its_target_within_its_bounds():
     from colorize_tf.color import recombine
-    from colorize_tf.fusion import colourfulness_gain
+    from colorize_tf.fusion import colourfulness_gain, saturate
     from colorize_tf.metrics import colourfulness
 
     rng = np.random.default_rng(7)
@@ -169,6 +169,21 @@ def test_colourfulness_gain_reaches_its_target_within_its_bounds():
     assert colourfulness_gain(gray, uv, 100 * m1, 6.0) == 6.0  # the bound
     assert colourfulness_gain(gray, uv, 0.5 * m1, 6.0) == 1.0  # never desaturates
     assert colourfulness_gain(gray, np.zeros_like(uv), 30.0, 4.0) == 4.0  # a gray prediction: the bound
+    g_half = colourfulness_gain(gray, uv, 3 * m1, 6.0, cast=0.5)
+    assert g_half > g  # the tint grows less, so the spread must grow more to reach the same colourfulness
+    assert colourfulness(recombine(gray, saturate(uv, g_half, 0.5))) == pytest.approx(3 * m1, rel=0.01)
+
+
+def test_saturate_spreads_colours_around_the_photos_tint():
+    from colorize_tf.fusion import saturate
+
+    uv = np.array([[[0.02, 0.01], [0.04, -0.01]], [[0.00, 0.03], [0.02, 0.01]]], np.float32)  # mean (0.02, 0.01)
+    np.testing.assert_allclose(saturate(uv, 3.0), 3 * uv, rtol=1e-6)  # cast 1: all chroma alike
+    half = saturate(uv, 3.0, 0.5)
+    np.testing.assert_allclose(half.reshape(-1, 2).mean(0), [0.04, 0.02], rtol=1e-5)  # tint x (1 + 2 * 0.5)
+    np.testing.assert_allclose(half - half.reshape(-1, 2).mean(0), 3 * (uv - [0.02, 0.01]), atol=1e-7)  # spread x3
+    np.testing.assert_allclose(saturate(uv, 3.0, 0.0).reshape(-1, 2).mean(0), [0.02, 0.01], rtol=1e-5)
+    np.testing.assert_allclose(saturate(uv, 1.0, 0.3), uv, atol=1e-8)  # gain 1: unchanged, whatever the cast
 
 
 def test_vivid_colourfulness_target_gives_each_image_its_own_gain():
@@ -214,7 +229,14 @@ def test_vivid_colourfulness_target_gives_each_image_its_own_gain():
     np.testing.assert_allclose(asked.chroma(grays[1]).uv, vivid.chroma(grays[1]).uv, rtol=1e-4, atol=1e-7)
     capped = FusionColorizer(model, config, off, mode="faithful", gain=1.2, colourfulness=target)
     np.testing.assert_allclose(capped.chroma(grays[1]).uv, 1.2 * base[1], rtol=1e-4, atol=1e-7)
-    for bad in (dict(vivid_colourfulness=-1.0), dict(vivid_gain=7.0)):
+    spread = FusionColorizer(model, dataclasses.replace(vivid.config, vivid_cast=0.5), off, mode="vivid")
+    assert spread.modes["vivid"]["cast"] == 0.5 and "mean chroma by 0.5" in spread.describe()
+    out = spread.chroma(grays[0]).uv
+    assert colourfulness(recombine(grays[0], out)) == pytest.approx(target, rel=0.15)
+    mean0 = base[0].reshape(-1, 2).mean(0)
+    spread_gain = np.std(out - out.reshape(-1, 2).mean(0)) / np.std(base[0] - mean0)
+    assert spread_gain > gains[0]  # more spread than with the whole chroma multiplied, for the same target
+    for bad in (dict(vivid_colourfulness=-1.0), dict(vivid_gain=7.0), dict(vivid_cast=1.5)):
         with pytest.raises(ValueError, match="vivid"):
             FusionConfig(**bad)
 

@@ -202,6 +202,10 @@ def test_model_card_tables_and_choices():
     assert "brings it to colourfulness 35" in per_photo and "between 1 and 4" in per_photo
     assert "-> faithful head towards colourfulness 35, gain <= 4 (rule" in per_photo
     assert "(gain -0.60 dB, mean over sources -1.00, colourfulness 0.95, smallest over sources 0.86)" in per_photo
+    info["modes"]["cast"] = 0.5
+    tint = release.model_card(info, {"fusion": {"side": 256, "bins_decoder": True}, "training": {}})
+    assert "overall tint, its mean chroma, by 0.5 of that gain" in tint
+    assert "-> faithful head towards colourfulness 35, gain <= 4, tint x0.5 of it (rule" in tint
 
 
 def test_known_limits_are_read_off_the_tables():
