@@ -354,6 +354,8 @@ def model_card(info: Mapping, meta: Mapping) -> str:
             "  under-represents may be rendered wrongly. Check faces before publishing.",
             "- Colours are guesses: clothing, cars, painted walls have no one right colour; the faithful mode",
             "  mutes them, the vivid mode commits to likely ones. Never treat the output as a record of the past.",
+            "- The vivid mode saturates what the faithful mode guessed: where that guess is a faint warm wash (old",
+            "  interiors, white dresses, sepia prints) it becomes a visible brown, peach or pink tint.",
             "- Outputs carry provenance (EXIF/XMP: colorized automatically, by this model and its checksum).",
             "",
         ]

@@ -51,9 +51,10 @@ def test_shipped_model_colorizes_a_package_photo_in_both_modes():
         outs[mode] = out.rgb
     assert psnr(outs["faithful"], truth) > psnr(gray_baseline(truth), truth)
     assert colourfulness(outs["faithful"]) > 0.1 * colourfulness(truth)
-    assert np.abs(outs["vivid"] - outs["faithful"]).mean() > 1e-3  # another answer (the uv head x2.1)
-    assert psnr(outs["vivid"], truth) > psnr(gray_baseline(truth), truth) + 0.5  # above gray (measured +3.81)
-    assert colourfulness(outs["vivid"]) > 0.1 * colourfulness(truth)  # not a gray head (measured 0.34)
+    # another answer: the uv head saturated towards a colourfulness (this photo: x3.9 of a largest 4)
+    assert np.abs(outs["vivid"] - outs["faithful"]).mean() > 1e-3
+    assert psnr(outs["vivid"], truth) > psnr(gray_baseline(truth), truth) + 0.5  # above gray (measured +4.68)
+    assert colourfulness(outs["vivid"]) > 0.3 * colourfulness(truth)  # not a gray head (measured 0.51)
 
 
 def test_colorize_command_uses_the_shipped_model_and_stamps_provenance(tmp_path):
