@@ -136,7 +136,7 @@ class FusionConfig:
 
     def modes(self):
         """The colorization modes this model offers: name -> settings (``head``, ``temperature`` for the bins,
-        ``gain``: the chroma multiplier)."""
+        ``gain``: the chroma multiplier, or with ``colourfulness`` its bound; ``cast`` where not 1)."""
         target = {"colourfulness": self.vivid_colourfulness} if self.vivid_colourfulness > 0 else {}
         if self.vivid_cast != 1:
             target["cast"] = self.vivid_cast
