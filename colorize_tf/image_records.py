@@ -139,6 +139,7 @@ def dataset(
     shuffle=0,
     extras=(),
     repeats=None,
+    multiple=None,
 ):
     """tf.data over image records: batches of ``(gray (B, c, c, 1), uv (B, c, c, 2))``, or
     ``(gray, uv, {name: tensor})`` with `extras`.
@@ -150,7 +151,7 @@ def dataset(
     crop : int, optional
         Square crop side (random with `augment`, else central; an image whose shorter side is under it
         is first enlarged until that side equals it, never padded). None keeps whole images (then
-        `batch_size` must be 1 unless sizes agree).
+        `batch_size` must be 1 unless sizes agree, or `multiple` is given).
     image_ids : collection of str, optional
         Keep only these images (a split).
     augment : bool
@@ -169,6 +170,10 @@ def dataset(
     repeats : dict, optional
         Image id -> times per epoch (default 1; `colorize_tf.splits.source_repeats` balances sources). Each
         repetition gets its own crop, flip and jitter.
+    multiple : int, optional
+        Without `crop`: whole images resized to sides that are multiples of this (`image_shape`: the input
+        shape a fusion network sees at colorization, so its global path sees the whole photo as then), and
+        batched with images of the same shape (a batch may be smaller than `batch_size`).
     """
     import tensorflow as tf
 
@@ -216,6 +221,16 @@ def dataset(
         # (h, w, 4): gray, U, V and labels crop and flip together
         both = tf.concat([ex["gray"], ex["uv"], tf.cast(ex["labels"], tf.float32)], -1)
         key = tf.stack([draw, tf.constant(seed, tf.int64)])
+        if not crop and multiple:
+            sides = tf.cast(tf.shape(both)[:2], tf.float32) / float(multiple)
+            new = tf.maximum(multiple, tf.cast(tf.round(sides), tf.int32) * multiple)
+            both = tf.concat(
+                [
+                    tf.image.resize(both[..., :3], new, method="bilinear"),
+                    tf.image.resize(both[..., 3:], new, method="nearest"),
+                ],
+                -1,
+            )
         if crop:
             short = tf.reduce_min(tf.shape(both)[:2])
             both = tf.cond(short < crop, lambda: enlarge(both, crop), lambda: both)
@@ -236,4 +251,14 @@ def dataset(
         more = {"scene": ex["scene"], "labels": tf.cast(tf.round(both[..., 3]), tf.uint8)}
         return gray, uv, {k: more[k] for k in extras}
 
-    return ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
+    ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE)
+    if not crop and multiple:
+
+        def by_shape(gray, *rest):
+            size = tf.shape(gray, out_type=tf.int64)
+            return size[0] * 100000 + size[1]
+
+        ds = ds.group_by_window(by_shape, lambda _, window: window.batch(batch_size), window_size=batch_size)
+    else:
+        ds = ds.batch(batch_size)
+    return ds.prefetch(2)

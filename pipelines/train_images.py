@@ -31,6 +31,7 @@ from .options import (
     add_training,
     job_parser,
     main_entry,
+    non_negative_int,
     parse_job,
     positive_float,
     positive_int,
@@ -157,7 +158,13 @@ def build_parser():
         help="Validation images (a stratified sample) that calibrate the vivid gain: a colourfulness ratio "
         "needs more than the refinement's few (32 gave 1.7 where all 249 of SIFT Flow's gave 1.3).",
     )
-    parser.add_argument("--crop", type=positive_int, default=128, help="Training crop side (multiple of 8).")
+    parser.add_argument(
+        "--crop",
+        type=non_negative_int,
+        default=128,
+        help="Training crop side (multiple of 8); 0 = whole photos at the shape the network sees at colorization "
+        "(sides rounded to its stride), batched by shape.",
+    )
     parser.add_argument(
         "--lr_schedule",
         choices=["plateau", "cosine"],
@@ -291,7 +298,7 @@ def run(argv=None):
     log.info("training epoch by source (source balance %s): %s", args.source_balance, epoch)
     train_ds = image_records.dataset(
         shards,
-        args.crop,
+        args.crop or None,
         args.batch_size,
         {r["image_id"] for r in train},
         augment=True,
@@ -300,8 +307,16 @@ def run(argv=None):
         shuffle=args.shuffle_buffer or max(1, sum(repeats.values())),
         extras=extras,
         repeats=repeats if args.source_balance < 1 else None,
+        multiple=config.stride if not args.crop else None,
     )
-    val_ds = image_records.dataset(shards, args.crop, args.batch_size, {r["image_id"] for r in val}, extras=extras)
+    val_ds = image_records.dataset(
+        shards,
+        args.crop or None,
+        args.batch_size,
+        {r["image_id"] for r in val},
+        extras=extras,
+        multiple=config.stride if not args.crop else None,
+    )
     encoder = None
     if args.encoder == "parser" and init_model is None:
         from colorize_tf.registry import load_parser

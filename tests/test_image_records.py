@@ -118,6 +118,30 @@ def test_dataset_crops_and_flips_gray_and_chroma_together(tmp_path):
     assert not np.array_equal(copies[0], copies[1]) or not np.array_equal(copies[1], copies[2])
 
 
+def test_whole_photos_at_the_networks_shape_batch_by_shape(tmp_path):
+    import tensorflow as tf
+
+    from colorize_tf.image_records import dataset, encode, image_shape
+
+    rng = np.random.default_rng(3)
+    path = str(tmp_path / "examples-00000.tfrecord.gz")
+    sizes = [(64, 43), (64, 43), (48, 64), (64, 43), (64, 64), (48, 64)]  # 43 -> 48 (the nearest multiple)
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:
+        for i, (h, wd) in enumerate(sizes):
+            gray = rng.integers(0, 256, (h, wd), dtype=np.uint8)
+            uv = np.stack([gray / 255.0 - 0.5, np.full_like(gray, i, dtype=np.float64) / 10], -1).astype(np.float16)
+            w.write(encode(f"img_{i}", gray, uv))
+    batches = list(dataset([path], batch_size=2, augment=True, shuffle=6, seed=0, multiple=16))
+    shapes = sorted(tuple(g.shape[1:3]) for g, _ in batches for _ in range(g.shape[0]))
+    assert shapes == sorted(image_shape(h, wd, 64, 16) for h, wd in sizes)  # every photo, as colorization sees it
+    assert shapes.count((64, 48)) == 3 and shapes.count((48, 64)) == 2
+    for g, uv in batches:
+        assert g.shape[0] <= 2 and g.shape[1:3] == uv.shape[1:3]  # one shape per batch
+        np.testing.assert_allclose(uv.numpy()[..., 0], g.numpy()[..., 0] - 0.5, atol=0.02)  # resized together
+    ids = sorted(round(float(u[..., 1].mean()) * 10) for _, uv in batches for u in uv.numpy())
+    assert ids == list(range(6))
+
+
 def test_labels_travel_with_crops_and_flips(tmp_path):
     import tensorflow as tf
 
