@@ -330,6 +330,7 @@ def train_fusion(
     finetune_encoder=False,
     bins_only=False,
     precision="float32",
+    eager=False,
 ):
     """Fit a fusion model on ``(gray, uv)`` or ``(gray, uv, extras)`` batches
     (`colorize_tf.image_records.dataset`; extras ``scene`` when ``config.scene_weight > 0``, ``labels`` when
@@ -347,7 +348,9 @@ def train_fusion(
     mode, stay exactly as they were. ``precision`` ``"bfloat16"`` trains under Keras' ``mixed_bfloat16``
     policy (float32 weights and outputs, bfloat16 arithmetic: 0.4-0.6x the time per step, 0.6-0.7x per epoch,
     measured on a CPU with AVX512-BF16; emulated and slower on CPUs without bfloat16 instructions or AMX);
-    the returned model computes in float32 either way (`with_dtype_policy`).
+    the returned model computes in float32 either way (`with_dtype_policy`). ``eager`` runs the training
+    steps eagerly: batches whose shapes differ (whole photos, `colorize_tf.image_records.dataset` with
+    ``multiple``) cannot share one traced step, as bilinear upsampling needs static sizes.
 
     Returns
     -------
@@ -440,6 +443,7 @@ def train_fusion(
         optimizer=keras.optimizers.Adam(settings.learning_rate),
         loss=losses[0] if len(losses) == 1 else losses,
         loss_weights=None if len(losses) == 1 else loss_weights,
+        run_eagerly=eager,
     )
     train = train_ds.map(targets)
     val = None if val_ds is None else val_ds.map(targets)

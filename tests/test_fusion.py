@@ -324,6 +324,42 @@ def records(tmp_path_factory):
     return root / "records"
 
 
+@pytest.mark.slow
+def test_fusion_trains_on_whole_photos_of_mixed_shapes(tmp_path):
+    from colorize_tf.color import luminance
+    from colorize_tf.metrics import gray_baseline, psnr
+    from colorize_tf.registry import load_colorizer
+    from pipelines import extract_images, train_images
+
+    src = tmp_path / "images"
+    src.mkdir()
+    for i in range(12):  # landscape and portrait photos: 48x64 and 64x48 at side 64
+        h, w = (96, 128) if i % 2 else (128, 96)
+        write_png(str(src / f"scene_{i:02d}.png"), synthetic_scene(h, w, seed=700 + i))
+    extract_images.run([f"--input={src}", f"--output={tmp_path / 'records'}", "--side=64", "--runner=FnApiRunner"])
+    out = tmp_path / "whole"
+    train_images.run(
+        [
+            f"--records={tmp_path / 'records'}",
+            f"--output={out}",
+            "--base_channels=8",
+            "--epochs=30",
+            "--patience=30",
+            "--crop=0",  # whole photos, batched by shape, eager steps
+            "--batch_size=4",
+            "--learning_rate=3e-3",
+            "--val_fraction=0.2",
+            "--tune_images=2",
+        ]
+    )
+    history = json.loads((out / "model.json").read_text())["training"]["history"]
+    assert min(history["loss"]) < 0.5 * history["loss"][0]
+    col = load_colorizer(str(out))
+    for h, w in ((120, 160), (160, 120)):
+        truth = synthetic_scene(h, w, seed=h + 1)  # held back
+        assert psnr(col.colorize(luminance(truth)).rgb, truth) > psnr(gray_baseline(truth), truth) + 0.5
+
+
 @pytest.fixture(scope="module")
 def untrained_parser(tmp_path_factory):
     """A scene parser with random weights: the ``parser`` encoder's plumbing, not its semantic value."""
