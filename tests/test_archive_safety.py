@@ -57,7 +57,10 @@ def scans(tmp_path):
         ("--max_archive_depth=0", "--max_archive_depth"),
         ("--review=-3", "--review -3"),
         ("--mode=vivid", "no 'vivid' mode"),  # the regressor has one mode, faithful
-        ("--chroma_gain=1.2", "a chroma gain applies to models with a vivid mode"),
+        ("--chroma_gain=1.2", "a chroma gain or colourfulness target applies to models with a vivid mode"),
+        ("--colourfulness=35", "a chroma gain or colourfulness target applies to models with a vivid mode"),
+        ("--cast=0.5", "a chroma gain or colourfulness target applies to models with a vivid mode"),
+        ("--cast=1.5", "--cast"),
     ],
 )
 def test_invalid_options_fail_at_launch_with_one_line(flag, words, scans, model_dir, tmp_path, capsys):
