@@ -177,6 +177,8 @@ def dataset(
     """
     import tensorflow as tf
 
+    whole = not crop and bool(multiple)  # whole photos at sides that are multiples of `multiple`
+
     def image_id(serialized):
         return tf.io.parse_single_example(serialized, {"image_id": tf.io.FixedLenFeature([], tf.string)})["image_id"]
 
@@ -221,7 +223,7 @@ def dataset(
         # (h, w, 4): gray, U, V and labels crop and flip together
         both = tf.concat([ex["gray"], ex["uv"], tf.cast(ex["labels"], tf.float32)], -1)
         key = tf.stack([draw, tf.constant(seed, tf.int64)])
-        if not crop and multiple:
+        if whole:
             sides = tf.cast(tf.shape(both)[:2], tf.float32) / float(multiple)
             new = tf.maximum(multiple, tf.cast(tf.round(sides), tf.int32) * multiple)
             both = tf.concat(
@@ -252,7 +254,7 @@ def dataset(
         return gray, uv, {k: more[k] for k in extras}
 
     ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE)
-    if not crop and multiple:
+    if whole:
 
         def by_shape(gray, *rest):
             size = tf.shape(gray, out_type=tf.int64)

@@ -163,51 +163,28 @@ def layers_arg(text):
     return layers
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text}: expected a number > 0")
-    return value
+def _number(convert, kind, accept, expected, name):
+    """An argparse ``type``: ``convert(text)`` (else "expected ``kind``"), kept when ``accept(value)`` (else
+    "expected ``expected``")."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {kind}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text}: expected {expected}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 0")
-    return value
-
-
-def unit_float(text):
-    value = non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"{text}: expected a number from 0 to 1")
-    return value
-
-
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 0")
-    return value
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 1")
-    return value
+positive_float = _number(float, "a number", lambda v: v > 0, "a number > 0", "positive_float")
+non_negative_float = _number(float, "a number", lambda v: 0 <= v < float("inf"), "a number >= 0", "non_negative_float")
+unit_float = _number(float, "a number", lambda v: 0 <= v <= 1, "a number from 0 to 1", "unit_float")
+non_negative_int = _number(int, "a whole number", lambda v: v >= 0, "a number >= 0", "non_negative_int")
+positive_int = _number(int, "a whole number", lambda v: v >= 1, "a number >= 1", "positive_int")
 
 
 def add_inputs(parser, required=True, what="Images"):

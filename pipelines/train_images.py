@@ -297,9 +297,11 @@ def run(argv=None):
     for image_id, n in repeats.items():
         epoch[splits.source(image_id)] = epoch.get(splits.source(image_id), 0) + n
     log.info("training epoch by source (source balance %s): %s", args.source_balance, epoch)
+    # --crop 0: whole photos at the network's input shape (sides multiples of its stride), batched by shape
+    crop, multiple = (args.crop, None) if args.crop else (None, config.stride)
     train_ds = image_records.dataset(
         shards,
-        args.crop or None,
+        crop,
         args.batch_size,
         {r["image_id"] for r in train},
         augment=True,
@@ -308,15 +310,10 @@ def run(argv=None):
         shuffle=args.shuffle_buffer or max(1, sum(repeats.values())),
         extras=extras,
         repeats=repeats if args.source_balance < 1 else None,
-        multiple=config.stride if not args.crop else None,
+        multiple=multiple,
     )
     val_ds = image_records.dataset(
-        shards,
-        args.crop or None,
-        args.batch_size,
-        {r["image_id"] for r in val},
-        extras=extras,
-        multiple=config.stride if not args.crop else None,
+        shards, crop, args.batch_size, {r["image_id"] for r in val}, extras=extras, multiple=multiple
     )
     encoder = None
     if args.encoder == "parser" and init_model is None:
@@ -341,7 +338,7 @@ def run(argv=None):
         finetune_encoder=args.finetune_encoder,
         bins_only=args.bins_only,
         precision=resolve_precision(args.precision),
-        eager=not args.crop,
+        eager=multiple is not None,
     )
     record["epoch_by_source"] = epoch
     record["source_balance"] = args.source_balance
