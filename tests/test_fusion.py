@@ -189,12 +189,15 @@ def test_saturate_spreads_colours_around_the_photos_tint():
 def test_vivid_colourfulness_target_gives_each_image_its_own_gain():
     import dataclasses
 
+    import keras
+
     from colorize_tf.chroma_bins import bin_centres
     from colorize_tf.color import recombine
     from colorize_tf.fusion import MAX_GAIN, FusionColorizer, FusionConfig, build_model
     from colorize_tf.metrics import colourfulness
     from colorize_tf.refine import RefineParams
 
+    keras.utils.set_random_seed(0)  # one network, so the two photos' predictions differ the same way every run
     config = FusionConfig(base=8, loss="joint", vivid_head="uv", vivid_gain=5.0)
     model = build_model(config, n_bins=len(bin_centres(config.bin_step)))
     kernel, bias = model.get_layer("uv").get_weights()
@@ -202,10 +205,11 @@ def test_vivid_colourfulness_target_gives_each_image_its_own_gain():
     off = RefineParams(0, 0.1, 1.0)
     faithful = FusionColorizer(model, config, off, mode="faithful")
     rng = np.random.default_rng(5)
-    grays = [rng.uniform(0.3, 0.7, (64, 96)).astype(np.float32) for _ in range(2)]
+    ramp = 0.45 + 0.1 * np.mgrid[0:64, 0:96][1] / 95 + rng.normal(0, 0.01, (64, 96))  # a smooth photo
+    grays = [rng.uniform(0.3, 0.7, (64, 96)).astype(np.float32), ramp.astype(np.float32)]
     base = [faithful.chroma(g).uv for g in grays]
     m = [colourfulness(recombine(g, u)) for g, u in zip(grays, base)]
-    assert min(m) > 0
+    assert min(m) > 0 and max(m) > 1.2 * min(m)  # one prediction clearly grayer than the other (9.2 and 13.8)
     target = 1.5 * max(m)  # both images below it: each gets the gain that brings it there
     vivid = FusionColorizer(model, dataclasses.replace(config, vivid_colourfulness=target), off, mode="vivid")
     assert vivid.modes["vivid"] == {"head": "uv", "gain": 5.0, "colourfulness": target}
