@@ -187,6 +187,20 @@ non_negative_int = _number(int, "a whole number", lambda v: v >= 0, "a number >=
 positive_int = _number(int, "a whole number", lambda v: v >= 1, "a number >= 1", "positive_int")
 
 
+def number_list(item, allow_empty=False):
+    """An argparse ``type`` for comma-separated numbers, each parsed by ``item`` (e.g. `unit_float`):
+    ``"1,0.5"`` -> [1.0, 0.5]; ``""`` -> [] with ``allow_empty``, else "expected at least one value"."""
+
+    def parse(text):
+        values = [item(v.strip()) for v in str(text).split(",") if v.strip()]
+        if not values and not allow_empty:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected at least one comma-separated value")
+        return values
+
+    parse.__name__ = f"{item.__name__} list"
+    return parse
+
+
 def add_inputs(parser, required=True, what="Images"):
     parser.add_argument(
         "--input",

@@ -55,7 +55,17 @@ from colorize_tf.files import write_atomic, write_json
 from colorize_tf.fusion import PRECISION_CHOICES, resolve_precision
 from transforms.fs import read_json
 
-from .options import UsageError, job_parser, main_entry, parse_job, positive_int
+from .options import (
+    UsageError,
+    job_parser,
+    main_entry,
+    non_negative_float,
+    number_list,
+    parse_job,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 from .train_parser import EPOCHS as PARSER_EPOCHS
 
 log = logging.getLogger(__name__)
@@ -105,6 +115,7 @@ def build_parser():
     )
     parser.add_argument(
         "--source_balance",
+        type=number_list(non_negative_float),
         default="0.5",
         help="Stage A candidates for pipelines.train_images --source_balance (comma-separated; each costs a "
         "stage A run). Of 1 and 0.5, 0.5 had the higher mean validation gain over sources in both releases that "
@@ -179,6 +190,7 @@ def build_parser():
     )
     parser.add_argument(
         "--temperatures",
+        type=number_list(positive_float),
         default="0.38",
         help="Vivid-mode temperatures of the bins head tried on validation (at equal colourfulness the bins head "
         "scored 1.4 dB below the faithful head saturated in the sixth release: 0.85 of the true colourfulness at "
@@ -186,17 +198,20 @@ def build_parser():
     )
     parser.add_argument(
         "--gains",
+        type=number_list(positive_float),
         default="1",
         help="Vivid-mode chroma gains tried at the best temperature.",
     )
     parser.add_argument(
         "--uv_gains",
+        type=number_list(positive_float, allow_empty=True),
         default="1.5,1.7,1.9,2.1,2.3",
         help="Vivid-mode candidates from the faithful head: its chroma times each of these (a saturated "
         "regression); chosen by the same rule as the bins head's settings ('' = the bins head only).",
     )
     parser.add_argument(
         "--vivid_colourfulness",
+        type=number_list(positive_float, allow_empty=True),
         default="33,36,40",
         help="Vivid-mode candidates from the faithful head saturated per image: each photo's chroma brought to "
         "one of these colourfulness values (Hasler-Suesstrunk M), by at most each of --vivid_max_gains; a "
@@ -205,11 +220,13 @@ def build_parser():
     )
     parser.add_argument(
         "--vivid_max_gains",
+        type=number_list(positive_float),
         default="4,5",
         help="Largest per-image chroma multipliers of the --vivid_colourfulness candidates.",
     )
     parser.add_argument(
         "--vivid_casts",
+        type=number_list(unit_float),
         default="1,0.5",
         help="Shares of the per-image multiplier given to each photo's overall tint, tried with each "
         "--vivid_colourfulness candidate (1 = all chroma alike; below 1 the colours within a photo spread "
@@ -219,16 +236,6 @@ def build_parser():
     parser.add_argument("--max_mb", type=float, default=25.0, help="Refuse to write a model larger than this.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split and the training.")
     return parser
-
-
-def floats(text, flag):
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"{flag} {text!r}: expected comma-separated numbers") from None
-    if not values:
-        raise UsageError(f"{flag}: expected at least one value")
-    return values
 
 
 class Steps:
@@ -343,15 +350,9 @@ def run(argv=None):
     from colorize_tf import release
 
     args, _ = parse_job(build_parser(), argv)
-    balances = floats(args.source_balance, "--source_balance")
-    temperatures = floats(args.temperatures, "--temperatures")
-    gains = floats(args.gains, "--gains")
-    uv_gains = floats(args.uv_gains, "--uv_gains") if args.uv_gains.strip() else []
-    targets = floats(args.vivid_colourfulness, "--vivid_colourfulness") if args.vivid_colourfulness.strip() else []
-    max_gains = floats(args.vivid_max_gains, "--vivid_max_gains") if targets else []
-    casts = floats(args.vivid_casts, "--vivid_casts") if targets else []
-    if any(not 0 <= c <= 1 for c in casts):
-        raise UsageError(f"--vivid_casts {args.vivid_casts}: expected numbers from 0 to 1")
+    balances, temperatures, gains, uv_gains = args.source_balance, args.temperatures, args.gains, args.uv_gains
+    targets = args.vivid_colourfulness
+    max_gains, casts = (args.vivid_max_gains, args.vivid_casts) if targets else ([], [])
     if args.crop % 32:
         raise UsageError(f"--crop {args.crop}: expected a multiple of 32 (the parser encoder's stride)")
     data, work = os.path.abspath(args.data), os.path.abspath(args.work)

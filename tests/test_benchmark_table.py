@@ -43,3 +43,42 @@ def test_archive_throughput_reports_no_steady_rate_for_a_set_within_start_up_noi
     assert steady_rate(5, 10.0, 10.4) is None  # 0.4 s apart: noise of the start-up, not a rate
     assert steady_rate(5, 10.0, 9.0) is None  # the larger set faster: never a negative or huge rate
     assert steady_rate(1, 10.0, 20.0) is None
+
+
+def test_blend_scores_pair_two_models_and_score_their_average(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.blend import blend_scores
+    from colorize_tf.color import recombine
+    from colorize_tf.colorize import Colorized, Timing
+    from colorize_tf.metrics import psnr, uv_of
+    from colorize_tf.refine import RefineParams
+
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rng.normal([0.6, 0.4, 0.3], 0.1, (24, 32, 3)), 0, 1)
+    path = str(tmp_path / "photo.png")
+    Image.fromarray((rgb * 255).round().astype(np.uint8)).save(path)
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(str(tmp_path / "gray.png"))  # no colour: left out
+    truth = np.asarray(Image.open(path), np.float32) / 255
+
+    class Constant:  # predicts one chroma everywhere, no refinement
+        refine = RefineParams(0, 0.1, 1.0)
+
+        def __init__(self, uv):
+            self.uv = np.float32(uv)
+
+        def chroma(self, gray):
+            return Colorized(None, np.broadcast_to(self.uv, gray.shape + (2,)).copy(), None, Timing())
+
+    true_mean = uv_of(truth).reshape(-1, 2).mean(0)
+    a, b = Constant(true_mean + [0.04, -0.03]), Constant(true_mean - [0.04, -0.03])
+    rows, skipped = blend_scores(a, b, [path, str(tmp_path / "gray.png")], [0.0, 0.5, 1.0])
+    assert skipped == [str(tmp_path / "gray.png")] and len(rows) == 1
+    y = 0.299 * truth[..., 0] + 0.587 * truth[..., 1] + 0.114 * truth[..., 2]  # BT.601, as load_image
+    expect = [
+        psnr(recombine(y, np.broadcast_to(np.float32(uv), y.shape + (2,))), truth) for uv in (a.uv, true_mean, b.uv)
+    ]
+    np.testing.assert_allclose(rows[0]["psnr"], expect, atol=0.05)
+    assert rows[0]["psnr"][1] > max(rows[0]["psnr"][0], rows[0]["psnr"][2]) + 1  # opposite errors cancel
+    assert rows[0]["psnr_gray"] < rows[0]["psnr"][1]

@@ -250,3 +250,22 @@ def test_steps_record_minutes_skip_done_work_and_estimate_from_the_given_table(t
     assert typical["stage_b2"] == 0 and typical["parser"] < typical_minutes("float32", {"parser": 25})["parser"]
     assert "stage_b2: done before, skipped" in caplog.text and "parser: skipped, given: runs/parser" in caplog.text
     assert Steps(str(tmp_path), typical).minutes == minutes  # a resumed run reads it
+
+
+def test_recipe_list_flags_parse_checked_numbers():
+    from pipelines.options import UsageError
+    from pipelines.release import build_parser
+
+    base = ["--data", "d", "--output", "o", "--work", "w"]
+    args = build_parser().parse_args(base + ["--vivid_casts", "1, 0.5", "--uv_gains", ""])
+    assert args.vivid_casts == [1.0, 0.5] and args.uv_gains == []
+    assert args.source_balance == [0.5] and args.vivid_colourfulness == [33.0, 36.0, 40.0]  # defaults parsed too
+    for flag, value, words in (
+        ("--vivid_casts", "1,1.5", "1.5: expected a number from 0 to 1"),
+        ("--gains", "", "expected at least one comma-separated value"),
+        ("--temperatures", "0.38,x", "'x': expected a number"),
+        ("--source_balance", "-1", "-1: expected a number >= 0"),
+    ):
+        with pytest.raises(UsageError) as err:
+            build_parser().parse_args(base + [flag, value])
+        assert f"argument {flag}: " in str(err.value) and words in str(err.value)
