@@ -46,7 +46,7 @@ def main(argv=None):
 
     import keras
 
-    from colorize_tf.fusion import PRECISIONS, _unfreeze_encoder, load_model_file, with_dtype_policy
+    from colorize_tf.fusion import PRECISIONS, load_model_file, unfreeze_encoder, with_dtype_policy
     from colorize_tf.registry import SHIPPED_MODEL, resolve_model
 
     shipped, _ = load_model_file(resolve_model(SHIPPED_MODEL))
@@ -60,7 +60,7 @@ def main(argv=None):
                 layer.trainable = True
             model.get_layer("encoder").trainable = False
             if case == "fine-tuned":
-                _unfreeze_encoder(model)
+                unfreeze_encoder(model)
             model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
             s = step_seconds(model, args.batch, args.crop, args.steps)
             base = base or s

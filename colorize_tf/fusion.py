@@ -412,7 +412,7 @@ def train_fusion(
         if config.encoder == "parser":
             model.get_layer("encoder").trainable = False  # as built; --finetune_encoder opens it below
     if finetune_encoder:
-        _unfreeze_encoder(model)
+        unfreeze_encoder(model)
     if bins_only:
         if "logits" not in config.heads or init_model is None:
             raise ValueError("bins_only trains the bins head of a model continued from another (--init)")
@@ -569,7 +569,7 @@ def with_dtype_policy(model, policy):
     return out
 
 
-def _unfreeze_encoder(model):
+def unfreeze_encoder(model):
     """Make the nested ``encoder``'s convolutions trainable, keeping its batch normalisation frozen."""
     enc = model.get_layer("encoder")
     enc.trainable = True
