@@ -266,8 +266,8 @@ def add_model(parser):
         type=unit_float,
         default=None,
         help="Models with modes: share of the chroma multiplier given to each photo's overall tint (1 = all "
-        "chroma alike; 0.5 = colours within the photo spread further than its tint deepens; default: the mode's "
-        "own, chosen on validation).",
+        "chroma alike; 0.5 = colours within the photo spread further than its tint deepens; 0 = the faithful "
+        "mode's tint kept, less of a warm wash on old scans; default: the mode's own, chosen on validation).",
     )
 
 
