@@ -29,7 +29,7 @@ from colorize_tf.imageio import load_image  # noqa: E402
 from colorize_tf.metrics import bootstrap_interval, colourfulness, gray_baseline, has_colour, psnr  # noqa: E402
 from colorize_tf.registry import ColorizeSettings, load_colorizer  # noqa: E402
 from colorize_tf.release import by_source  # noqa: E402
-from pipelines.options import job_parser, number_list, unit_float  # noqa: E402
+from pipelines.options import job_parser, non_negative_int, number_list, unit_float  # noqa: E402
 
 
 def build_parser():
@@ -44,7 +44,7 @@ def build_parser():
         default=[0.0, 0.2, 0.3, 0.5, 1.0],
         help="Comma-separated weights of model B, each from 0 to 1.",
     )
-    p.add_argument("--limit", type=int, default=0, help="Score at most this many images (0 = all).")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="Score at most this many images (0 = all).")
     p.add_argument("--output", default=None, help="Also write the per-image scores to this JSON file.")
     return p
 

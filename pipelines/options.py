@@ -163,7 +163,7 @@ def layers_arg(text):
     return layers
 
 
-def _number(convert, kind, accept, expected, name):
+def number_type(convert, kind, accept, expected, name):
     """An argparse ``type``: ``convert(text)`` (else "expected ``kind``"), kept when ``accept(value)`` (else
     "expected ``expected``")."""
 
@@ -180,16 +180,18 @@ def _number(convert, kind, accept, expected, name):
     return parse
 
 
-positive_float = _number(float, "a number", lambda v: v > 0, "a number > 0", "positive_float")
-non_negative_float = _number(float, "a number", lambda v: 0 <= v < float("inf"), "a number >= 0", "non_negative_float")
-unit_float = _number(float, "a number", lambda v: 0 <= v <= 1, "a number from 0 to 1", "unit_float")
-non_negative_int = _number(int, "a whole number", lambda v: v >= 0, "a number >= 0", "non_negative_int")
-positive_int = _number(int, "a whole number", lambda v: v >= 1, "a number >= 1", "positive_int")
+positive_float = number_type(float, "a number", lambda v: v > 0, "a number > 0", "positive_float")
+non_negative_float = number_type(
+    float, "a number", lambda v: 0 <= v < float("inf"), "a number >= 0", "non_negative_float"
+)
+unit_float = number_type(float, "a number", lambda v: 0 <= v <= 1, "a number from 0 to 1", "unit_float")
+non_negative_int = number_type(int, "a whole number", lambda v: v >= 0, "a number >= 0", "non_negative_int")
+positive_int = number_type(int, "a whole number", lambda v: v >= 1, "a number >= 1", "positive_int")
 
 
 def number_list(item, allow_empty=False):
     """An argparse ``type`` for comma-separated numbers, each parsed by ``item`` (e.g. `unit_float`):
-    ``"1,0.5"`` -> [1.0, 0.5]; ``""`` -> [] with ``allow_empty``, else "expected at least one value"."""
+    ``"1,0.5"`` -> [1.0, 0.5]; ``""`` -> [] with ``allow_empty``, else an error."""
 
     def parse(text):
         values = [item(v.strip()) for v in str(text).split(",") if v.strip()]

@@ -52,7 +52,7 @@ import sys
 import time
 
 from colorize_tf.files import write_atomic, write_json
-from colorize_tf.fusion import PRECISION_CHOICES, resolve_precision
+from colorize_tf.fusion import MAX_GAIN, PRECISION_CHOICES, resolve_precision
 from transforms.fs import read_json
 
 from .options import (
@@ -61,6 +61,7 @@ from .options import (
     main_entry,
     non_negative_float,
     number_list,
+    number_type,
     parse_job,
     positive_float,
     positive_int,
@@ -69,6 +70,11 @@ from .options import (
 from .train_parser import EPOCHS as PARSER_EPOCHS
 
 log = logging.getLogger(__name__)
+
+# a vivid candidate's chroma multiplier, as the model config accepts it (FusionConfig.vivid_gain)
+vivid_gain = number_type(
+    float, "a number", lambda v: 0.5 <= v <= MAX_GAIN, f"a number from 0.5 to {MAX_GAIN:g}", "vivid_gain"
+)
 MODES = ("faithful", "vivid")
 
 #: Minutes each step took in the measured release runs on 2 cores (for the time-left estimate): fixed steps
@@ -198,13 +204,13 @@ def build_parser():
     )
     parser.add_argument(
         "--gains",
-        type=number_list(positive_float),
+        type=number_list(vivid_gain),
         default="1",
         help="Vivid-mode chroma gains tried at the best temperature.",
     )
     parser.add_argument(
         "--uv_gains",
-        type=number_list(positive_float, allow_empty=True),
+        type=number_list(vivid_gain, allow_empty=True),
         default="1.5,1.7,1.9,2.1,2.3",
         help="Vivid-mode candidates from the faithful head: its chroma times each of these (a saturated "
         "regression); chosen by the same rule as the bins head's settings ('' = the bins head only).",
@@ -220,7 +226,7 @@ def build_parser():
     )
     parser.add_argument(
         "--vivid_max_gains",
-        type=number_list(positive_float),
+        type=number_list(vivid_gain),
         default="4,5",
         help="Largest per-image chroma multipliers of the --vivid_colourfulness candidates.",
     )

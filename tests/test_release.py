@@ -265,6 +265,7 @@ def test_recipe_list_flags_parse_checked_numbers():
         ("--gains", "", "expected at least one comma-separated value"),
         ("--temperatures", "0.38,x", "'x': expected a number"),
         ("--source_balance", "-1", "-1: expected a number >= 0"),
+        ("--vivid_max_gains", "4,8", "8: expected a number from 0.5 to 6"),
     ):
         with pytest.raises(UsageError) as err:
             build_parser().parse_args(base + [flag, value])
