@@ -220,6 +220,17 @@ def measured_limits(tables: Mapping) -> List[str]:
     return lines
 
 
+def candidate_name(t, g, c=0.0, cast=1.0):
+    """A vivid candidate's name in the recipe's log, ``modes.json`` and the card: ``T=0.38, gain 1.1`` (the
+    bins head at temperature ``t``), ``faithful head, gain 1.5`` (``t == "uv"``) or ``faithful head towards
+    colourfulness 35, gain <= 4`` (a per-photo target ``c``; ``, tint x0.5 of it`` with ``cast`` below 1)."""
+    if c:
+        return f"faithful head towards colourfulness {c:g}, gain <= {g:g}" + (
+            f", tint x{cast:g} of it" if cast != 1 else ""
+        )
+    return f"faithful head, gain {g:g}" if t == "uv" else f"T={t:g}, gain {g:g}"
+
+
 def model_card(info: Mapping, meta: Mapping) -> str:
     """``MODEL.md``: what the model is, what it was trained on and how, its measured quality and speed,
     and its known limits.
@@ -324,12 +335,9 @@ def model_card(info: Mapping, meta: Mapping) -> str:
         )
         + " -> "
         + (
-            f"faithful head towards colourfulness {modes['colourfulness']:g}, gain <= {modes['gain']:g}"
-            + (f", tint x{modes['cast']:g} of it" if modes.get("cast", 1) != 1 else "")
-            if modes.get("head") == "uv" and modes.get("colourfulness")
-            else f"faithful head, gain {modes['gain']:g}"
+            candidate_name("uv", modes["gain"], modes.get("colourfulness") or 0.0, modes.get("cast", 1.0))
             if modes.get("head") == "uv"
-            else f"T={modes['temperature']:g}, gain {modes.get('gain', 1):g}"
+            else candidate_name(modes["temperature"], modes.get("gain", 1))
         )
         + " (rule, among settings more colourful than the faithful mode: the best PSNR (mean over sources) of "
         "those at 0.85x the true colourfulness or more on every source, first those whose gain over gray has its "

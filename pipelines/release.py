@@ -560,7 +560,9 @@ def run(argv=None):
                 "min_source_ratio": min(r["colourfulness_ratio"] for r in sources.values()),
                 "report": rep_dir,
             }
-            log.info("vivid %s: %s", _candidate(*key), {k: v for k, v in results[key].items() if k != "report"})
+            log.info(
+                "vivid %s: %s", release.candidate_name(*key), {k: v for k, v in results[key].items() if k != "report"}
+            )
 
         faithful_dir = os.path.join(work, "faithful_val")
         if not _has(faithful_dir, "report.json"):
@@ -595,13 +597,13 @@ def run(argv=None):
                 "cast": cast_best,
                 "default_mode": default,
                 "faithful_colourfulness_ratio": floor,
-                "candidates": {_candidate(*k): r for k, r in results.items()},
+                "candidates": {release.candidate_name(*k): r for k, r in results.items()},
                 "vivid_above_gray_on_every_source": every,
                 "vivid_per_source_gain": {k: v["gain_psnr"] for k, v in vivid.items()},
                 "vivid_per_source_colourfulness_ratio": {k: v["colourfulness_ratio"] for k, v in vivid.items()},
             },
         )
-        log.info("vivid: %s; default mode %s", _candidate(*best), default)
+        log.info("vivid: %s; default mode %s", release.candidate_name(*best), default)
 
     steps.run("vivid", lambda: os.path.exists(modes_path), choose_modes)
     with open(modes_path) as fh:
@@ -656,16 +658,6 @@ def run(argv=None):
 
     steps.run("output", lambda: False, write_output)
     return os.path.abspath(args.output)
-
-
-def _candidate(t, g, c=0.0, cast=1.0):
-    """A vivid candidate's name in logs and the card: ``T=0.38, gain 1.1``, ``faithful head, gain 1.5`` or
-    ``faithful head towards colourfulness 35, gain <= 4`` (``, tint x0.5 of it``)."""
-    if c:
-        return f"faithful head towards colourfulness {c:g}, gain <= {g:g}" + (
-            f", tint x{cast:g} of it" if cast != 1 else ""
-        )
-    return f"faithful head, gain {g:g}" if t == "uv" else f"T={t:g}, gain {g:g}"
 
 
 def _epoch_share(records, balance, seed):
